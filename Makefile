@@ -1,0 +1,38 @@
+# Chargeslot — the commands a newcomer needs. `make run` serves the embedded default
+# (SQLite + in-process bus) with demo data; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "==> Creating $(VENV) and installing Chargeslot with its test extras"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+run: install
+	$(BIN)/chargeslot serve
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff format --check app workers tests bench
+	$(BIN)/ruff check app workers tests bench
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format app workers tests bench
+	$(BIN)/ruff check --fix app workers tests bench
+
+bench: install
+	@for script in bench/bench_*.py; do echo "==> $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

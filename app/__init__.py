@@ -1,0 +1,112 @@
+"""Chargeslot: book EV charging slots at stations that are open right now.
+
+``create_app`` is the one wiring module: reading it tells the whole shape of the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from quart import Quart, Response, g, request
+from quart_schema import Info, QuartSchema
+
+from app.auth import init_auth
+from app.bus import create_bus
+from app.clock import Clock, SystemClock
+from app.config import Settings, load_settings
+from app.db import close_db, init_db
+from app.errors import register_error_handlers
+from app.state import EXTENSION, AppState, state
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("app")
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+)
+# The API browser served at /docs loads Swagger UI from its CDN and starts it with an inline script.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
+    "connect-src 'self'; frame-ancestors 'none'; object-src 'none'"
+)
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Quart:
+    settings = settings or load_settings()
+    app = Quart(__name__, static_folder="../static", template_folder="../templates")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        QUART_AUTH_COOKIE_SECURE=settings.cookie_secure,
+        QUART_AUTH_COOKIE_SAMESITE="Lax",
+        QUART_AUTH_DURATION=14 * 24 * 3600,
+        QUART_SCHEMA_CONVERSION_PREFERENCE="pydantic",
+    )
+    app.extensions[EXTENSION] = AppState(
+        settings=settings, clock=clock or SystemClock(), bus=create_bus(settings.redis_url, settings.redis_prefix)
+    )
+    QuartSchema(
+        app,
+        info=Info(
+            title="Chargeslot API",
+            version="1.0.0",
+            description="Book EV charging slots. Errors are RFC 9457 problem JSON with a stable `code`.",
+        ),
+        openapi_path="/openapi.json",
+        swagger_ui_path="/docs",
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+    )
+    register_error_handlers(app)
+    _register_request_hooks(app)
+    init_auth(app)
+    _register_lifecycle(app)
+    _register_blueprints(app)
+    return app
+
+
+def _register_blueprints(app: Quart) -> None:
+    from app.blueprints import auth, health
+
+    for module in (health, auth):
+        app.register_blueprint(module.blueprint)
+
+
+def _register_lifecycle(app: Quart) -> None:
+    @app.before_serving
+    async def startup() -> None:
+        app_state = state(app)
+        await init_db(app_state.settings)
+        await app_state.bus.start()
+
+    @app.after_serving
+    async def shutdown() -> None:
+        app_state = state(app)
+        await app_state.tasks.cancel_all()
+        await app_state.bus.close()
+        await close_db()
+
+
+def _register_request_hooks(app: Quart) -> None:
+    @app.before_request
+    async def assign_request_id() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if 0 < len(incoming) <= 64 else secrets.token_hex(8)
+
+    @app.after_request
+    async def security_headers(response: Response) -> Response:
+        headers: Any = response.headers
+        headers["X-Request-ID"] = g.get("request_id", "")
+        headers.setdefault("Content-Security-Policy", DOCS_CSP if request.path == "/docs" else CSP)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if request.path.startswith("/api/"):
+            headers.setdefault("Cache-Control", "no-store")
+        return response

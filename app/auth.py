@@ -1,0 +1,128 @@
+"""Who is asking: server-side sessions behind quart-auth cookies, role guards and CSRF.
+
+The cookie carries only a signed random session id; the session row is the truth, so signing out
+(deleting the row) ends the session even for a copy of the cookie. CSRF uses signed double-submit:
+the ``csrf_token`` cookie is an HMAC of the session id, and every cookie-authenticated state change
+must echo it in ``X-CSRF-Token``. A token forged or planted without the server key never matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from quart import Quart, Response, current_app, g, request
+from quart_auth import AuthUser, QuartAuth, login_user, logout_user
+from quart_auth import current_user as auth_cookie
+
+from app.errors import CsrfFailed, Forbidden, Unauthenticated
+from app.models import Role, Session, User
+from app.state import state
+
+SESSION_DAYS = 14
+CSRF_COOKIE = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Sign-in and registration create the session, so they cannot carry its token; they refuse a
+#: cross-site Origin instead.
+ORIGIN_CHECKED_PATHS = frozenset({"/api/auth/login", "/api/auth/register"})
+
+
+def csrf_token_for(session_id: str) -> str:
+    key = current_app.secret_key
+    assert isinstance(key, str)
+    return hmac.new(key.encode(), f"csrf:{session_id}".encode(), hashlib.sha256).hexdigest()
+
+
+async def current_user() -> User | None:
+    """The signed-in user of this request, or None. Looked up once per request."""
+    if "user" in g:
+        user: User | None = g.user
+        return user
+    g.user = None
+    session_id = auth_cookie.auth_id
+    if session_id:
+        session = await Session.get_or_none(id=session_id).select_related("user")
+        if session is not None and session.expires_at > state().clock.now():
+            g.session_id = session_id
+            g.user = session.user
+    return g.user
+
+
+async def authorize(*roles: Role) -> User:
+    """The one guard: 401 when signed out, 403 ``forbidden`` when the role lacks the right."""
+    user = await current_user()
+    if user is None:
+        raise Unauthenticated()
+    if roles and user.role not in roles:
+        raise Forbidden()
+    return user
+
+
+async def sign_in(user: User) -> Session:
+    """Start a fresh session (never reuse one from before sign-in) and hand out its CSRF token."""
+    await sign_out()
+    now = state().clock.now()
+    session = await Session.create(
+        id=secrets.token_urlsafe(32), user=user, expires_at=now + timedelta(days=SESSION_DAYS)
+    )
+    login_user(AuthUser(session.id), remember=True)
+    g.user = user
+    g.session_id = session.id
+    g.new_csrf_token = csrf_token_for(session.id)
+    return session
+
+
+async def sign_out() -> None:
+    session_id = auth_cookie.auth_id
+    if session_id:
+        await Session.filter(id=session_id).delete()
+    logout_user()
+    g.user = None
+    g.pop("session_id", None)
+    g.clear_csrf = True
+
+
+async def _check_csrf() -> None:
+    if request.method in SAFE_METHODS:
+        return
+    settings = state().settings
+    if request.path in ORIGIN_CHECKED_PATHS:
+        origin = request.headers.get("Origin")
+        if origin and not settings.origin_allowed(origin, request.host):
+            raise CsrfFailed("Cross-site sign-in requests are refused.")
+        return
+    if not auth_cookie.auth_id:
+        return  # not authenticated by cookie: nothing a forged request could ride on
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not sent or not hmac.compare_digest(sent, csrf_token_for(auth_cookie.auth_id)):
+        raise CsrfFailed()
+
+
+async def _set_csrf_cookie(response: Response) -> Response:
+    secure = state().settings.cookie_secure
+    if g.get("clear_csrf") and "new_csrf_token" not in g:
+        response.delete_cookie(CSRF_COOKIE, path="/", secure=secure, samesite="Lax")
+        return response
+    token = g.get("new_csrf_token")
+    if token is None and auth_cookie.auth_id and request.cookies.get(CSRF_COOKIE) is None:
+        token = csrf_token_for(auth_cookie.auth_id)  # a page load restores a lost cookie
+    if token is not None:
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            path="/",
+            secure=secure,
+            httponly=False,
+            samesite="Lax",
+            max_age=SESSION_DAYS * 24 * 3600,
+        )
+    return response
+
+
+def init_auth(app: Quart) -> None:
+    QuartAuth(app, cookie_name="chargeslot_session", cookie_samesite="Lax", duration=SESSION_DAYS * 24 * 3600)
+    app.before_request(_check_csrf)
+    app.after_request(_set_csrf_cookie)

@@ -1,0 +1,223 @@
+"""The event bus: publish a JSON message on a channel, subscribe to channels.
+
+Two transports behind one interface. The in-process bus serves the embedded single-process site;
+the Redis bus serves many processes. Each process holds exactly one Redis subscriber connection and
+one listener task, and fans messages out to in-process queues, one per consumer (a WebSocket, a
+cache). Redis pub/sub is at-most-once, so after the listener reconnects every subscriber is told to
+resynchronise (``RESYNC``) instead of trusting that nothing was missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+#: Delivered to every subscriber (on every channel) when messages may have been lost.
+RESYNC: dict[str, Any] = {"type": "resync"}
+
+
+class Subscription:
+    """A bounded queue of messages for one consumer.
+
+    A consumer that falls behind is not allowed to hold up the others: when its queue is full it is
+    marked ``overflowed`` and receives nothing more; it is expected to drop out and resync.
+    """
+
+    def __init__(self, bus: Bus, channels: frozenset[str] | None, maxsize: int) -> None:
+        self._bus = bus
+        self.channels = channels
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    def wants(self, channel: str) -> bool:
+        return self.channels is None or channel in self.channels
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            # Make room for one marker so the consumer learns it fell behind.
+            self.overflowed = True
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self.queue.put_nowait({"type": "overflow"})
+
+    async def get(self) -> dict[str, Any]:
+        return await self.queue.get()
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            message = await self.queue.get()
+            yield message
+            if message.get("type") == "overflow":
+                return
+
+    def close(self) -> None:
+        self._bus._subscribers.discard(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Bus:
+    """Common fan-out; subclasses provide the transport."""
+
+    def __init__(self) -> None:
+        self._subscribers: set[Subscription] = set()
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def subscribe(self, *channels: str, maxsize: int = 256) -> Subscription:
+        """Subscribe to the given channels (all channels when none are given)."""
+        subscription = Subscription(self, frozenset(channels) or None, maxsize)
+        self._subscribers.add(subscription)
+        return subscription
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def next_seq(self, key: str) -> int:
+        """A counter shared by every process on this bus, used for per-station event order."""
+        raise NotImplementedError
+
+    def _fan_out(self, channel: str, message: dict[str, Any]) -> None:
+        for subscription in list(self._subscribers):
+            if subscription.wants(channel):
+                subscription.deliver({**message, "channel": channel})
+
+    def _resync_all(self) -> None:
+        for subscription in list(self._subscribers):
+            subscription.deliver(dict(RESYNC))
+
+
+class InProcessBus(Bus):
+    """The embedded default: delivery is a function call, nothing can be lost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._counters: dict[str, itertools.count[int]] = {}
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        self._fan_out(channel, message)
+
+    async def next_seq(self, key: str) -> int:
+        counter = self._counters.setdefault(key, itertools.count(1))
+        return next(counter)
+
+
+class RedisBus(Bus):
+    """Redis pub/sub with one subscriber connection per process and reconnection with backoff."""
+
+    def __init__(self, url: str, prefix: str, max_backoff: float = 2.0) -> None:
+        super().__init__()
+        self._url = url
+        self._prefix = prefix
+        self._max_backoff = max_backoff
+        self._client: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+        )
+        self._listener: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._has_connected_before = False
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._client
+
+    async def start(self) -> None:
+        self._listener = asyncio.create_task(self._listen(), name="bus-listener")
+
+    async def wait_connected(self, timeout: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        return self.connected
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        await self._client.aclose()
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        """Publish; a Redis outage is logged, not raised, because the caller's work is done and
+        every subscriber is resynchronised when the bus comes back."""
+        try:
+            await self._client.publish(f"{self._prefix}:{channel}", json.dumps(message))
+        except (RedisError, OSError) as exc:
+            log.warning("bus publish on %s failed: %s", channel, exc)
+
+    async def next_seq(self, key: str) -> int:
+        return int(await self._client.incr(f"{self._prefix}:seq:{key}"))
+
+    async def _listen(self) -> None:
+        backoff = 0.05
+        pattern = f"{self._prefix}:*"
+        skip = len(self._prefix) + 1
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.psubscribe(pattern)
+                self._connected.set()
+                if self._has_connected_before:
+                    log.info("bus reconnected; resynchronising subscribers")
+                    self._resync_all()
+                self._has_connected_before = True
+                backoff = 0.05
+                async for raw in pubsub.listen():
+                    if raw.get("type") != "pmessage":
+                        continue
+                    channel = raw["channel"].decode()[skip:]
+                    if channel.startswith("seq:"):
+                        continue
+                    self._fan_out(channel, json.loads(raw["data"]))
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if self._connected.is_set():
+                    log.warning("bus connection lost: %s", exc)
+                self._connected.clear()
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._max_backoff)
+
+
+def create_bus(redis_url: str | None, prefix: str) -> Bus:
+    return RedisBus(redis_url, prefix) if redis_url else InProcessBus()

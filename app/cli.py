@@ -1,0 +1,125 @@
+"""The `chargeslot` command: migrate, seed-demo, create-user, serve."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tortoise import Tortoise
+
+from app.config import ConfigError, Settings, load_settings
+from app.db import close_db, init_db, migrate
+from app.errors import DomainError
+from app.models import Role, Station
+
+
+def _print_progress(event: str, app_label: str, name: str) -> None:
+    if event.endswith("start"):
+        print(f"  applying {app_label}.{name} …", flush=True)
+
+
+async def _migrate(settings: Settings) -> None:
+    print(f"Migrating {settings.database_url.split('@')[-1]}", flush=True)
+    await migrate(settings, progress=_print_progress)
+    await Tortoise.close_connections()
+    print("Migrations applied.", flush=True)
+
+
+async def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
+    await init_db(settings)
+    try:
+        return await work()
+    finally:
+        await close_db()
+
+
+async def _seed(settings: Settings, only_if_empty: bool = False) -> None:
+    from app.seed import seed_demo
+
+    async def work() -> None:
+        if only_if_empty and await Station.exists():
+            return
+        print("Seeding demo data …", flush=True)
+        stations, users = await seed_demo(progress=True)
+        print(f"Demo data ready ({stations} stations and {users} users added).", flush=True)
+
+    await _with_db(settings, work)
+
+
+async def _create_user(settings: Settings, args: argparse.Namespace) -> None:
+    from app.accounts import create_user
+
+    async def work() -> None:
+        user = await create_user(args.email, args.username, args.password, Role(args.role))
+        print(f"Created {user.role} {user.email} (id {user.id}).")
+
+    await _with_db(settings, work)
+
+
+def _serve(settings: Settings) -> None:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from app import create_app
+    from app.seed import DEMO_USERS
+
+    asyncio.run(_migrate(settings))
+    asyncio.run(_seed(settings, only_if_empty=True))
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.accesslog = None
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"\nChargeslot is running at {url}")
+    print(f"  API docs: {url}/docs   kiosk: {url}/kiosk/1   operator: {url}/operator")
+    print("  Demo sign-ins:")
+    for demo in DEMO_USERS:
+        print(f"    {demo.role.value:<9} {demo.email}  password: {demo.password}")
+    print("Press Ctrl+C to stop.\n", flush=True)
+    try:
+        import uvloop
+
+        uvloop.run(serve(create_app(settings), config))  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chargeslot", description="Chargeslot: EV charging slot booking.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations to DATABASE_URL")
+    sub.add_parser("seed-demo", help="add the demo stations and users (idempotent)")
+    user = sub.add_parser("create-user", help="create a user account")
+    user.add_argument("--email", required=True)
+    user.add_argument("--username", required=True)
+    user.add_argument("--password", required=True)
+    user.add_argument("--role", choices=[r.value for r in Role], default=Role.DRIVER.value)
+    sub.add_parser("serve", help="migrate, seed when empty, and serve the embedded single-process site")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif args.command == "seed-demo":
+            asyncio.run(_migrate(settings))
+            asyncio.run(_seed(settings))
+        elif args.command == "create-user":
+            asyncio.run(_create_user(settings, args))
+        elif args.command == "serve":
+            _serve(settings)
+    except DomainError as exc:
+        print(f"Error: {exc.detail}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,144 @@
+"""Settings, read from the environment once at start-up and checked there.
+
+A bad value stops the process with a message naming the variable, rather than failing on the
+first request that happens to need it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_DIR = Path("data")
+DEFAULT_DATABASE_URL = "sqlite://data/chargeslot.db"
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str = ""
+    allowed_origins: tuple[str, ...] = ()
+    booking_hold_minutes: int = 10
+    booking_horizon_days: int = 7
+    cookie_secure: bool = True
+    db_pool_size: int = 32
+    redis_prefix: str = "chargeslot"
+    run_background_tasks: bool = True
+
+    @property
+    def embedded(self) -> bool:
+        """True when running as the single-process site: SQLite and the in-process bus."""
+        return self.redis_url is None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite://")
+
+    @property
+    def tortoise_db_url(self) -> str:
+        if self.is_sqlite:
+            return self.database_url
+        separator = "&" if "?" in self.database_url else "?"
+        return f"{self.database_url}{separator}maxsize={self.db_pool_size}"
+
+    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
+        """Same-origin requests are always allowed; others only when listed."""
+        if not origin:
+            return True
+        if origin in self.allowed_origins:
+            return True
+        if host is None:
+            return False
+        return origin.split("://", 1)[-1] == host
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _embedded_secret() -> str:
+    """The embedded default keeps a generated key under ./data so sessions survive restarts."""
+    path = DATA_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    database_url = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    if not database_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
+        raise ConfigError(
+            "DATABASE_URL must start with sqlite://, postgres:// or postgresql://, "
+            f"got {database_url.split('://', 1)[0]!r}"
+        )
+    if database_url.startswith("postgresql://"):
+        database_url = "postgres://" + database_url.removeprefix("postgresql://")
+
+    redis_url = env.get("REDIS_URL") or None
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {redis_url!r}")
+
+    embedded = redis_url is None and database_url.startswith("sqlite://")
+    secret_key = env.get("SECRET_KEY", "")
+    if not secret_key:
+        if not embedded:
+            raise ConfigError("SECRET_KEY is required when DATABASE_URL or REDIS_URL is set")
+        secret_key = _embedded_secret()
+    elif len(secret_key) < 32:
+        raise ConfigError("SECRET_KEY must be at least 32 characters long")
+
+    origins = tuple(o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip())
+    for origin in origins:
+        if "://" not in origin:
+            raise ConfigError(f"ALLOWED_ORIGINS entries must look like https://host, got {origin!r}")
+
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        host=env.get("HOST") or "127.0.0.1",
+        port=_int(env, "PORT", 8000, 1, 65535),
+        secret_key=secret_key,
+        allowed_origins=origins,
+        booking_hold_minutes=_int(env, "BOOKING_HOLD_MINUTES", 10, 1, 24 * 60),
+        booking_horizon_days=_int(env, "BOOKING_HORIZON_DAYS", 7, 1, 365),
+        cookie_secure=_bool(env, "COOKIE_SECURE", not embedded),
+        db_pool_size=_int(env, "DB_POOL_SIZE", 32, 1, 500),
+        redis_prefix=env.get("REDIS_PREFIX") or "chargeslot",
+        run_background_tasks=_bool(env, "RUN_BACKGROUND_TASKS", embedded),
+    )

@@ -1,0 +1,186 @@
+"""Domain errors and the one place that turns any failure into RFC 9457 problem JSON.
+
+Domain code raises these; blueprints never build error responses by hand. The ``code`` values are
+part of the API contract (DESIGN §6): clients branch on them.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+from quart import Quart, Response, g, json, request
+from quart_schema import RequestSchemaValidationError
+from tortoise.exceptions import DBConnectionError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class DomainError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+    detail: str = "The request could not be processed."
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.detail)
+        if detail is not None:
+            self.detail = detail
+        self.extra = extra
+
+
+class ValidationFailed(DomainError):
+    status, code, detail = 422, "validation_error", "The request is not valid."
+
+    def __init__(self, errors: list[dict[str, Any]], detail: str | None = None) -> None:
+        super().__init__(detail or (errors[0]["msg"] if len(errors) == 1 else None), errors=errors)
+
+
+class Unauthenticated(DomainError):
+    status, code, detail = 401, "unauthenticated", "Sign in to continue."
+
+
+class Forbidden(DomainError):
+    status, code, detail = 403, "forbidden", "You do not have permission to do this."
+
+
+class CsrfFailed(DomainError):
+    status, code, detail = 403, "csrf_failed", "The CSRF token is missing or does not match."
+
+
+class StationClosed(DomainError):
+    status, code, detail = 403, "station_closed", "Station is closed. Booking not allowed."
+
+
+class StationInactive(DomainError):
+    status, code, detail = 403, "station_inactive", "Station is not accepting bookings."
+
+
+class UserInactive(DomainError):
+    status, code, detail = 403, "user_inactive", "This account is deactivated."
+
+
+class NotFound(DomainError):
+    status, code, detail = 404, "not_found", "Not found."
+
+
+class Conflict(DomainError):
+    status, code, detail = 409, "conflict", "The request conflicts with the current state."
+
+
+class NoChargerAvailable(Conflict):
+    code, detail = "no_charger_available", "No charger is free for the whole slot."
+
+
+class BookingNotPayable(Conflict):
+    code, detail = "booking_not_payable", "This booking cannot be paid."
+
+
+class IdempotencyInProgress(Conflict):
+    code, detail = "idempotency_in_progress", "A request with this Idempotency-Key is still in progress."
+
+
+class HoldLimitReached(Conflict):
+    code, detail = "hold_limit_reached", "You already hold the maximum number of unpaid bookings."
+
+
+class IdempotencyKeyReused(DomainError):
+    status, code = 422, "idempotency_key_reused"
+    detail = "This Idempotency-Key was used with a different request body."
+
+
+class AmountInvalid(DomainError):
+    status, code, detail = 400, "amount_invalid", "The amount does not match the amount due."
+
+
+class PaymentDeclined(DomainError):
+    status, code, detail = 402, "payment_declined", "The payment was declined."
+
+
+class RateLimited(DomainError):
+    status, code, detail = 429, "rate_limited", "Too many requests. Try again later."
+
+
+class Unavailable(DomainError):
+    status, code, detail = 503, "unavailable", "The service is temporarily unavailable."
+
+
+def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+    return Response(json.dumps(body), status=status, content_type=PROBLEM_JSON)
+
+
+def pydantic_errors(error: PydanticValidationError, prefix: tuple[str, ...] = ("body",)) -> list[dict[str, Any]]:
+    return [{"loc": [*prefix, *err["loc"]], "msg": err["msg"]} for err in error.errors()]
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+def register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(DomainError)
+    async def _domain(error: DomainError) -> Response:
+        response = problem(error.status, error.code, error.detail, **error.extra)
+        if isinstance(error, RateLimited) and "retry_after" in error.extra:
+            response.headers["Retry-After"] = str(error.extra["retry_after"])
+        return response
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def _schema(error: RequestSchemaValidationError) -> Response:
+        cause = error.validation_error
+        where = "query" if "Querystring" in type(error).__name__ else "body"
+        if isinstance(cause, PydanticValidationError):
+            errors = pydantic_errors(cause, (where,))
+        else:
+            errors = [{"loc": [where], "msg": "Expected a JSON object."}]
+        return problem(422, "validation_error", "The request is not valid.", errors=errors)
+
+    @app.errorhandler(HTTPException)
+    async def _http(error: HTTPException) -> Response:
+        status = error.code or 500
+        if status == 400:
+            # Malformed JSON and the like: the contract calls every bad body a 422.
+            return problem(
+                422,
+                "validation_error",
+                "The request body is not valid JSON.",
+                errors=[{"loc": ["body"], "msg": "Malformed JSON."}],
+            )
+        code = _HTTP_CODES.get(status, HTTPStatus(status).phrase.lower().replace(" ", "_"))
+        response = problem(status, code, error.description or HTTPStatus(status).phrase)
+        if status == 405 and error.get_headers():
+            for name, value in error.get_headers():
+                if name.lower() == "allow":
+                    response.headers["Allow"] = value
+        return response
+
+    @app.errorhandler(DBConnectionError)
+    @app.errorhandler(ConnectionError)
+    async def _unavailable(error: Exception) -> Response:
+        log.error("dependency unavailable [%s]: %s", g.get("request_id"), error)
+        return problem(503, "unavailable", Unavailable.detail)
+
+    @app.errorhandler(OperationalError)
+    async def _operational(error: OperationalError) -> Response:
+        text = str(error).lower()
+        if "connect" in text or "locked" in text or "closed" in text:
+            log.error("database unavailable [%s]: %s", g.get("request_id"), error)
+            return problem(503, "unavailable", Unavailable.detail)
+        return await _internal(error)
+
+    @app.errorhandler(Exception)
+    async def _internal(error: Exception) -> Response:
+        request_id = g.get("request_id", "-")
+        log.exception("unhandled error [%s] %s %s", request_id, request.method, request.path, exc_info=error)
+        return problem(500, "internal_error", f"Something went wrong on our side (request {request_id}).")

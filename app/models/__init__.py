@@ -1,0 +1,31 @@
+"""Tortoise models, one module per table group. Timestamps are UTC; money is integer minor units."""
+
+from app.models.bookings import Booking, BookingStatus
+from app.models.payments import IdempotencyRecord, Payment, PaymentMethod, PaymentStatus
+from app.models.stations import (
+    Charger,
+    ChargerStatus,
+    ExceptionalPeriod,
+    RegularHours,
+    Station,
+    StationStatus,
+)
+from app.models.users import Role, Session, User
+
+__all__ = [
+    "Booking",
+    "BookingStatus",
+    "Charger",
+    "ChargerStatus",
+    "ExceptionalPeriod",
+    "IdempotencyRecord",
+    "Payment",
+    "PaymentMethod",
+    "PaymentStatus",
+    "RegularHours",
+    "Role",
+    "Session",
+    "Station",
+    "StationStatus",
+    "User",
+]
