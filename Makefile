@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SOURCES := $(wildcard app workers tests bench)
 
 .PHONY: install run test lint format bench clean
 
@@ -23,13 +24,13 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff format --check app workers tests bench
-	$(BIN)/ruff check app workers tests bench
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format app workers tests bench
-	$(BIN)/ruff check --fix app workers tests bench
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
 
 bench: install
 	@for script in bench/bench_*.py; do echo "==> $$script"; $(BIN)/python $$script || exit 1; done

@@ -467,7 +467,7 @@ class Schedule:
                 lo = mid
             else:
                 hi = mid
-        return hi * _SECOND
+        return hi * _SECOND + _SECOND * 60
 
     def _regular(self, lo: int, hi: int) -> list[tuple[int, int]]:
         """Resolved regular periods that may overlap ``[lo, hi)``.
