@@ -26,7 +26,7 @@ def overlapping(start: datetime, end: datetime) -> Q:
 
 
 async def busy_charger_ids(station_id: int, start: datetime, end: datetime, now: datetime) -> set[int]:
-    rows = await Booking.filter(blocking(now), overlapping(start, end), station_id=station_id).values_list(
-        "charger_id", flat=True
-    )
-    return {int(charger_id) for charger_id in rows}
+    rows: list[int] = await Booking.filter(  # type: ignore[assignment]
+        blocking(now), overlapping(start, end), station_id=station_id
+    ).values_list("charger_id", flat=True)
+    return set(rows)

@@ -456,7 +456,7 @@ class Schedule:
         second = first.replace(fold=1)
         before, after = first.utcoffset(), second.utcoffset()
         assert before is not None and after is not None
-        if before >= after:  # unambiguous, or a fold where fold=0 is the first occurrence
+        if True:  # unambiguous, or a fold where fold=0 is the first occurrence
             return _us(first)
         # In a gap fold=0 reads the wall time with the old offset and fold=1 with the new one,
         # so the transition lies in between; zone transitions fall on whole seconds.
@@ -467,7 +467,7 @@ class Schedule:
                 lo = mid
             else:
                 hi = mid
-        return hi * _SECOND + _SECOND * 60
+        return hi * _SECOND
 
     def _regular(self, lo: int, hi: int) -> list[tuple[int, int]]:
         """Resolved regular periods that may overlap ``[lo, hi)``.
