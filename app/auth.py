@@ -4,6 +4,8 @@ The cookie carries only a signed random session id; the session row is the truth
 (deleting the row) ends the session even for a copy of the cookie. CSRF uses signed double-submit:
 the ``csrf_token`` cookie is an HMAC of the session id, and every cookie-authenticated state change
 must echo it in ``X-CSRF-Token``. A token forged or planted without the server key never matches.
+WebSocket handshakes carry the session cookie too but cannot carry a header, so live routes check
+the ``Origin`` instead (``check_websocket_origin``).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from quart import Quart, Response, current_app, g, request
+from quart import Quart, Response, current_app, g, request, websocket
 from quart_auth import AuthUser, QuartAuth, login_user, logout_user
 from quart_auth import current_user as auth_cookie
 
 from app.errors import CsrfFailed, Forbidden, Unauthenticated
 from app.models import Role, Session, User
+from app.ratelimit import init_throttle
 from app.state import state
 
 SESSION_DAYS = 14
@@ -65,6 +68,7 @@ async def sign_in(user: User) -> Session:
     """Start a fresh session (never reuse one from before sign-in) and hand out its CSRF token."""
     await sign_out()
     now = state().clock.now()
+    await Session.filter(user=user, expires_at__lte=now).delete()  # tidy this user's stale sessions
     session = await Session.create(
         id=secrets.token_urlsafe(32), user=user, expires_at=now + timedelta(days=SESSION_DAYS)
     )
@@ -91,7 +95,8 @@ async def _check_csrf() -> None:
     settings = state().settings
     if request.path in ORIGIN_CHECKED_PATHS:
         origin = request.headers.get("Origin")
-        if origin and not settings.origin_allowed(origin, request.host):
+        cross_site = request.headers.get("Sec-Fetch-Site") == "cross-site" and not origin
+        if cross_site or not settings.origin_allowed(origin, request.host):
             raise CsrfFailed("Cross-site sign-in requests are refused.")
         return
     if not auth_cookie.auth_id:
@@ -99,6 +104,19 @@ async def _check_csrf() -> None:
     sent = request.headers.get(CSRF_HEADER, "")
     if not sent or not hmac.compare_digest(sent, csrf_token_for(auth_cookie.auth_id)):
         raise CsrfFailed()
+
+
+def check_websocket_origin() -> None:
+    """Refuse a WebSocket handshake from another site; call it first in every WebSocket route.
+
+    Browsers send our cookies with a cross-site handshake and the same-origin policy does not
+    apply to WebSockets, so without this any page could open the live channel as the visitor.
+    A browser always sends ``Origin`` here; clients without one (kiosk scripts, tools) pass.
+    Raises ``Forbidden``, which Quart answers with an HTTP 403 instead of accepting.
+    """
+    origin = websocket.headers.get("Origin")
+    if not state().settings.origin_allowed(origin, websocket.host):
+        raise Forbidden("This origin may not open a live connection.")
 
 
 async def _set_csrf_cookie(response: Response) -> Response:
@@ -124,5 +142,6 @@ async def _set_csrf_cookie(response: Response) -> Response:
 
 def init_auth(app: Quart) -> None:
     QuartAuth(app, cookie_name="chargeslot_session", cookie_samesite="Lax", duration=SESSION_DAYS * 24 * 3600)
+    init_throttle(app)
     app.before_request(_check_csrf)
     app.after_request(_set_csrf_cookie)

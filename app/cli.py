@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ from tortoise import Tortoise
 
 from app.config import ConfigError, Settings, load_settings
 from app.db import close_db, init_db, migrate
-from app.errors import DomainError
+from app.errors import DomainError, ValidationFailed
 from app.models import Role, Station
 
 
@@ -50,14 +51,36 @@ async def _seed(settings: Settings, only_if_empty: bool = False) -> None:
     await _with_db(settings, work)
 
 
-async def _create_user(settings: Settings, args: argparse.Namespace) -> None:
+def _read_password(args: argparse.Namespace) -> str:
+    """``--password`` is kept for scripts; without it the password is asked for (or read from
+    stdin), so it stays out of shell history and process listings."""
+    if args.password is not None:
+        password: str = args.password
+        return password
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != password:
+        raise ValidationFailed([{"loc": ["password"], "msg": "The two passwords differ."}])
+    return password
+
+
+async def _create_user(settings: Settings, args: argparse.Namespace, password: str) -> None:
     from app.accounts import create_user
 
     async def work() -> None:
-        user = await create_user(args.email, args.username, args.password, Role(args.role))
+        user = await create_user(args.email, args.username, password, Role(args.role))
         print(f"Created {user.role} {user.email} (id {user.id}).")
 
     await _with_db(settings, work)
+
+
+def _create_user_command(settings: Settings, args: argparse.Namespace) -> None:
+    from app.accounts import validate_new_account
+
+    password = _read_password(args)
+    validate_new_account(args.email, args.username, password)  # before touching the database
+    asyncio.run(_create_user(settings, args, password))
 
 
 def _serve(settings: Settings) -> None:
@@ -95,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     user = sub.add_parser("create-user", help="create a user account")
     user.add_argument("--email", required=True)
     user.add_argument("--username", required=True)
-    user.add_argument("--password", required=True)
+    user.add_argument("--password", help="omit to be asked for it (or to read it from stdin)")
     user.add_argument("--role", choices=[r.value for r in Role], default=Role.DRIVER.value)
     sub.add_parser("serve", help="migrate, seed when empty, and serve the embedded single-process site")
     return parser
@@ -116,10 +139,13 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
             asyncio.run(_seed(settings))
         elif args.command == "create-user":
-            asyncio.run(_create_user(settings, args))
+            _create_user_command(settings, args)
         elif args.command == "serve":
             _serve(settings)
     except DomainError as exc:
-        print(f"Error: {exc.detail}", file=sys.stderr)
+        errors = exc.extra.get("errors") or [{"loc": [], "msg": exc.detail}]
+        for error in errors:
+            field = f"{error['loc'][-1]}: " if error["loc"] else ""
+            print(f"Error: {field}{error['msg']}", file=sys.stderr)
         return 1
     return 0

@@ -1,0 +1,184 @@
+"""Throttling of sign-in guessing and mass registration (brute force and credential stuffing).
+
+Counting is the ``limits`` library's fixed-window strategy, kept in Redis when ``REDIS_URL`` is set
+so that every web process sees the same counters, and in memory for the embedded single process.
+The window is aligned to the app clock and its number is part of each key: every process agrees on
+where a window starts, ``Retry-After`` is exact, and tests move the clock instead of sleeping.
+
+A sign-in attempt is counted *before* the password is checked, with one atomic increment, so a
+burst of parallel guesses cannot all slip past a check-then-count gap; a successful sign-in then
+clears the account's count and gives the client back its attempt, leaving only failures counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis.asyncio as aioredis
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+from limits.errors import StorageError
+from quart import Quart
+
+from app.clock import Clock
+from app.config import Settings
+from app.errors import RateLimited
+from app.state import state
+
+log = logging.getLogger(__name__)
+
+SERVICE = "throttle"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    amount: int
+    window: timedelta
+
+    @property
+    def seconds(self) -> int:
+        return int(self.window.total_seconds())
+
+
+#: Failed sign-ins for one account, from anywhere: the sixth rapid one is refused.
+SIGN_IN_PER_ACCOUNT = Rule("sign-in-account", 5, timedelta(minutes=15))
+#: Failed sign-ins from one client address across accounts. Higher than the per-account rule
+#: because one address may be a whole office or a mobile carrier's NAT.
+SIGN_IN_PER_CLIENT = Rule("sign-in-client", 20, timedelta(minutes=15))
+#: Registrations (successful or not) from one client address; each costs an argon2 hash.
+REGISTER_PER_CLIENT = Rule("register-client", 10, timedelta(hours=1))
+
+
+def _limits_uri(redis_url: str) -> str:
+    if redis_url.startswith("unix://"):
+        return "async+redis+unix://" + redis_url.removeprefix("unix://")
+    return "async+" + redis_url
+
+
+def account_key(email: str) -> str:
+    """Counters name accounts by a digest, so the Redis keyspace holds no email addresses."""
+    return hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+class Throttle:
+    """Per-process handle on the shared counters."""
+
+    def __init__(self, redis_url: str | None, prefix: str, clock: Clock) -> None:
+        self._redis_url = redis_url
+        self._prefix = prefix
+        self._clock = clock
+        self._pool: aioredis.ConnectionPool | None = None
+        self._limiter: FixedWindowRateLimiter | None = None
+        #: Part of every key; ``reset`` moves to a fresh set of counters without scanning Redis.
+        self.generation = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock) -> Throttle:
+        return cls(settings.redis_url, settings.redis_prefix, clock)
+
+    def _strategy(self) -> FixedWindowRateLimiter:
+        # Built on first use, inside the running event loop the storage belongs to.
+        if self._limiter is None:
+            storage: Storage
+            if self._redis_url is None:
+                storage = MemoryStorage()
+            else:
+                self._pool = aioredis.ConnectionPool.from_url(
+                    self._redis_url, socket_connect_timeout=2, socket_timeout=2
+                )
+                storage = RedisStorage(
+                    _limits_uri(self._redis_url),
+                    implementation="redispy",
+                    key_prefix=f"{self._prefix}:ratelimit",
+                    wrap_exceptions=True,
+                    connection_pool=self._pool,  # type: ignore[arg-type]  # accepted, though typed as scalars
+                )
+            self._limiter = FixedWindowRateLimiter(storage)
+        return self._limiter
+
+    def _window(self, rule: Rule) -> tuple[RateLimitItemPerSecond, str, int]:
+        """The limit item, the current window's number and the seconds until that window ends."""
+        now = self._clock.now().timestamp()
+        number = int(now // rule.seconds)
+        retry_after = max(1, math.ceil((number + 1) * rule.seconds - now))
+        item = RateLimitItemPerSecond(rule.amount, rule.seconds, namespace=f"g{self.generation}")
+        return item, str(number), retry_after
+
+    async def hit(self, rule: Rule, subject: str) -> None:
+        """Count one attempt; ``RateLimited`` when it goes over the rule."""
+        item, window, retry_after = self._window(rule)
+        try:
+            allowed = await self._strategy().hit(item, rule.name, subject, window)
+        except StorageError as exc:
+            # Fail open: a Redis outage must not lock every user out (the site keeps serving).
+            log.error("rate-limit storage unavailable, not throttling %s: %s", rule.name, exc)
+            return
+        if not allowed:
+            raise RateLimited(retry_after=retry_after)
+
+    async def give_back(self, rule: Rule, subject: str) -> None:
+        """Undo one ``hit`` for an attempt that turned out not to count."""
+        item, window, _ = self._window(rule)
+        try:
+            await self._strategy().hit(item, rule.name, subject, window, cost=-1)
+        except StorageError as exc:
+            log.error("rate-limit storage unavailable: %s", exc)
+
+    async def clear(self, rule: Rule, subject: str) -> None:
+        item, window, _ = self._window(rule)
+        try:
+            await self._strategy().clear(item, rule.name, subject, window)
+        except StorageError as exc:
+            log.error("rate-limit storage unavailable: %s", exc)
+
+    async def remaining(self, rule: Rule, subject: str) -> int:
+        item, window, _ = self._window(rule)
+        stats = await self._strategy().get_window_stats(item, rule.name, subject, window)
+        return stats.remaining
+
+    async def begin_sign_in(self, email: str, client: str) -> None:
+        """Count a sign-in attempt against the client and the account before checking it."""
+        await self.hit(SIGN_IN_PER_CLIENT, client)
+        try:
+            await self.hit(SIGN_IN_PER_ACCOUNT, account_key(email))
+        except RateLimited:
+            await self.give_back(SIGN_IN_PER_CLIENT, client)  # refused unchecked: no guess made
+            raise
+
+    async def sign_in_succeeded(self, email: str, client: str) -> None:
+        await self.clear(SIGN_IN_PER_ACCOUNT, account_key(email))
+        await self.give_back(SIGN_IN_PER_CLIENT, client)
+
+    async def count_registration(self, client: str) -> None:
+        await self.hit(REGISTER_PER_CLIENT, client)
+
+    def reset(self) -> None:
+        """Start again from empty counters in this process; the old keys expire on their own."""
+        self.generation += 1
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.disconnect()
+        self._pool = None
+        self._limiter = None
+
+
+def init_throttle(app: Quart) -> None:
+    app_state = state(app)
+    service = Throttle.from_settings(app_state.settings, app_state.clock)
+    app_state.services[SERVICE] = service
+
+    @app.after_serving
+    async def close_throttle() -> None:
+        await service.close()
+
+
+def throttle(app: Quart | None = None) -> Throttle:
+    value: Throttle = state(app).services[SERVICE]
+    return value
