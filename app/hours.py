@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -41,6 +41,7 @@ _DAY = timedelta(days=1)
 _SECOND = 1_000_000
 _BLOCK = 7 * 86_400 * _SECOND
 _BLOCK_CACHE_SIZE = 64
+_FOREVER = 1 << 62
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 _HHMMSS = re.compile(r"([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
 _ALWAYS, _NEVER, _WEEKLY = "always", "never", "weekly"
@@ -50,12 +51,21 @@ Loc = list[str | int]
 
 def _minute_of_day(text: object, *, is_end: bool) -> int | None:
     """Minutes after midnight for ``HH:MM`` (``24:00`` only as an end), else None."""
-    if not isinstance(text, str):
-        return None
     if is_end and text == "24:00":
         return 1440
-    m = _HHMM.fullmatch(text)
+    m = _HHMM.fullmatch(text) if isinstance(text, str) else None
     return int(m[1]) * 60 + int(m[2]) if m else None
+
+
+def _regular_problems(weekday: object, begin: object, end: object) -> dict[str, str]:
+    problems = {}
+    if type(weekday) is not int or not 1 <= weekday <= 7:
+        problems["weekday"] = "must be an integer from 1 (Monday) to 7 (Sunday)"
+    if _minute_of_day(begin, is_end=False) is None:
+        problems["period_begin"] = "must be a time HH:MM between 00:00 and 23:59"
+    if _minute_of_day(end, is_end=True) is None:
+        problems["period_end"] = "must be a time HH:MM between 00:00 and 24:00"
+    return problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +75,8 @@ class RegularPeriod:
     end: str  # "HH:MM" or "24:00"; at or before begin means it ends on the next day
 
     def __post_init__(self) -> None:
-        if type(self.weekday) is not int or not 1 <= self.weekday <= 7:
-            raise ValueError(f"weekday must be 1-7, got {self.weekday!r}")
-        if _minute_of_day(self.begin, is_end=False) is None:
-            raise ValueError(f"begin must be HH:MM, got {self.begin!r}")
-        if _minute_of_day(self.end, is_end=True) is None:
-            raise ValueError(f"end must be HH:MM or 24:00, got {self.end!r}")
+        if problems := _regular_problems(self.weekday, self.begin, self.end):
+            raise ValueError("; ".join(f"{key} {msg}" for key, msg in problems.items()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +129,11 @@ class HoursValidationError(ValueError):
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
 
 
-_OCPI_KEYS = {"twentyfourseven", "regular_hours", "exceptional_openings", "exceptional_closings"}
-_SHORTHAND_KEYS = {"open_time", "close_time", "exceptional_openings", "exceptional_closings"}
+_OCPI_KEYS = ("twentyfourseven", "regular_hours", "exceptional_openings", "exceptional_closings")
+_SHORTHAND_KEYS = ("open_time", "close_time", "exceptional_openings", "exceptional_closings")
+_REGULAR_KEYS = ("weekday", "period_begin", "period_end")
+_EXCEPTIONAL_KEYS = ("period_begin", "period_end")
+_Report = Callable[[Loc, str], None]
 
 
 def parse_hours(payload: object, loc_prefix: Sequence[str | int] = ("hours",)) -> HoursSpec:
@@ -133,115 +142,96 @@ def parse_hours(payload: object, loc_prefix: Sequence[str | int] = ("hours",)) -
     The shorthand means the same period on all seven days. All field errors are collected
     before raising, each with its location under ``loc_prefix``.
     """
-    prefix: Loc = list(loc_prefix)
     errors: list[dict[str, Any]] = []
 
-    def error(loc: Loc, msg: str) -> None:
-        errors.append({"loc": prefix + loc, "msg": msg})
+    def report(loc: Loc, msg: str) -> None:
+        errors.append({"loc": [*loc_prefix, *loc], "msg": msg})
 
-    if not isinstance(payload, dict):
-        error([], "must be an object")
+    shorthand = isinstance(payload, dict) and ("open_time" in payload or "close_time" in payload)
+    hours = _object(payload, [], _SHORTHAND_KEYS if shorthand else _OCPI_KEYS, report, required=False)
+    if hours is None:
         raise HoursValidationError(errors)
 
-    shorthand = "open_time" in payload or "close_time" in payload
-    allowed = _SHORTHAND_KEYS if shorthand else _OCPI_KEYS
-    for key in payload:
-        if key not in allowed:
-            why = "not allowed with open_time/close_time" if shorthand else "unknown field"
-            error([str(key)], why)
-
-    twentyfourseven = False
-    regular: list[RegularPeriod] = []
+    twentyfourseven = hours.get("twentyfourseven", False)
+    if not isinstance(twentyfourseven, bool):
+        report(["twentyfourseven"], "must be true or false")
+    regular = []
     if shorthand:
-        opens = _shorthand_minute(payload, "open_time", error)
-        closes = _shorthand_minute(payload, "close_time", error)
-        if opens is not None and closes is not None:
-            begin, end = _hhmm(opens), "24:00" if closes == 1440 else _hhmm(closes)
-            regular = [RegularPeriod(day, begin, end) for day in range(1, 8)]
-    else:
-        value = payload.get("twentyfourseven", False)
-        if isinstance(value, bool):
-            twentyfourseven = value
-        else:
-            error(["twentyfourseven"], "must be true or false")
-        items = _list_field(payload, "regular_hours", MAX_REGULAR_PERIODS, error)
-        for i, item in enumerate(items):
-            period = _regular_period(item, ["regular_hours", i], error)
-            if period is not None:
-                regular.append(period)
-        if twentyfourseven and items:
-            error(["regular_hours"], "must be empty when twentyfourseven is true")
+        opens, closes = (_shorthand_time(hours, key, report) for key in ("open_time", "close_time"))
+        if opens and closes:
+            regular = [RegularPeriod(day, opens, closes) for day in range(1, 8)]
+    for i, item in enumerate(_list(hours, "regular_hours", MAX_REGULAR_PERIODS, report)):
+        if (period := _object(item, ["regular_hours", i], _REGULAR_KEYS, report)) is not None:
+            values: list[Any] = [period.get(key) for key in _REGULAR_KEYS]
+            problems = _regular_problems(*values)
+            for key, msg in problems.items():
+                if key in period:
+                    report(["regular_hours", i, key], msg)
+            if not problems:
+                regular.append(RegularPeriod(*values))
+    if twentyfourseven is True and hours.get("regular_hours"):
+        report(["regular_hours"], "must be empty when twentyfourseven is true")
 
-    exceptional: dict[str, list[ExceptionalPeriod]] = {}
-    for field in ("exceptional_openings", "exceptional_closings"):
-        items = _list_field(payload, field, MAX_EXCEPTIONAL_PERIODS, error)
-        periods = (_exceptional_period(item, [field, i], error) for i, item in enumerate(items))
-        exceptional[field] = [p for p in periods if p is not None]
+    exceptional: dict[str, list[ExceptionalPeriod]] = {"exceptional_openings": [], "exceptional_closings": []}
+    for field, periods in exceptional.items():
+        for i, item in enumerate(_list(hours, field, MAX_EXCEPTIONAL_PERIODS, report)):
+            if (period := _object(item, [field, i], _EXCEPTIONAL_KEYS, report)) is None:
+                continue
+            begin, end = bounds = [_instant(period.get(key)) for key in _EXCEPTIONAL_KEYS]
+            for key, bound in zip(_EXCEPTIONAL_KEYS, bounds, strict=True):
+                if key in period and bound is None:
+                    report([field, i, key], "must be an ISO 8601 date-time with a UTC offset")
+            if begin and end and begin >= end:
+                report([field, i, "period_end"], "must be after period_begin")
+            elif begin and end:
+                periods.append(ExceptionalPeriod(begin, end))
 
     if errors:
         raise HoursValidationError(errors)
     return HoursSpec(
-        twentyfourseven=twentyfourseven,
-        regular_hours=tuple(regular),
-        exceptional_openings=tuple(exceptional["exceptional_openings"]),
-        exceptional_closings=tuple(exceptional["exceptional_closings"]),
+        twentyfourseven is True,
+        tuple(regular),
+        tuple(exceptional["exceptional_openings"]),
+        tuple(exceptional["exceptional_closings"]),
     )
 
 
-def _hhmm(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def _shorthand_minute(payload: dict[Any, Any], key: str, error: Any) -> int | None:
-    """The shorthand also takes ``HH:MM:SS`` (the original design's format), on whole minutes."""
-    text = payload.get(key)
-    if key not in payload or text is None:
-        error([key], "field required")
+def _object(
+    value: object, loc: Loc, keys: tuple[str, ...], report: _Report, *, required: bool = True
+) -> dict[Any, Any] | None:
+    """``value`` if it is a JSON object, after reporting its unknown (and missing) keys."""
+    if not isinstance(value, dict):
+        report(loc, "must be an object")
         return None
-    if key == "close_time" and text in ("24:00", "24:00:00"):
-        return 1440
-    m = _HHMMSS.fullmatch(text) if isinstance(text, str) else None
-    if m is None or (m[3] or "00") != "00":
-        error([key], "must be a whole-minute time HH:MM or HH:MM:SS between 00:00 and 23:59")
-        return None
-    return int(m[1]) * 60 + int(m[2])
+    for key in value:
+        if key not in keys:
+            report([*loc, str(key)], "unknown field")
+    for key in keys if required else ():
+        if key not in value:
+            report([*loc, key], "field required")
+    return value
 
 
-def _list_field(payload: dict[Any, Any], key: str, limit: int, error: Any) -> list[Any]:
-    value = payload.get(key)
+def _list(hours: dict[Any, Any], key: str, limit: int, report: _Report) -> list[Any]:
+    value = hours.get(key)
     if value is None:
         return []
-    if not isinstance(value, list):
-        error([key], "must be a list")
-        return []
-    if len(value) > limit:
-        error([key], f"at most {limit} periods are allowed")
+    if not isinstance(value, list) or len(value) > limit:
+        report([key], f"must be a list of at most {limit} periods")
         return []
     return value
 
 
-def _regular_period(item: object, loc: Loc, error: Any) -> RegularPeriod | None:
-    if not isinstance(item, dict):
-        error(loc, "must be an object with weekday, period_begin and period_end")
-        return None
-    ok = True
-    for key in item:
-        if key not in ("weekday", "period_begin", "period_end"):
-            error([*loc, str(key)], "unknown field")
-            ok = False
-    weekday = item.get("weekday")
-    if type(weekday) is not int or not 1 <= weekday <= 7:
-        error([*loc, "weekday"], "must be an integer from 1 (Monday) to 7 (Sunday)")
-        ok = False
-    for key, is_end in (("period_begin", False), ("period_end", True)):
-        if key not in item:
-            error([*loc, key], "field required")
-            ok = False
-        elif _minute_of_day(item[key], is_end=is_end) is None:
-            limit = "24:00" if is_end else "23:59"
-            error([*loc, key], f"must be a time HH:MM between 00:00 and {limit}")
-            ok = False
-    return RegularPeriod(item["weekday"], item["period_begin"], item["period_end"]) if ok else None
+def _shorthand_time(hours: dict[Any, Any], key: str, report: _Report) -> str | None:
+    """``HH:MM`` for a shorthand time, which may also be ``HH:MM:SS`` on a whole minute."""
+    text = hours.get(key)
+    m = _HHMMSS.fullmatch(text) if isinstance(text, str) else None
+    if m and m[3] in (None, "00"):
+        return f"{m[1]}:{m[2]}"
+    if key == "close_time" and text in ("24:00", "24:00:00"):
+        return "24:00"
+    report([key], "field required" if text is None else "must be a time HH:MM or HH:MM:SS from 00:00 to 23:59")
+    return None
 
 
 def _instant(value: object) -> datetime | None:
@@ -253,29 +243,6 @@ def _instant(value: object) -> datetime | None:
     if isinstance(value, datetime) and value.utcoffset() is not None:
         return value.astimezone(UTC)
     return None
-
-
-def _exceptional_period(item: object, loc: Loc, error: Any) -> ExceptionalPeriod | None:
-    if not isinstance(item, dict):
-        error(loc, "must be an object with period_begin and period_end")
-        return None
-    for key in item:
-        if key not in ("period_begin", "period_end"):
-            error([*loc, str(key)], "unknown field")
-    bounds = []
-    for key in ("period_begin", "period_end"):
-        if key not in item:
-            error([*loc, key], "field required")
-        elif (instant := _instant(item[key])) is None:
-            error([*loc, key], "must be an ISO 8601 date-time with a UTC offset")
-        else:
-            bounds.append(instant)
-    if len(bounds) != 2:
-        return None
-    if not bounds[0] < bounds[1]:
-        error([*loc, "period_end"], "must be after period_begin")
-        return None
-    return ExceptionalPeriod(bounds[0], bounds[1])
 
 
 @cache
@@ -350,6 +317,7 @@ class Schedule:
     __slots__ = (
         "_blocks",
         "_closings",
+        "_exception_cover",
         "_exception_points",
         "_mode",
         "_openings",
@@ -377,6 +345,7 @@ class Schedule:
         self._openings = _merge([(_us(p.begin), _us(p.end)) for p in spec.exceptional_openings])
         self._closings = _merge([(_us(p.begin), _us(p.end)) for p in spec.exceptional_closings])
         self._exception_points = sorted({t for s in self._openings + self._closings for t in s})
+        self._exception_cover = _merge(self._openings + self._closings)
         self._blocks: dict[int, tuple[bool, list[int]]] = {}
 
     def __repr__(self) -> str:
@@ -456,7 +425,7 @@ class Schedule:
         second = first.replace(fold=1)
         before, after = first.utcoffset(), second.utcoffset()
         assert before is not None and after is not None
-        if True:  # unambiguous, or a fold where fold=0 is the first occurrence
+        if before >= after:  # unambiguous, or a fold where fold=0 is the first occurrence
             return _us(first)
         # In a gap fold=0 reads the wall time with the old offset and fold=1 with the new one,
         # so the transition lies in between; zone transitions fall on whole seconds.
@@ -518,13 +487,14 @@ class Schedule:
     def _flip(self, us: int, forward: bool) -> int | None:
         """The first flip after ``us`` (forward) or the last flip at or before it.
 
-        Weekly hours flip every week unless exceptions hold the state, so the walk gives up three
-        weeks beyond the last exception. Under 24/7 or without regular hours only exception
-        boundaries can flip, so the walk jumps straight to the weeks that hold one.
+        Inside an exceptional period, or with no weekly hours at all, only exception boundaries
+        can flip, so the walk jumps straight to the week holding the next one; a closure of
+        months costs a few steps. Weekly hours flip every week otherwise, so the walk gives up
+        three weeks beyond the last exception.
         """
-        points, step, k = self._exception_points, 1 if forward else -1, us // _BLOCK
+        points, k = self._exception_points, us // _BLOCK
         edge = (max(us, points[-1]) if forward else min(us, points[0])) if points else us
-        give_up = edge // _BLOCK + 3 * step
+        give_up = edge // _BLOCK + (3 if forward else -3)
         while True:
             flips = self._block(k)[1]
             i = bisect_right(flips, us)
@@ -532,20 +502,24 @@ class Schedule:
                 return flips[i]
             if not forward and i:
                 return flips[i - 1]
-            k += step
-            if self._mode == _WEEKLY:
-                if (k - give_up) * step > 0:
+            k, first = (k + 1, (k + 1) * _BLOCK) if forward else (k - 1, k * _BLOCK - 1)
+            if self._mode == _WEEKLY and not self._in_exception(first):
+                if (k > give_up) if forward else (k < give_up):
                     return None
             elif forward:
-                j = bisect_left(points, k * _BLOCK)
+                j = bisect_left(points, first)
                 if j == len(points):
                     return None
                 k = max(k, points[j] // _BLOCK)
             else:
-                j = bisect_left(points, (k + 1) * _BLOCK)
+                j = bisect_right(points, first)
                 if j == 0:
                     return None
                 k = min(k, points[j - 1] // _BLOCK)
+
+    def _in_exception(self, us: int) -> bool:
+        i = bisect_right(self._exception_cover, (us, _FOREVER)) - 1
+        return i >= 0 and us < self._exception_cover[i][1]
 
     def _spans(self, lo: int, hi: int) -> list[tuple[int | None, int | None]]:
         """Merged open intervals overlapping ``[lo, hi)``, with their true (unclipped) ends."""

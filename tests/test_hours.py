@@ -165,6 +165,24 @@ def test_exceptional_opening_next_to_regular_hours_extends_the_interval() -> Non
     assert hours.next_change(utc(2024, 6, 3, 10, 0)) == utc(2024, 6, 3, 14, 0)
 
 
+def test_next_change_finds_the_reopening_after_a_closure_of_two_years() -> None:
+    closure = [{"period_begin": "2024-01-01T00:00:00Z", "period_end": "2026-01-01T00:00:00Z"}]
+    hours = schedule("UTC", weekly(*((day, "08:00", "20:00") for day in range(1, 6)), exceptional_closings=closure))
+    assert hours.next_change(utc(2023, 12, 29, 12, 0)) == utc(2023, 12, 29, 20, 0)  # a Friday
+    assert hours.next_change(utc(2023, 12, 29, 20, 0)) == utc(2026, 1, 1, 8, 0)  # a Thursday
+    assert not hours.is_open(utc(2025, 6, 2, 10, 0))
+    assert hours.current_interval(utc(2026, 1, 1, 9, 0)) == (utc(2026, 1, 1, 8, 0), utc(2026, 1, 1, 20, 0))
+
+
+def test_long_exceptional_opening_is_one_interval() -> None:
+    opening = [{"period_begin": "2024-01-01T00:00:00Z", "period_end": "2025-01-01T00:00:00Z"}]
+    hours = schedule("UTC", weekly((MON, "08:00", "20:00"), exceptional_openings=opening))
+    assert hours.current_interval(utc(2024, 6, 1)) == (utc(2024, 1, 1), utc(2025, 1, 1))
+    assert hours.day_hours(utc(2024, 6, 1, 12, 0)) == (time(0), time(23, 59, 59))
+    assert hours.day_hours(utc(2024, 12, 31, 12, 0)) == (time(0), time(23, 59, 59))  # closes at midnight
+    assert hours.day_hours(utc(2024, 1, 1, 12, 0)) == (time(0), time(23, 59, 59))
+
+
 # -- daylight saving time ---------------------------------------------------------------------
 
 
