@@ -83,6 +83,7 @@ def _register_lifecycle(app: Quart) -> None:
         app_state = state(app)
         await init_db(app_state.settings)
         await app_state.bus.start()
+        app_state.tasks.spawn(app_state.directory.run(), name="station-directory")
 
     @app.after_serving
     async def shutdown() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart import Quart, current_app
 
@@ -11,6 +11,9 @@ from app.bus import Bus
 from app.clock import Clock
 from app.config import Settings
 from app.tasks import TaskSet
+
+if TYPE_CHECKING:
+    from app.directory import StationDirectory
 
 EXTENSION = "chargeslot"
 
@@ -23,6 +26,13 @@ class AppState:
     tasks: TaskSet = field(default_factory=TaskSet)
     #: Other per-process services (caches, hubs), registered by the modules that own them.
     services: dict[str, Any] = field(default_factory=dict)
+    #: Cached station views, invalidated through the bus (app/directory.py).
+    directory: StationDirectory = field(init=False)
+
+    def __post_init__(self) -> None:
+        from app.directory import StationDirectory  # the directory module itself reads state()
+
+        self.directory = StationDirectory(self.bus, self.clock)
 
 
 def state(app: Quart | None = None) -> AppState:

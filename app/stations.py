@@ -6,7 +6,7 @@ and turned into an ``app.hours.HoursSpec`` for every decision.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,22 +26,29 @@ class ChargerSpec:
 def spec_from_rows(
     station: Station, regular: Iterable[RegularHours], exceptional: Iterable[ExceptionalPeriod]
 ) -> HoursSpec:
-    exceptional = list(exceptional)
+    return spec_from_values(
+        station.twentyfourseven,
+        ({"weekday": r.weekday, "period_begin": r.period_begin, "period_end": r.period_end} for r in regular),
+        ({"is_closing": e.is_closing, "period_begin": e.period_begin, "period_end": e.period_end} for e in exceptional),
+    )
+
+
+def spec_from_values(
+    twentyfourseven: bool, regular: Iterable[Mapping[str, Any]], exceptional: Iterable[Mapping[str, Any]]
+) -> HoursSpec:
+    """The hours from plain row values (``.values()`` queries, as the bulk loaders use)."""
+    periods = sorted(exceptional, key=lambda e: e["period_begin"])
     return HoursSpec(
-        twentyfourseven=station.twentyfourseven,
+        twentyfourseven=bool(twentyfourseven),
         regular_hours=tuple(
-            RegularPeriod(weekday=r.weekday, begin=r.period_begin, end=r.period_end)
-            for r in sorted(regular, key=lambda r: (r.weekday, r.period_begin))
+            RegularPeriod(weekday=r["weekday"], begin=r["period_begin"], end=r["period_end"])
+            for r in sorted(regular, key=lambda r: (r["weekday"], r["period_begin"]))
         ),
         exceptional_openings=tuple(
-            ExceptionalSpec(begin=e.period_begin, end=e.period_end)
-            for e in sorted(exceptional, key=lambda e: e.period_begin)
-            if not e.is_closing
+            ExceptionalSpec(begin=e["period_begin"], end=e["period_end"]) for e in periods if not e["is_closing"]
         ),
         exceptional_closings=tuple(
-            ExceptionalSpec(begin=e.period_begin, end=e.period_end)
-            for e in sorted(exceptional, key=lambda e: e.period_begin)
-            if e.is_closing
+            ExceptionalSpec(begin=e["period_begin"], end=e["period_end"]) for e in periods if e["is_closing"]
         ),
     )
 

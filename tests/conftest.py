@@ -145,6 +145,7 @@ async def db(app: Quart, backend: Backend, clock: FrozenClock) -> AsyncIterator[
     """An empty database and the clock back at DEFAULT_NOW, for one test."""
     clock.set(DEFAULT_NOW)
     await truncate_all(backend)
+    state(app).directory.reset()
     for service in state(app).services.values():
         reset = getattr(service, "reset", None)
         if reset is not None:

@@ -1,0 +1,543 @@
+"""The in-process directory of stations: what the public station endpoints answer from.
+
+A ``StationView`` is everything needed to answer "is it open, what is free" for one station: its
+row, compiled schedule, chargers and the bookings that can still block a charger. Answers that
+depend on the instant (``is_open``, today's hours, free chargers) are computed from the view with the
+server clock at request time, so a view stays correct as time passes; it only goes stale when rows
+change, and every such change publishes on the station's bus channel (``app.events``), on which
+every process's directory drops its copy. After a bus reconnect (messages may have been lost) it
+drops everything. While the bus is down, copies live at most ``OUTAGE_TTL`` seconds.
+
+The whole catalogue is held too (``catalogue()``), loaded in bulk with a handful of queries, so a
+page of the station list costs no database round trip; stations invalidated since are reloaded
+together on the next list request.
+
+Booking and payment decisions never use the cached view: they call ``load()`` or read the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time as monotonic
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from app.availability import blocking
+from app.bus import Bus
+from app.clock import Clock
+from app.hours import HoursSpec, Schedule, compile_schedule
+from app.models import Booking, BookingStatus, Charger, ChargerStatus, ExceptionalPeriod, RegularHours, Station
+from app.state import state
+from app.stations import spec_from_values
+
+log = logging.getLogger(__name__)
+
+#: How long a cached view may be trusted while the bus is disconnected (no invalidations arrive).
+OUTAGE_TTL = 5.0
+#: Time-dependent answers are memoised until the next instant they can change, but never longer.
+MOMENT_MAX = timedelta(hours=1)
+_CHUNK = 500  # ids per IN (...) query
+
+_STATION_FIELDS = (
+    "id",
+    "name",
+    "location",
+    "city",
+    "latitude",
+    "longitude",
+    "timezone",
+    "price_per_hour",
+    "currency",
+    "status",
+    "twentyfourseven",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerView:
+    id: int
+    charger_number: int
+    charger_type: str
+    power_kw: float
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookingSpan:
+    """A CONFIRMED or PAID booking that has not ended; it blocks its charger over ``[start, end)``
+    unless its hold runs out first (``hold_expires_at`` is None for PAID bookings)."""
+
+    charger_id: int
+    start: datetime
+    end: datetime
+    hold_expires_at: datetime | None
+
+    def blocks(self, now: datetime) -> bool:
+        return self.start <= now < self.end and (self.hold_expires_at is None or now < self.hold_expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionView:
+    """An exceptional opening or closing with its id, so operators can remove it."""
+
+    id: int
+    kind: str  # "opening" | "closing"
+    period_begin: datetime
+    period_end: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "period_begin": self.period_begin.isoformat(),
+            "period_end": self.period_end.isoformat(),
+        }
+
+
+class StatusCode(str):
+    """The station's status string (``"ACTIVE"``…), which can also be called as
+    ``view.status(now)`` for the status answer: the shared contract promised both spellings."""
+
+    __slots__ = ("_view",)
+    _view: StationView
+
+    def __call__(self, now: datetime) -> dict[str, Any]:
+        return self._view.status_at(now)
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """A view's time-dependent answers, valid for ``valid_from <= now < valid_until``."""
+
+    valid_from: datetime
+    valid_until: datetime
+    is_open: bool
+    open_time: str | None
+    close_time: str | None
+    next_change_at: str | None
+    available_chargers: int
+    summary: dict[str, Any]
+
+
+def _clock_text(value: time) -> str:
+    return value.isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, eq=False)
+class StationView:
+    id: int
+    name: str
+    location: str
+    city: str
+    latitude: float
+    longitude: float
+    timezone: str
+    price_per_hour: int  # minor units
+    currency: str
+    status: StatusCode  # a str; see StatusCode
+    schedule: Schedule
+    hours: HoursSpec
+    chargers: tuple[ChargerView, ...]
+    bookings: tuple[BookingSpan, ...]
+    exceptions: tuple[ExceptionView, ...] = ()
+    #: Lower-cased name + location and city, and the charger types: the list filters use them.
+    search_text: str = field(init=False, repr=False)
+    city_key: str = field(init=False, repr=False)
+    charger_types: frozenset[str] = field(init=False, repr=False)
+    _moment: list[Moment] = field(init=False, repr=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        code = StatusCode(self.status)
+        code._view = self
+        object.__setattr__(self, "status", code)
+        object.__setattr__(self, "search_text", f"{self.name}\n{self.location}".casefold())
+        object.__setattr__(self, "city_key", self.city.casefold())
+        object.__setattr__(self, "charger_types", frozenset(c.charger_type.casefold() for c in self.chargers))
+
+    @property
+    def status_code(self) -> str:
+        return str.__str__(self.status)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def is_open(self, now: datetime) -> bool:
+        """Whether the hours have the station open at ``now`` (its status is a separate matter)."""
+        return self.moment(now).is_open
+
+    def busy_charger_ids(self, now: datetime) -> set[int]:
+        return {span.charger_id for span in self.bookings if span.blocks(now)}
+
+    def chargers_now(self, now: datetime) -> list[dict[str, Any]]:
+        busy = self.busy_charger_ids(now)
+        return [
+            {
+                "id": c.id,
+                "charger_number": c.charger_number,
+                "charger_type": c.charger_type,
+                "power_kw": c.power_kw,
+                "status": c.status,
+                "available_now": c.status == ChargerStatus.AVAILABLE and c.id not in busy,
+            }
+            for c in self.chargers
+        ]
+
+    def available_count(self, now: datetime) -> int:
+        return self.moment(now).available_chargers
+
+    def status_at(self, now: datetime) -> dict[str, Any]:
+        moment = self.moment(now)
+        return {
+            "station_id": self.id,
+            "is_open": moment.is_open,
+            "open_time": moment.open_time,
+            "close_time": moment.close_time,
+            "next_change_at": moment.next_change_at,
+            "current_server_time": now.isoformat(),
+            "available_chargers": moment.available_chargers,
+            "station_status": self.status_code,
+        }
+
+    def summary(self, now: datetime) -> dict[str, Any]:
+        """The station-list item (DESIGN §5). Shared between requests: do not mutate it."""
+        return self.moment(now).summary
+
+    def moment(self, now: datetime) -> Moment:
+        memo = self._moment
+        if memo:
+            cached = memo[0]
+            if cached.valid_from <= now < cached.valid_until:
+                return cached
+        computed = self._compute_moment(now)
+        memo[:] = [computed]
+        return computed
+
+    def _compute_moment(self, now: datetime) -> Moment:
+        schedule = self.schedule
+        is_open = schedule.is_open(now)
+        next_change = schedule.next_change(now)
+        day = schedule.day_hours(now)
+        usable = [c.id for c in self.chargers if c.status == ChargerStatus.AVAILABLE]
+        busy = self.busy_charger_ids(now)
+        available = sum(1 for charger_id in usable if charger_id not in busy)
+        # Nothing above can change before the next flip, the station's next midnight (today's
+        # hours) or the next instant a booking starts, ends or loses its hold.
+        local = now.astimezone(self.zone)
+        midnight = datetime.combine(local.date() + timedelta(days=1), time(0), self.zone).astimezone(UTC)
+        edges = [now + MOMENT_MAX, midnight]
+        if next_change is not None:
+            edges.append(next_change)
+        for span in self.bookings:
+            edges.extend(t for t in (span.start, span.end, span.hold_expires_at) if t is not None and t > now)
+        next_change_at = next_change.astimezone(self.zone).isoformat() if next_change is not None else None
+        open_time, close_time = (_clock_text(day[0]), _clock_text(day[1])) if day else (None, None)
+        summary = {
+            "id": self.id,
+            "name": self.name,
+            "location": self.location,
+            "city": self.city,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "timezone": self.timezone,
+            "price_per_hour": format_money(self.price_per_hour),
+            "currency": self.currency,
+            "status": self.status_code,
+            "is_open": is_open,
+            "open_time": open_time,
+            "close_time": close_time,
+            "next_change_at": next_change_at,
+            "total_chargers": len(self.chargers),
+            "available_chargers": available,
+        }
+        return Moment(now, min(edges), is_open, open_time, close_time, next_change_at, available, summary)
+
+
+def format_money(minor: int) -> str:
+    """Minor units as the wire's decimal string in major units (two decimals for every currency
+    we price in)."""
+    sign = "-" if minor < 0 else ""
+    whole, cents = divmod(abs(minor), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
+class StationDirectory:
+    """Cached ``StationView``s for one process, invalidated through the bus."""
+
+    def __init__(self, bus: Bus, clock: Clock) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._views: dict[int, StationView] = {}
+        self._versions: dict[int, int] = {}
+        self._epoch = 0
+        self._loading: dict[int, asyncio.Future[StationView | None]] = {}
+        # The catalogue: every station id (sorted) when loaded, else None; ids invalidated since.
+        self._catalogue_ids: list[int] | None = None
+        self._catalogue: tuple[StationView, ...] | None = None
+        self._stale: set[int] = set()
+        self._refreshing: asyncio.Future[None] | None = None
+        self._outage_since: float | None = None
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    # -- single stations -------------------------------------------------------------------
+
+    async def get(self, station_id: int) -> StationView | None:
+        """The cached view, loading it on a miss; concurrent misses share one load."""
+        self._check_bus()
+        view = self._views.get(station_id)
+        if view is not None:
+            return view
+        pending = self._loading.get(station_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load_and_keep(station_id))
+            self._loading[station_id] = pending
+            pending.add_done_callback(lambda done: self._loading_done(station_id, done))
+        return await asyncio.shield(pending)
+
+    def _loading_done(self, station_id: int, done: asyncio.Future[StationView | None]) -> None:
+        if self._loading.get(station_id) is done:
+            del self._loading[station_id]
+        if not done.cancelled():
+            done.exception()  # retrieved: the awaiting requests report it
+
+    async def _load_and_keep(self, station_id: int) -> StationView | None:
+        version, epoch = self._versions.get(station_id, 0), self._epoch
+        view = await self.load(station_id)
+        if view is not None and version == self._versions.get(station_id, 0) and epoch == self._epoch:
+            self._views[station_id] = view
+            if self._catalogue_ids is not None and station_id not in self._stale:
+                self._add_to_catalogue(station_id)  # created without an event reaching us
+        return view
+
+    async def load(self, station_id: int) -> StationView | None:
+        """A fresh view from the database, bypassing (and not filling) the cache."""
+        views = await load_views([station_id], self._clock.now())
+        return views[0] if views else None
+
+    def invalidate(self, station_id: int | None = None) -> None:
+        if station_id is None:
+            self._epoch += 1
+            self._views.clear()
+            self._versions.clear()
+            self._loading.clear()
+            self._catalogue_ids = None
+            self._catalogue = None
+            self._stale.clear()
+            return
+        self._views.pop(station_id, None)
+        self._versions[station_id] = self._versions.get(station_id, 0) + 1
+        self._loading.pop(station_id, None)
+        self._stale.add(station_id)
+
+    def reset(self) -> None:
+        self.invalidate(None)
+        self._outage_since = None
+
+    # -- the whole catalogue ---------------------------------------------------------------
+
+    async def catalogue(self) -> tuple[StationView, ...]:
+        """Every station, in id order, current with every invalidation received so far."""
+        self._check_bus()
+        while True:
+            if self._catalogue_ids is not None and not self._stale:
+                if self._catalogue is None:
+                    self._catalogue = tuple(self._views[i] for i in self._catalogue_ids)
+                return self._catalogue
+            if self._refreshing is None:
+                self._refreshing = asyncio.ensure_future(self._refresh())
+                self._refreshing.add_done_callback(self._refresh_done)
+            await asyncio.shield(self._refreshing)
+
+    def _refresh_done(self, done: asyncio.Future[None]) -> None:
+        self._refreshing = None
+        if not done.cancelled():
+            done.exception()
+
+    async def _refresh(self) -> None:
+        epoch, now = self._epoch, self._clock.now()
+        if self._catalogue_ids is None:
+            self._stale.clear()
+            views = await load_views(None, now)
+            if epoch != self._epoch:
+                return
+            for view in views:
+                if view.id not in self._stale:
+                    self._views[view.id] = view
+            self._catalogue_ids = sorted(view.id for view in views)
+            self._catalogue = None
+            return
+        ids = set(self._stale)
+        self._stale.clear()
+        versions = {i: self._versions.get(i, 0) for i in ids}
+        fresh = {view.id: view for view in await load_views(ids, now)}
+        if epoch != self._epoch or self._catalogue_ids is None:
+            return
+        for station_id in ids:
+            if versions[station_id] != self._versions.get(station_id, 0):
+                continue  # invalidated again meanwhile: it is back in _stale
+            found = fresh.get(station_id)
+            if found is None:
+                self._views.pop(station_id, None)
+                with contextlib.suppress(ValueError):
+                    self._catalogue_ids.remove(station_id)
+            else:
+                self._views[station_id] = found
+                self._add_to_catalogue(station_id)
+        self._catalogue = None
+
+    def _add_to_catalogue(self, station_id: int) -> None:
+        assert self._catalogue_ids is not None
+        ids = self._catalogue_ids
+        position = bisect_left(ids, station_id)
+        if position == len(ids) or ids[position] != station_id:
+            ids.insert(position, station_id)
+            self._catalogue = None
+
+    # -- bus -----------------------------------------------------------------------------
+
+    def _check_bus(self) -> None:
+        """Without a bus nobody tells us about changes: trust copies only briefly."""
+        if self._bus.connected:
+            self._outage_since = None
+            return
+        started = monotonic.monotonic()
+        if self._outage_since is None or started - self._outage_since > OUTAGE_TTL:
+            if self._outage_since is not None:
+                self.invalidate(None)
+            self._outage_since = started
+
+    async def run(self) -> None:
+        """Drop cached views as change messages arrive; runs for the life of the process."""
+        while True:
+            with self._bus.subscribe(maxsize=4096) as subscription:
+                # Anything may have changed before this subscription existed.
+                self.invalidate(None)
+                async for message in subscription:
+                    self._handle(message)
+            log.warning("station directory fell behind the bus; dropping every cached view")
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind in ("resync", "overflow"):
+            self.invalidate(None)
+            return
+        channel = message.get("channel", "")
+        if isinstance(channel, str) and channel.startswith("station:"):
+            with contextlib.suppress(ValueError):
+                self.invalidate(int(channel.removeprefix("station:")))
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]
+
+
+async def load_views(station_ids: Iterable[int] | None, now: datetime) -> list[StationView]:
+    """Views for the given stations (all when None) in five queries per chunk of ids."""
+    if station_ids is None:
+        return await _load_chunk(None, now)
+    ids = sorted(set(station_ids))
+    views: list[StationView] = []
+    for chunk in _chunks(ids):
+        views.extend(await _load_chunk(chunk, now))
+    return views
+
+
+async def _load_chunk(ids: Sequence[int] | None, now: datetime) -> list[StationView]:
+    def scoped(queryset: Any, key: str) -> Any:
+        return queryset if ids is None else queryset.filter(**{f"{key}__in": list(ids)})
+
+    stations = await scoped(Station.all(), "id").order_by("id").values(*_STATION_FIELDS)
+    if not stations:
+        return []
+    regular = await scoped(RegularHours.all(), "station_id").values(
+        "station_id", "weekday", "period_begin", "period_end"
+    )
+    exceptional = await scoped(ExceptionalPeriod.all(), "station_id").values(
+        "id", "station_id", "is_closing", "period_begin", "period_end"
+    )
+    chargers = await scoped(Charger.all(), "station_id").values(
+        "id", "station_id", "charger_number", "charger_type", "power_kw", "status"
+    )
+    bookings = await scoped(Booking.filter(blocking(now), slot_end__gt=now), "station_id").values(
+        "station_id", "charger_id", "slot_start", "slot_end", "status", "hold_expires_at"
+    )
+    by_station: dict[int, dict[str, list[Any]]] = {
+        row["id"]: {"regular": [], "exceptional": [], "chargers": [], "bookings": []} for row in stations
+    }
+    for key, rows in (("regular", regular), ("exceptional", exceptional), ("chargers", chargers)):
+        for row in rows:
+            by_station[row["station_id"]][key].append(row)
+    for row in bookings:
+        by_station[row["station_id"]]["bookings"].append(row)
+    views = []
+    for row in stations:
+        parts = by_station[row["id"]]
+        views.append(_build_view(row, parts))
+    return views
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _build_view(row: dict[str, Any], parts: dict[str, list[Any]]) -> StationView:
+    spec = spec_from_values(row["twentyfourseven"], parts["regular"], parts["exceptional"])
+    chargers = tuple(
+        ChargerView(
+            id=c["id"],
+            charger_number=c["charger_number"],
+            charger_type=c["charger_type"],
+            power_kw=float(c["power_kw"]),
+            status=str(ChargerStatus(c["status"])),
+        )
+        for c in sorted(parts["chargers"], key=lambda c: c["charger_number"])
+    )
+    bookings = tuple(
+        BookingSpan(
+            charger_id=b["charger_id"],
+            start=_aware(b["slot_start"]),
+            end=_aware(b["slot_end"]),
+            hold_expires_at=None if b["status"] == BookingStatus.PAID else _aware(b["hold_expires_at"]),
+        )
+        for b in parts["bookings"]
+    )
+    exceptions = tuple(
+        ExceptionView(
+            id=e["id"],
+            kind="closing" if e["is_closing"] else "opening",
+            period_begin=_aware(e["period_begin"]).astimezone(UTC),
+            period_end=_aware(e["period_end"]).astimezone(UTC),
+        )
+        for e in sorted(parts["exceptional"], key=lambda e: (_aware(e["period_begin"]), e["id"]))
+    )
+    return StationView(
+        id=row["id"],
+        name=row["name"],
+        location=row["location"],
+        city=row["city"],
+        latitude=float(row["latitude"]),
+        longitude=float(row["longitude"]),
+        timezone=row["timezone"],
+        price_per_hour=int(row["price_per_hour"]),
+        currency=row["currency"],
+        status=StatusCode(row["status"]),
+        schedule=compile_schedule(row["timezone"], spec),
+        hours=spec,
+        chargers=chargers,
+        bookings=bookings,
+        exceptions=exceptions,
+    )
+
+
+def directory() -> StationDirectory:
+    """This process's directory."""
+    return state().directory
