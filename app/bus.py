@@ -199,8 +199,12 @@ class RedisBus(Bus):
                     self._resync_all()
                 self._has_connected_before = True
                 backoff = 0.05
-                async for raw in pubsub.listen():
-                    if raw.get("type") != "pmessage":
+                while True:
+                    # A bounded wait rather than listen(): a blocking read on a quiet channel
+                    # hits the socket timeout and would pass for a lost connection (and a resync
+                    # of every subscriber) every few seconds.
+                    raw = await pubsub.get_message(timeout=1.0)
+                    if raw is None or raw.get("type") != "pmessage":
                         continue
                     channel = raw["channel"].decode()[skip:]
                     if channel.startswith("seq:"):
