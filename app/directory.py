@@ -34,7 +34,7 @@ from app.clock import Clock
 from app.hours import HoursSpec, Schedule, compile_schedule
 from app.models import Booking, BookingStatus, Charger, ChargerStatus, ExceptionalPeriod, RegularHours, Station
 from app.state import state
-from app.stations import spec_from_values
+from app.stations import format_money, spec_from_values
 
 log = logging.getLogger(__name__)
 
@@ -257,14 +257,6 @@ class StationView:
             "available_chargers": available,
         }
         return Moment(now, min(edges), is_open, open_time, close_time, next_change_at, available, summary)
-
-
-def format_money(minor: int) -> str:
-    """Minor units as the wire's decimal string in major units (two decimals for every currency
-    we price in)."""
-    sign = "-" if minor < 0 else ""
-    whole, cents = divmod(abs(minor), 100)
-    return f"{sign}{whole}.{cents:02d}"
 
 
 class StationDirectory:

@@ -6,15 +6,23 @@ and turned into an ``app.hours.HoursSpec`` for every decision.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from tortoise.transactions import in_transaction
 
+from app.db import is_postgres, write_transaction
+from app.errors import NotFound, ValidationFailed
+from app.hours import MAX_EXCEPTIONAL_PERIODS, HoursSpec, RegularPeriod
 from app.hours import ExceptionalPeriod as ExceptionalSpec
-from app.hours import HoursSpec, RegularPeriod
-from app.models import Charger, ExceptionalPeriod, RegularHours, Station
+from app.models import Charger, ChargerStatus, ExceptionalPeriod, RegularHours, Station
+
+if TYPE_CHECKING:
+    from app.directory import StationView
 
 
 @dataclass(frozen=True)
@@ -107,3 +115,134 @@ async def create_station(
         await write_hours(station, hours)
         await add_chargers(station, chargers)
     return station
+
+
+# -- operator changes -----------------------------------------------------------------------------
+# Each runs in one transaction holding the station row (PostgreSQL) or the write lock (SQLite), so
+# concurrent edits of one station apply one after the other; publishing is the caller's job, after
+# commit (app/events.py).
+
+#: Fields whose change can flip whether the station is open or bookable.
+STATUS_FIELDS = frozenset({"timezone", "status"})
+_MONEY = re.compile(r"(\d{1,9})(?:\.(\d{1,2}))?")
+
+
+def parse_money(text: str) -> int:
+    """A non-negative major-unit decimal string ("150", "150.5", "150.00") in minor units."""
+    match = _MONEY.fullmatch(text.strip())
+    if match is None:
+        raise ValueError('must be an amount in major units with at most two decimals, e.g. "150.00"')
+    return int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))
+
+
+def format_money(minor: int) -> str:
+    """Minor units as the wire's decimal string in major units (every currency we price in has two
+    decimals)."""
+    sign = "-" if minor < 0 else ""
+    whole, cents = divmod(abs(minor), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
+async def _locked_station(station_id: int) -> Station:
+    query = Station.filter(id=station_id)
+    if is_postgres():
+        query = query.select_for_update()
+    station = await query.first()
+    if station is None:
+        raise NotFound("Station not found.")
+    return station
+
+
+async def update_station(station_id: int, changes: Mapping[str, Any], hours: HoursSpec | None = None) -> bool:
+    """Apply field changes and/or new hours; True when openness or bookability may have changed."""
+    async with write_transaction():
+        station = await _locked_station(station_id)
+        if changes:
+            station.update_from_dict(dict(changes))
+            await station.save(update_fields=[*changes, "updated_at"])
+        if hours is not None:
+            await write_hours(station, hours)
+    return hours is not None or bool(STATUS_FIELDS & changes.keys())
+
+
+async def add_exception(station_id: int, *, closing: bool, begin: datetime, end: datetime) -> ExceptionalPeriod:
+    async with write_transaction():
+        await _locked_station(station_id)
+        if await ExceptionalPeriod.filter(station_id=station_id, is_closing=closing).count() >= MAX_EXCEPTIONAL_PERIODS:
+            kind = "closings" if closing else "openings"
+            msg = f"a station can have at most {MAX_EXCEPTIONAL_PERIODS} exceptional {kind}"
+            raise ValidationFailed([{"loc": ["body", "kind"], "msg": msg}])
+        return await ExceptionalPeriod.create(
+            station_id=station_id, is_closing=closing, period_begin=begin, period_end=end
+        )
+
+
+async def remove_exception(station_id: int, exception_id: int) -> None:
+    async with write_transaction():
+        await _locked_station(station_id)
+        if not await ExceptionalPeriod.filter(id=exception_id, station_id=station_id).delete():
+            raise NotFound("Exceptional period not found.")
+
+
+async def add_charger(station_id: int, spec: ChargerSpec) -> Charger:
+    async with write_transaction():
+        station = await _locked_station(station_id)
+        (charger,) = await add_chargers(station, [spec])
+    return charger
+
+
+async def set_charger_status(station_id: int, charger_id: int, status: ChargerStatus) -> Charger:
+    async with write_transaction():
+        await _locked_station(station_id)
+        charger = await Charger.filter(id=charger_id, station_id=station_id).first()
+        if charger is None:
+            raise NotFound("Charger not found.")
+        if charger.status != status:
+            charger.status = status
+            await charger.save(update_fields=["status"])
+    return charger
+
+
+# -- the public station list ---------------------------------------------------------------------
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+@dataclass(frozen=True)
+class StationFilter:
+    """What a driver narrows the list by; None means "any"."""
+
+    open_now: bool = False
+    city: str | None = None
+    text: str | None = None
+    charger_type: str | None = None
+    near: tuple[float, float] | None = None
+
+    def keeps(self, view: StationView, now: datetime) -> bool:
+        if self.city is not None and view.city_key != self.city.casefold():
+            return False
+        if self.text is not None and self.text.casefold() not in view.search_text:
+            return False
+        if self.charger_type is not None and self.charger_type.casefold() not in view.charger_types:
+            return False
+        return not self.open_now or view.is_open(now)
+
+
+def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def find_stations(
+    views: Sequence[StationView], now: datetime, where: StationFilter, limit: int, offset: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """(total matching, the page of list items): in id order, or nearest first with ``near``."""
+    unfiltered = where == StationFilter()
+    matching = views if unfiltered else [view for view in views if where.keeps(view, now)]
+    if where.near is None:
+        return len(matching), [view.summary(now) for view in matching[offset : offset + limit]]
+    origin = where.near
+    ranked = sorted((haversine_km(origin, (v.latitude, v.longitude)), v.id, v) for v in matching)
+    page = ranked[offset : offset + limit]
+    return len(ranked), [{**view.summary(now), "distance_km": round(km, 3)} for km, _, view in page]

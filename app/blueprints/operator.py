@@ -1,0 +1,243 @@
+"""Operator endpoints (DESIGN §5): stations, their hours, exceptional periods and chargers.
+
+Every change commits in one transaction and is then published on the station's channel
+(``app.events``): ``status`` when it can change whether the station is open or bookable,
+``availability`` when it changes which chargers are usable, ``changed`` otherwise. Publishing also
+drops this process's cached view, so the response below is built from the new rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from quart import Blueprint
+from quart_schema import validate_request, validate_response
+
+from app import events, stations
+from app.auth import authorize
+from app.blueprints.stations import ChargerNow, ExceptionOut, StationDetail, station_detail, station_or_404
+from app.errors import ValidationFailed
+from app.hours import HoursSpec, HoursValidationError, parse_hours, validate_timezone
+from app.models import ChargerStatus, Role, StationStatus
+from app.state import state
+
+blueprint = Blueprint("operator", __name__, url_prefix="/api/stations")
+
+OPERATORS = (Role.OPERATOR, Role.ADMIN)
+
+
+def _money(value: str | int) -> str:
+    text = str(value)
+    stations.parse_money(text)
+    return text
+
+
+def _timezone(value: str) -> str:
+    try:
+        return validate_timezone(value)
+    except HoursValidationError as error:
+        raise ValueError(error.errors[0]["msg"]) from None
+
+
+Text = Annotated[str, Field(min_length=1)]
+Money = Annotated[str | int, AfterValidator(_money), Field(description='Major units, e.g. "150.00".')]
+Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code."), AfterValidator(str.upper)]
+Timezone = Annotated[str, AfterValidator(_timezone), Field(description="IANA zone, e.g. Asia/Kolkata.")]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+ChargerType = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9_]{2,32}$", description="Connector standard, e.g. CCS2."), AfterValidator(str.upper)
+]
+
+
+class HoursIn(BaseModel):
+    """OCPI-like hours, or the ``open_time``/``close_time`` shorthand for the same period every day.
+
+    The fields are checked by ``app.hours.parse_hours``, which names every wrong field at once.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    twentyfourseven: Any = Field(None, description="Open always (except exceptional closings).")
+    regular_hours: Any = Field(None, description="[{weekday 1=Mon..7=Sun, period_begin HH:MM, period_end HH:MM}]")
+    exceptional_openings: Any = Field(None, description="[{period_begin, period_end}] ISO instants with offset.")
+    exceptional_closings: Any = Field(None, description="As exceptional_openings; closings win.")
+    open_time: Any = Field(None, description="Shorthand: HH:MM opening, every day.")
+    close_time: Any = Field(None, description="Shorthand: HH:MM closing; at or before open_time runs overnight.")
+
+
+class ChargerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    charger_type: ChargerType
+    power_kw: float = Field(gt=0, le=1000)
+
+
+class StationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: Annotated[Text, Field(max_length=200)]
+    location: Annotated[Text, Field(max_length=500)]
+    city: Annotated[Text, Field(max_length=100)]
+    latitude: Latitude
+    longitude: Longitude
+    timezone: Timezone
+    price_per_hour: Money
+    currency: Currency
+    status: StationStatus = StationStatus.ACTIVE
+    hours: HoursIn
+    chargers: list[ChargerIn] = Field(default_factory=list, max_length=50)
+
+
+class StationPatch(BaseModel):
+    """Any subset of the station's fields; ``hours`` replaces the hours."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: Annotated[Text, Field(max_length=200)] | None = None
+    location: Annotated[Text, Field(max_length=500)] | None = None
+    city: Annotated[Text, Field(max_length=100)] | None = None
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    timezone: Timezone | None = None
+    price_per_hour: Money | None = None
+    currency: Currency | None = None
+    status: StationStatus | None = None
+    hours: HoursIn | None = None
+
+
+class ExceptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["closing", "opening"]
+    period_begin: AwareDatetime
+    period_end: AwareDatetime
+
+    @field_validator("period_end")
+    @classmethod
+    def _after_begin(cls, value: datetime, info: ValidationInfo) -> datetime:
+        begin = info.data.get("period_begin")
+        if begin is not None and value <= begin:
+            raise ValueError("must be after period_begin")
+        return value
+
+
+class ChargerStatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: ChargerStatus
+
+
+def _hours(data: HoursIn, loc: tuple[str, ...] = ("body", "hours")) -> HoursSpec:
+    try:
+        return parse_hours(data.model_dump(exclude_unset=True), loc_prefix=loc)
+    except HoursValidationError as error:
+        raise ValidationFailed(error.errors) from None
+
+
+def _columns(data: BaseModel, names: set[str]) -> dict[str, Any]:
+    """Request fields as station columns (money in minor units)."""
+    columns = {name: getattr(data, name) for name in names}
+    if "price_per_hour" in columns:
+        columns["price_per_hour"] = stations.parse_money(str(columns["price_per_hour"]))
+    return columns
+
+
+async def _detail(station_id: int) -> StationDetail:
+    return station_detail(await station_or_404(station_id), state().clock.now())
+
+
+@blueprint.post("")
+@validate_request(StationIn)
+@validate_response(StationDetail, 201)
+async def create_station(data: StationIn) -> tuple[StationDetail, int]:
+    """Create a station with its hours and chargers: all of it or nothing."""
+    await authorize(*OPERATORS)
+    hours = _hours(data.hours)
+    fields = _columns(data, set(StationIn.model_fields) - {"hours", "chargers"})
+    chargers = [stations.ChargerSpec(c.charger_type, c.power_kw) for c in data.chargers]
+    station = await stations.create_station(hours=hours, chargers=chargers, **fields)
+    await events.status_changed(station.id)
+    return await _detail(station.id), 201
+
+
+@blueprint.patch("/<int:station_id>")
+@validate_request(StationPatch)
+@validate_response(StationDetail)
+async def update_station(station_id: int, data: StationPatch) -> StationDetail:
+    """Change any fields, including `status` (INACTIVE, MAINTENANCE) and `hours`."""
+    await authorize(*OPERATORS)
+    sent = data.model_fields_set
+    nulls = sorted(name for name in sent if getattr(data, name) is None)
+    if nulls:
+        raise ValidationFailed([{"loc": ["body", name], "msg": "may not be null"} for name in nulls])
+    hours = _hours(data.hours) if data.hours is not None else None
+    status_may_change = await stations.update_station(station_id, _columns(data, sent - {"hours"}), hours)
+    if status_may_change:
+        await events.status_changed(station_id)
+    else:
+        await events.station_changed(station_id)
+    return await _detail(station_id)
+
+
+@blueprint.put("/<int:station_id>/hours")
+@validate_request(HoursIn)
+@validate_response(StationDetail)
+async def replace_hours(station_id: int, data: HoursIn) -> StationDetail:
+    """Replace the opening hours (OCPI-like or the `{open_time, close_time}` shorthand)."""
+    await authorize(*OPERATORS)
+    await stations.update_station(station_id, {}, _hours(data, ("body",)))
+    await events.status_changed(station_id)
+    return await _detail(station_id)
+
+
+@blueprint.post("/<int:station_id>/exceptions")
+@validate_request(ExceptionIn)
+@validate_response(ExceptionOut, 201)
+async def add_exception(station_id: int, data: ExceptionIn) -> tuple[ExceptionOut, int]:
+    """Add an exceptional closing (beats everything) or opening for a period of UTC instants."""
+    await authorize(*OPERATORS)
+    period = await stations.add_exception(
+        station_id, closing=data.kind == "closing", begin=data.period_begin, end=data.period_end
+    )
+    await events.status_changed(station_id)
+    out = ExceptionOut(
+        id=period.id,
+        kind=data.kind,
+        period_begin=period.period_begin.isoformat(),
+        period_end=period.period_end.isoformat(),
+    )
+    return out, 201
+
+
+@blueprint.delete("/<int:station_id>/exceptions/<int:exception_id>")
+async def remove_exception(station_id: int, exception_id: int) -> tuple[str, int]:
+    """Remove an exceptional closing or opening."""
+    await authorize(*OPERATORS)
+    await stations.remove_exception(station_id, exception_id)
+    await events.status_changed(station_id)
+    return "", 204
+
+
+@blueprint.post("/<int:station_id>/chargers")
+@validate_request(ChargerIn)
+@validate_response(ChargerNow, 201)
+async def add_charger(station_id: int, data: ChargerIn) -> tuple[ChargerNow, int]:
+    """Add a charger, numbered after the station's highest."""
+    await authorize(*OPERATORS)
+    charger = await stations.add_charger(station_id, stations.ChargerSpec(data.charger_type, data.power_kw))
+    await events.availability_changed(station_id)
+    return await _charger_now(station_id, charger.id), 201
+
+
+@blueprint.patch("/<int:station_id>/chargers/<int:charger_id>")
+@validate_request(ChargerStatusIn)
+@validate_response(ChargerNow)
+async def set_charger_status(station_id: int, charger_id: int, data: ChargerStatusIn) -> ChargerNow:
+    """Take a charger out of service or bring it back."""
+    await authorize(*OPERATORS)
+    await stations.set_charger_status(station_id, charger_id, data.status)
+    await events.availability_changed(station_id)
+    return await _charger_now(station_id, charger_id)
+
+
+async def _charger_now(station_id: int, charger_id: int) -> ChargerNow:
+    view = await station_or_404(station_id)
+    (charger,) = (c for c in view.chargers_now(state().clock.now()) if c["id"] == charger_id)
+    return ChargerNow.model_validate(charger)

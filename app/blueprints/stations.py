@@ -1,0 +1,270 @@
+"""Public station endpoints (DESIGN §5): the list, one station, its live status, free chargers.
+
+All four answer from this process's ``StationDirectory`` with the server clock at request time, so
+the list and the status need no database round trip once the directory is warm. The list and the
+status are the hot paths (home page; every polling client): they return JSON encoded directly from
+the directory's shared dicts, documented with ``document_response`` instead of re-validating each
+response through pydantic.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from quart import Blueprint, Response
+from quart_schema import document_response, validate_querystring, validate_response
+
+from app.availability import busy_charger_ids
+from app.directory import StationView, directory
+from app.errors import NotFound, ValidationFailed
+from app.models import ChargerStatus
+from app.state import state
+from app.stations import StationFilter, find_stations
+
+blueprint = Blueprint("stations", __name__, url_prefix="/api/stations")
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(_encode(body), status=status, content_type="application/json")
+
+
+# -- models (what /openapi.json promises) ---------------------------------------------------------
+
+
+class StationsQuery(BaseModel):
+    open_now: bool = Field(False, description="Only stations open now by the server clock.")
+    city: str | None = Field(None, max_length=100, description="Exact city, any case.")
+    q: str | None = Field(None, min_length=1, max_length=200, description="Text in the name or address.")
+    charger_type: str | None = Field(None, max_length=32, description="Has a charger of this type, e.g. CCS2.")
+    near: str | None = Field(None, description="`lat,lon`: nearest first, adds `distance_km`.")
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0)
+
+    @field_validator("near")
+    @classmethod
+    def _point(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_point(value)
+        return value
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        lat, lon = (float(part) for part in parts)
+    except ValueError:
+        raise ValueError("must be two numbers: latitude,longitude") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ValueError("latitude must be within -90..90 and longitude within -180..180")
+    return lat, lon
+
+
+class StationItem(BaseModel):
+    id: int
+    name: str
+    location: str
+    city: str
+    latitude: float
+    longitude: float
+    timezone: str = Field(description="IANA zone the hours are kept in.")
+    price_per_hour: str = Field(description='Major units as a decimal string, e.g. "150.00".')
+    currency: str
+    status: str = Field(description="ACTIVE, INACTIVE or MAINTENANCE.")
+    is_open: bool = Field(description="Open now by the server clock, in the station's zone.")
+    open_time: str | None = Field(description="Today's (station-local) opening as HH:MM:SS; null when closed all day.")
+    close_time: str | None
+    next_change_at: str | None = Field(description="Next open/close instant, ISO 8601 with offset; null if never.")
+    total_chargers: int
+    available_chargers: int
+    distance_km: float | None = Field(None, description="Only with `near`.")
+
+
+class StationPage(BaseModel):
+    items: list[StationItem]
+    total: int
+    limit: int
+    offset: int
+
+
+class ChargerNow(BaseModel):
+    id: int
+    charger_number: int
+    charger_type: str
+    power_kw: float
+    status: str
+    available_now: bool
+
+
+class RegularPeriodOut(BaseModel):
+    weekday: int
+    period_begin: str
+    period_end: str
+
+
+class ExceptionalPeriodOut(BaseModel):
+    period_begin: str
+    period_end: str
+
+
+class HoursOut(BaseModel):
+    twentyfourseven: bool
+    regular_hours: list[RegularPeriodOut]
+    exceptional_openings: list[ExceptionalPeriodOut]
+    exceptional_closings: list[ExceptionalPeriodOut]
+
+
+class ExceptionOut(BaseModel):
+    id: int
+    kind: str = Field(description='"opening" or "closing".')
+    period_begin: str
+    period_end: str
+
+
+class StationDetail(StationItem):
+    chargers: list[ChargerNow]
+    hours: HoursOut
+    exceptions: list[ExceptionOut] = Field(description="The exceptional periods with ids, for operators.")
+    current_server_time: str
+
+
+class StationStatus(BaseModel):
+    station_id: int
+    is_open: bool
+    open_time: str | None
+    close_time: str | None
+    next_change_at: str | None
+    current_server_time: str
+    available_chargers: int
+    station_status: str
+
+
+class SlotQuery(BaseModel):
+    slot_time: str = Field(description="ISO 8601; without an offset it is station-local time.")
+    duration_minutes: int = Field(60, ge=15, le=240, multiple_of=15)
+
+
+class ChargerForSlot(BaseModel):
+    id: int
+    charger_number: int
+    charger_type: str
+    power_kw: float
+    status: str
+    available: bool
+
+
+class SlotAvailability(BaseModel):
+    available: bool
+    available_count: int
+    booked_count: int
+    total_chargers: int
+    slot_time: str
+    slot_end: str
+    duration_minutes: int
+    within_opening_hours: bool
+    chargers: list[ChargerForSlot]
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+
+async def station_or_404(station_id: int) -> StationView:
+    view = await directory().get(station_id)
+    if view is None:
+        raise NotFound("Station not found.")
+    return view
+
+
+@blueprint.get("")
+@validate_querystring(StationsQuery)
+@document_response(StationPage)
+async def list_stations(query_args: StationsQuery) -> Response:
+    """Stations with whether each is open now; filter, search, sort by distance, paginate."""
+    where = StationFilter(
+        open_now=query_args.open_now,
+        city=query_args.city,
+        text=query_args.q,
+        charger_type=query_args.charger_type,
+        near=parse_point(query_args.near) if query_args.near else None,
+    )
+    views = await directory().catalogue()
+    total, items = find_stations(views, state().clock.now(), where, query_args.limit, query_args.offset)
+    return json_response({"items": items, "total": total, "limit": query_args.limit, "offset": query_args.offset})
+
+
+@blueprint.get("/<int:station_id>")
+@validate_response(StationDetail)
+async def get_station(station_id: int) -> StationDetail:
+    """One station with its chargers, full opening hours and the server's current time."""
+    return station_detail(await station_or_404(station_id), state().clock.now())
+
+
+def station_detail(view: StationView, now: datetime) -> StationDetail:
+    return StationDetail.model_validate(
+        {
+            **view.summary(now),
+            "chargers": view.chargers_now(now),
+            "hours": view.hours.to_dict(),
+            "exceptions": [exception.to_dict() for exception in view.exceptions],
+            "current_server_time": now.isoformat(),
+        }
+    )
+
+
+@blueprint.get("/<int:station_id>/status")
+@document_response(StationStatus)
+async def get_status(station_id: int) -> Response:
+    """Open now or not, today's hours, the next change and free chargers; cheap enough to poll."""
+    view = await station_or_404(station_id)
+    return json_response(view.status_at(state().clock.now()))
+
+
+@blueprint.get("/<int:station_id>/chargers/available")
+@validate_querystring(SlotQuery)
+@validate_response(SlotAvailability)
+async def chargers_for_slot(station_id: int, query_args: SlotQuery) -> SlotAvailability:
+    """Which chargers are free for a whole slot (a hint: booking checks again)."""
+    view = await station_or_404(station_id)
+    start = slot_start(query_args.slot_time, view)
+    end = start + timedelta(minutes=query_args.duration_minutes)
+    busy = await busy_charger_ids(station_id, start, end, state().clock.now())
+    chargers = [
+        ChargerForSlot(
+            id=c.id,
+            charger_number=c.charger_number,
+            charger_type=c.charger_type,
+            power_kw=c.power_kw,
+            status=c.status,
+            available=c.status == ChargerStatus.AVAILABLE and c.id not in busy,
+        )
+        for c in view.chargers
+    ]
+    available = sum(c.available for c in chargers)
+    return SlotAvailability(
+        available=available > 0,
+        available_count=available,
+        booked_count=sum(c.id in busy for c in view.chargers),
+        total_chargers=len(chargers),
+        slot_time=start.astimezone(view.zone).isoformat(),
+        slot_end=end.astimezone(view.zone).isoformat(),
+        duration_minutes=query_args.duration_minutes,
+        within_opening_hours=view.schedule.covers(start, end),
+        chargers=chargers,
+    )
+
+
+def slot_start(text: str, view: StationView) -> datetime:
+    """An ISO 8601 instant; a time without an offset is read as the station's wall clock."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed(
+            [{"loc": ["query", "slot_time"], "msg": "must be an ISO 8601 date-time, e.g. 2026-12-02T18:00:00+05:30"}]
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=view.zone)
+    return value.astimezone(UTC)

@@ -1,0 +1,411 @@
+"""The four public station endpoints, field by field, evaluated by the server clock in each
+station's own zone."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from app import directory as directory_module
+from app.bus import RedisBus
+from app.directory import StationDirectory
+from app.hours import HoursSpec, RegularPeriod
+from app.models import Booking, BookingStatus, Charger, ChargerStatus
+from app.stations import ChargerSpec, create_station
+from tests.conftest import ApiClient
+
+#: DEFAULT_NOW is 10:30 in Kolkata and 06:00 in Berlin, on a Wednesday.
+IST_1030 = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
+
+
+def daily(begin: str, end: str) -> HoursSpec:
+    return HoursSpec(regular_hours=tuple(RegularPeriod(day, begin, end) for day in range(1, 8)))
+
+
+async def add_station(
+    name: str = "Mumbai Central Charging Hub",
+    *,
+    city: str = "Mumbai",
+    location: str = "Dr Anandrao Nair Marg, Mumbai Central",
+    timezone: str = "Asia/Kolkata",
+    hours: HoursSpec | None = None,
+    chargers: tuple[str, ...] = ("CCS2", "CCS2", "TYPE2", "CHADEMO"),
+    latitude: float = 18.9690,
+    longitude: float = 72.8205,
+) -> int:
+    station = await create_station(
+        name=name,
+        location=location,
+        city=city,
+        latitude=latitude,
+        longitude=longitude,
+        timezone=timezone,
+        price_per_hour=15000,
+        currency="INR",
+        hours=hours or daily("08:00", "22:00"),
+        chargers=[ChargerSpec(kind, 60.0) for kind in chargers],
+    )
+    return station.id
+
+
+async def json_of(client: ApiClient, path: str, status: int = 200) -> Any:
+    response = await client.get(path)
+    body = await response.get_json()
+    assert response.status_code == status, body
+    return body
+
+
+async def test_station_list_items_carry_every_contract_field(client: ApiClient) -> None:
+    station_id = await add_station()
+    page = await json_of(client, "/api/stations")
+    assert page == {
+        "items": [
+            {
+                "id": station_id,
+                "name": "Mumbai Central Charging Hub",
+                "location": "Dr Anandrao Nair Marg, Mumbai Central",
+                "city": "Mumbai",
+                "latitude": 18.969,
+                "longitude": 72.8205,
+                "timezone": "Asia/Kolkata",
+                "price_per_hour": "150.00",
+                "currency": "INR",
+                "status": "ACTIVE",
+                "is_open": True,
+                "open_time": "08:00:00",
+                "close_time": "22:00:00",
+                "next_change_at": "2026-12-02T22:00:00+05:30",
+                "total_chargers": 4,
+                "available_chargers": 4,
+            }
+        ],
+        "total": 1,
+        "limit": 50,
+        "offset": 0,
+    }
+
+
+async def test_station_detail_adds_chargers_hours_and_server_time(client: ApiClient) -> None:
+    station_id = await add_station(chargers=("CCS2", "TYPE2"))
+    await Charger.filter(station_id=station_id, charger_number=2).update(status=ChargerStatus.OUT_OF_SERVICE)
+    body = await json_of(client, f"/api/stations/{station_id}")
+    listed = (await json_of(client, "/api/stations"))["items"][0]
+    assert {key: body[key] for key in listed} == {**listed, "available_chargers": 1}
+    assert body["chargers"] == [
+        {
+            "id": body["chargers"][0]["id"],
+            "charger_number": 1,
+            "charger_type": "CCS2",
+            "power_kw": 60.0,
+            "status": "AVAILABLE",
+            "available_now": True,
+        },
+        {
+            "id": body["chargers"][1]["id"],
+            "charger_number": 2,
+            "charger_type": "TYPE2",
+            "power_kw": 60.0,
+            "status": "OUT_OF_SERVICE",
+            "available_now": False,
+        },
+    ]
+    assert body["hours"] == {
+        "twentyfourseven": False,
+        "regular_hours": [{"weekday": day, "period_begin": "08:00", "period_end": "22:00"} for day in range(1, 8)],
+        "exceptional_openings": [],
+        "exceptional_closings": [],
+    }
+    assert body["exceptions"] == []
+    assert body["current_server_time"] == "2026-12-02T05:00:00+00:00"
+
+
+async def test_status_is_the_lightweight_contract(client: ApiClient) -> None:
+    station_id = await add_station()
+    assert await json_of(client, f"/api/stations/{station_id}/status") == {
+        "station_id": station_id,
+        "is_open": True,
+        "open_time": "08:00:00",
+        "close_time": "22:00:00",
+        "next_change_at": "2026-12-02T22:00:00+05:30",
+        "current_server_time": "2026-12-02T05:00:00+00:00",
+        "available_chargers": 4,
+        "station_status": "ACTIVE",
+    }
+
+
+async def test_status_needs_no_database_once_warm(client: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    station_id = await add_station()
+    await json_of(client, f"/api/stations/{station_id}/status")
+    await json_of(client, "/api/stations")
+
+    async def no_database(*args: Any) -> None:
+        raise AssertionError("the database was queried")
+
+    monkeypatch.setattr(directory_module, "load_views", no_database)
+    assert (await json_of(client, f"/api/stations/{station_id}/status"))["is_open"] is True
+    assert (await json_of(client, "/api/stations"))["total"] == 1
+
+
+async def test_overnight_station_is_open_across_midnight_by_the_server_clock(client: ApiClient, clock) -> None:
+    station_id = await add_station("Chennai Night Owl", hours=daily("20:00", "06:00"))
+    path = f"/api/stations/{station_id}/status"
+    clock.set(datetime(2026, 12, 2, 18, 0, tzinfo=UTC))  # 23:30 IST
+    status = await json_of(client, path)
+    assert (status["is_open"], status["open_time"], status["close_time"]) == (True, "20:00:00", "06:00:00")
+    assert status["next_change_at"] == "2026-12-03T06:00:00+05:30"
+    clock.set(datetime(2026, 12, 2, 21, 0, tzinfo=UTC))  # 02:30 IST the next day: still the same night
+    status = await json_of(client, path)
+    assert (status["is_open"], status["next_change_at"]) == (True, "2026-12-03T06:00:00+05:30")
+    clock.set(datetime(2026, 12, 3, 1, 30, tzinfo=UTC))  # 07:00 IST
+    status = await json_of(client, path)
+    assert (status["is_open"], status["next_change_at"]) == (False, "2026-12-03T20:00:00+05:30")
+
+
+async def test_a_station_in_another_zone_follows_its_own_clock(client: ApiClient, clock) -> None:
+    berlin = await add_station(
+        "Berlin Adlershof", city="Berlin", timezone="Europe/Berlin", hours=daily("06:00", "15:00")
+    )
+    mumbai = await add_station()
+    clock.set(datetime(2026, 12, 2, 5, 0, tzinfo=UTC))  # 06:00 in Berlin: opening instant
+    assert (await json_of(client, f"/api/stations/{berlin}/status"))["is_open"] is True
+    clock.set(datetime(2026, 12, 2, 14, 30, tzinfo=UTC))  # 15:30 in Berlin, 20:00 in Mumbai
+    items = {item["id"]: item for item in (await json_of(client, "/api/stations"))["items"]}
+    assert (items[berlin]["is_open"], items[berlin]["next_change_at"]) == (False, "2026-12-03T06:00:00+01:00")
+    assert (items[mumbai]["is_open"], items[mumbai]["next_change_at"]) == (True, "2026-12-02T22:00:00+05:30")
+
+
+async def test_closed_all_day_shows_no_hours(client: ApiClient, clock) -> None:
+    weekdays = HoursSpec(regular_hours=tuple(RegularPeriod(day, "09:00", "17:00") for day in range(1, 6)))
+    station_id = await add_station(hours=weekdays)
+    clock.set(datetime(2026, 12, 6, 6, 0, tzinfo=UTC))  # Sunday 11:30 IST
+    status = await json_of(client, f"/api/stations/{station_id}/status")
+    assert (status["is_open"], status["open_time"], status["close_time"]) == (False, None, None)
+    assert status["next_change_at"] == "2026-12-07T09:00:00+05:30"
+
+
+async def seed_list() -> dict[str, int]:
+    return {
+        "mumbai": await add_station(),
+        "pune": await add_station(
+            "Pune Expressway", city="Pune", location="Lonavala", chargers=("TYPE2",), latitude=18.75, longitude=73.4
+        ),
+        "night": await add_station(
+            "Chennai Night Owl",
+            city="Chennai",
+            location="Anna Salai",
+            hours=daily("20:00", "06:00"),
+            latitude=13.04,
+            longitude=80.23,
+        ),
+        "delhi": await add_station(
+            "Delhi EV", city="Delhi", location="Connaught Place", latitude=28.63, longitude=77.2
+        ),
+    }
+
+
+async def ids(client: ApiClient, query: str) -> list[int]:
+    return [item["id"] for item in (await json_of(client, f"/api/stations?{query}"))["items"]]
+
+
+async def test_list_filters(client: ApiClient) -> None:
+    s = await seed_list()
+    assert await ids(client, "open_now=true") == [s["mumbai"], s["pune"], s["delhi"]]
+    assert await ids(client, "open_now=false") == sorted(s.values())
+    assert await ids(client, "city=pUNE") == [s["pune"]]
+    assert await ids(client, "q=connaught") == [s["delhi"]]
+    assert await ids(client, "q=owl") == [s["night"]]
+    assert await ids(client, "charger_type=chademo") == [s["mumbai"], s["night"], s["delhi"]]
+    assert await ids(client, "charger_type=TYPE2&city=Pune&open_now=true") == [s["pune"]]
+    assert await ids(client, "city=Nowhere") == []
+
+
+async def test_near_sorts_by_distance_and_adds_it(client: ApiClient) -> None:
+    s = await seed_list()
+    page = await json_of(client, "/api/stations?near=18.52,73.85&limit=2")  # central Pune
+    assert [item["id"] for item in page["items"]] == [s["pune"], s["mumbai"]]
+    assert page["total"] == 4
+    assert 40 < page["items"][0]["distance_km"] < 60
+    assert 110 < page["items"][1]["distance_km"] < 130
+    assert "distance_km" not in (await json_of(client, "/api/stations"))["items"][0]
+
+
+async def test_pagination_reports_the_total(client: ApiClient) -> None:
+    s = await seed_list()
+    page = await json_of(client, "/api/stations?limit=2&offset=1")
+    assert ([item["id"] for item in page["items"]], page["total"], page["limit"], page["offset"]) == (
+        [s["pune"], s["night"]],
+        4,
+        2,
+        1,
+    )
+    assert (await json_of(client, "/api/stations?offset=10"))["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=201", "limit"),
+        ("limit=0", "limit"),
+        ("offset=-1", "offset"),
+        ("open_now=perhaps", "open_now"),
+        ("near=18.5", "near"),
+        ("near=91,10", "near"),
+        ("near=north,south", "near"),
+    ],
+)
+async def test_bad_list_queries_are_422_naming_the_parameter(client: ApiClient, query: str, field: str) -> None:
+    body = await json_of(client, f"/api/stations?{query}", 422)
+    assert body["code"] == "validation_error"
+    assert [error["loc"] for error in body["errors"]] == [["query", field]]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/stations/999",
+        "/api/stations/999/status",
+        "/api/stations/999/chargers/available?slot_time=2026-12-02T12:00:00",
+    ],
+)
+async def test_unknown_station_is_problem_json_404(client: ApiClient, path: str) -> None:
+    await add_station()
+    response = await client.get(path)
+    assert response.status_code == 404
+    assert response.content_type == "application/problem+json"
+    body = await response.get_json()
+    assert (body["status"], body["code"], body["detail"]) == (404, "not_found", "Station not found.")
+
+
+async def book(station_id: int, number: int, start: datetime, minutes: int, driver, status=BookingStatus.PAID) -> None:
+    charger = await Charger.get(station_id=station_id, charger_number=number)
+    await Booking.create(
+        user=driver,
+        station_id=station_id,
+        charger=charger,
+        slot_start=start,
+        slot_end=start + timedelta(minutes=minutes),
+        status=status,
+        amount_due=15000,
+        currency="INR",
+        hold_expires_at=IST_1030 + timedelta(minutes=10),
+    )
+
+
+async def test_chargers_available_for_a_slot(client: ApiClient, driver) -> None:
+    station_id = await add_station(chargers=("CCS2", "CCS2", "TYPE2"))
+    noon_ist = datetime(2026, 12, 2, 6, 30, tzinfo=UTC)
+    await book(station_id, 1, noon_ist + timedelta(minutes=30), 60, driver)  # overlaps 12:00-13:00 IST
+    await book(station_id, 2, noon_ist + timedelta(hours=1), 60, driver)  # starts as the slot ends
+    await Charger.filter(station_id=station_id, charger_number=3).update(status=ChargerStatus.OUT_OF_SERVICE)
+    body = await json_of(client, f"/api/stations/{station_id}/chargers/available?slot_time=2026-12-02T12:00:00")
+    chargers = body.pop("chargers")
+    assert body == {
+        "available": True,
+        "available_count": 1,
+        "booked_count": 1,
+        "total_chargers": 3,
+        "slot_time": "2026-12-02T12:00:00+05:30",  # no offset given: the station's own clock
+        "slot_end": "2026-12-02T13:00:00+05:30",
+        "duration_minutes": 60,
+        "within_opening_hours": True,
+    }
+    assert [(c["charger_number"], c["status"], c["available"]) for c in chargers] == [
+        (1, "AVAILABLE", False),
+        (2, "AVAILABLE", True),
+        (3, "OUT_OF_SERVICE", False),
+    ]
+    assert set(chargers[0]) == {"id", "charger_number", "charger_type", "power_kw", "status", "available"}
+
+    longer = await json_of(
+        client, f"/api/stations/{station_id}/chargers/available?slot_time=2026-12-02T06:30:00Z&duration_minutes=90"
+    )
+    assert (longer["available"], longer["available_count"], longer["booked_count"]) == (False, 0, 2)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("slot_time=tomorrow", "slot_time"),
+        ("slot_time=2026-12-02T12:00:00&duration_minutes=20", "duration_minutes"),
+        ("slot_time=2026-12-02T12:00:00&duration_minutes=255", "duration_minutes"),
+        ("duration_minutes=60", "slot_time"),
+    ],
+)
+async def test_bad_slot_queries_are_422(client: ApiClient, query: str, field: str) -> None:
+    station_id = await add_station()
+    body = await json_of(client, f"/api/stations/{station_id}/chargers/available?{query}", 422)
+    assert [error["loc"] for error in body["errors"]] == [["query", field]]
+
+
+async def test_operator_change_reaches_a_second_app_instance_through_redis(
+    client: ApiClient, operator_client: ApiClient, backend, clock
+) -> None:
+    """A second web process: its own Redis connection and station directory, sharing only the
+    database and Redis with the first. It serves /status from its warm cache, so it can only learn
+    of the change through the bus."""
+    if not backend.is_postgres:
+        pytest.skip("needs Redis: the embedded bus lives inside one process")
+    from quart import Quart
+
+    from app import create_app
+    from app.state import state
+
+    station_id = await add_station()
+    second: Quart = create_app(backend.settings, clock=clock)  # not started: the ORM is already up
+    second_state = state(second)
+    assert isinstance(second_state.bus, RedisBus)
+    await second_state.bus.start()
+    listener = asyncio.create_task(second_state.directory.run())
+    try:
+        assert await second_state.bus.wait_connected(5)
+        second_client = second.test_client()
+        path = f"/api/stations/{station_id}/status"
+
+        async def status() -> dict[str, Any]:
+            response = await second_client.get(path)
+            assert response.status_code == 200
+            return await response.get_json()
+
+        assert (await status())["is_open"] is True
+        closed = await operator_client.put(
+            f"/api/stations/{station_id}/hours", json={"open_time": "12:00", "close_time": "13:00"}
+        )
+        assert closed.status_code == 200, await closed.get_json()
+        for _ in range(500):
+            if not (await status())["is_open"]:
+                break
+            await asyncio.sleep(0.01)
+        current = await status()
+        assert (current["is_open"], current["open_time"], current["close_time"]) == (False, "12:00:00", "13:00:00")
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        await second_state.bus.close()
+
+
+async def test_second_directory_keeps_its_copy_without_an_event(backend, clock) -> None:
+    """The control for the test above: without the bus message the second copy stays as it was,
+    so the test above can only pass through Redis."""
+    if not backend.is_postgres:
+        pytest.skip("needs PostgreSQL and Redis")
+    from app.models import Station
+
+    station_id = await add_station()
+    assert backend.settings.redis_url is not None
+    bus = RedisBus(backend.settings.redis_url, backend.settings.redis_prefix)
+    directory = StationDirectory(bus, clock)
+    await bus.start()
+    listener = asyncio.create_task(directory.run())
+    try:
+        assert await bus.wait_connected(5)
+        assert (await directory.get(station_id)).name == "Mumbai Central Charging Hub"
+        await Station.filter(id=station_id).update(name="Renamed without telling anyone")
+        await asyncio.sleep(0.2)
+        assert (await directory.get(station_id)).name == "Mumbai Central Charging Hub"
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        await bus.close()
