@@ -10,6 +10,7 @@ import secrets
 from typing import Any
 
 from quart import Quart, Response, g, request
+from quart.sessions import SecureCookieSessionInterface
 from quart_schema import Info, QuartSchema
 
 from app.auth import init_auth
@@ -42,9 +43,21 @@ STATIC_SECURITY_HEADERS = (
 )
 
 
+class NoCookieSession(SecureCookieSessionInterface):
+    """Quart's signed-cookie session, switched off: sign-in state lives in server-side sessions
+    (app/auth.py), and opening the unused cookie session cost every request a serializer."""
+
+    async def open_session(self, app: Quart, request: Any) -> None:
+        return None
+
+    async def save_session(self, app: Quart, session: Any, response: Any) -> None:
+        return None
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Quart:
     settings = settings or load_settings()
     app = Quart(__name__, static_folder="../static", template_folder="../templates")
+    app.session_interface = NoCookieSession()
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=64 * 1024,

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import json
 import logging
 import time as monotonic
+import weakref
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from app.availability import blocking
@@ -38,11 +41,20 @@ from app.stations import format_money, spec_from_values
 
 log = logging.getLogger(__name__)
 
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact JSON, as the hot endpoints send it."""
+    return _encoder.encode(value).encode()
+
+
 #: How long a cached view may be trusted while the bus is disconnected (no invalidations arrive).
 OUTAGE_TTL = 5.0
 #: Time-dependent answers are memoised until the next instant they can change, but never longer.
 MOMENT_MAX = timedelta(hours=1)
 _CHUNK = 500  # ids per IN (...) query
+T = TypeVar("T")
 
 _STATION_FIELDS = (
     "id",
@@ -105,13 +117,15 @@ class StatusCode(str):
     ``view.status(now)`` for the status answer: the shared contract promised both spellings."""
 
     __slots__ = ("_view",)
-    _view: StationView
+    _view: weakref.ref[StationView]  # weak: a view must stay free of reference cycles (see below)
 
     def __call__(self, now: datetime) -> dict[str, Any]:
-        return self._view.status_at(now)
+        view = self._view()
+        assert view is not None
+        return view.status_at(now)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Moment:
     """A view's time-dependent answers, valid for ``valid_from <= now < valid_until``."""
 
@@ -123,6 +137,8 @@ class Moment:
     next_change_at: str | None
     available_chargers: int
     summary: dict[str, Any]
+    #: ``summary`` encoded once, when a list page first needs it.
+    summary_json: bytes | None = None
 
 
 def _clock_text(value: time) -> str:
@@ -154,7 +170,7 @@ class StationView:
 
     def __post_init__(self) -> None:
         code = StatusCode(self.status)
-        code._view = self
+        code._view = weakref.ref(self)
         object.__setattr__(self, "status", code)
         object.__setattr__(self, "search_text", f"{self.name}\n{self.location}".casefold())
         object.__setattr__(self, "city_key", self.city.casefold())
@@ -208,6 +224,13 @@ class StationView:
     def summary(self, now: datetime) -> dict[str, Any]:
         """The station-list item (DESIGN §5). Shared between requests: do not mutate it."""
         return self.moment(now).summary
+
+    def summary_json(self, now: datetime) -> bytes:
+        """``summary`` as JSON, shared by every list page served until the answer can change."""
+        moment = self.moment(now)
+        if moment.summary_json is None:
+            moment.summary_json = encode_json(moment.summary)
+        return moment.summary_json
 
     def moment(self, now: datetime) -> Moment:
         memo = self._moment
@@ -365,6 +388,10 @@ class StationDirectory:
                     self._views[view.id] = view
             self._catalogue_ids = sorted(view.id for view in views)
             self._catalogue = None
+            # Tens of thousands of long-lived objects make every full pass of the cycle collector
+            # take 100 ms or more, stalling all requests. Frozen, the collector skips them; views
+            # hold no reference cycles, so reference counting alone frees them when dropped.
+            gc.freeze()
             return
         ids = set(self._stale)
         self._stale.clear()
@@ -427,54 +454,66 @@ class StationDirectory:
                 self.invalidate(int(channel.removeprefix("station:")))
 
 
-def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield ids[start : start + _CHUNK]
+def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Building thousands of views allocates only live objects; the cycle collector would re-scan
+    the growing heap again and again (most of the cost of a catalogue load) for nothing."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 async def load_views(station_ids: Iterable[int] | None, now: datetime) -> list[StationView]:
-    """Views for the given stations (all when None) in five queries per chunk of ids."""
+    """Views for the given stations (all when None): the station rows, then four queries per chunk
+    of stations. Between chunks the event loop serves other requests."""
     if station_ids is None:
-        return await _load_chunk(None, now)
-    ids = sorted(set(station_ids))
+        rows = await Station.all().order_by("id").values(*_STATION_FIELDS)
+    else:
+        rows = []
+        for ids in _chunks(sorted(set(station_ids))):
+            rows += await Station.filter(id__in=list(ids)).order_by("id").values(*_STATION_FIELDS)
     views: list[StationView] = []
-    for chunk in _chunks(ids):
-        views.extend(await _load_chunk(chunk, now))
+    for chunk in _chunks(rows):
+        views += await _load_chunk(chunk, now)
     return views
 
 
-async def _load_chunk(ids: Sequence[int] | None, now: datetime) -> list[StationView]:
-    def scoped(queryset: Any, key: str) -> Any:
-        return queryset if ids is None else queryset.filter(**{f"{key}__in": list(ids)})
-
-    stations = await scoped(Station.all(), "id").order_by("id").values(*_STATION_FIELDS)
-    if not stations:
-        return []
-    regular = await scoped(RegularHours.all(), "station_id").values(
+async def _load_chunk(stations: Sequence[dict[str, Any]], now: datetime) -> list[StationView]:
+    ids = [row["id"] for row in stations]
+    regular = await RegularHours.filter(station_id__in=ids).values(
         "station_id", "weekday", "period_begin", "period_end"
     )
-    exceptional = await scoped(ExceptionalPeriod.all(), "station_id").values(
+    exceptional = await ExceptionalPeriod.filter(station_id__in=ids).values(
         "id", "station_id", "is_closing", "period_begin", "period_end"
     )
-    chargers = await scoped(Charger.all(), "station_id").values(
+    chargers = await Charger.filter(station_id__in=ids).values(
         "id", "station_id", "charger_number", "charger_type", "power_kw", "status"
     )
-    bookings = await scoped(Booking.filter(blocking(now), slot_end__gt=now), "station_id").values(
+    bookings = await Booking.filter(blocking(now), slot_end__gt=now, station_id__in=ids).values(
         "station_id", "charger_id", "slot_start", "slot_end", "status", "hold_expires_at"
     )
-    by_station: dict[int, dict[str, list[Any]]] = {
-        row["id"]: {"regular": [], "exceptional": [], "chargers": [], "bookings": []} for row in stations
-    }
-    for key, rows in (("regular", regular), ("exceptional", exceptional), ("chargers", chargers)):
-        for row in rows:
-            by_station[row["station_id"]][key].append(row)
-    for row in bookings:
-        by_station[row["station_id"]]["bookings"].append(row)
-    views = []
-    for row in stations:
-        parts = by_station[row["id"]]
-        views.append(_build_view(row, parts))
-    return views
+    with _collector_paused():
+        parts: dict[int, dict[str, list[Any]]] = {
+            station_id: {"regular": [], "exceptional": [], "chargers": [], "bookings": []} for station_id in ids
+        }
+        for key, found in (
+            ("regular", regular),
+            ("exceptional", exceptional),
+            ("chargers", chargers),
+            ("bookings", bookings),
+        ):
+            for row in found:
+                parts[row["station_id"]][key].append(row)
+        return [_build_view(row, parts[row["id"]]) for row in stations]
 
 
 def _aware(value: datetime) -> datetime:

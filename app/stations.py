@@ -236,13 +236,12 @@ def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 def find_stations(
     views: Sequence[StationView], now: datetime, where: StationFilter, limit: int, offset: int
-) -> tuple[int, list[dict[str, Any]]]:
-    """(total matching, the page of list items): in id order, or nearest first with ``near``."""
+) -> tuple[int, list[tuple[StationView, float | None]]]:
+    """(total matching, the page as (view, km away or None)): in id order, or nearest first."""
     unfiltered = where == StationFilter()
     matching = views if unfiltered else [view for view in views if where.keeps(view, now)]
     if where.near is None:
-        return len(matching), [view.summary(now) for view in matching[offset : offset + limit]]
+        return len(matching), [(view, None) for view in matching[offset : offset + limit]]
     origin = where.near
     ranked = sorted((haversine_km(origin, (v.latitude, v.longitude)), v.id, v) for v in matching)
-    page = ranked[offset : offset + limit]
-    return len(ranked), [{**view.summary(now), "distance_km": round(km, 3)} for km, _, view in page]
+    return len(ranked), [(view, km) for km, _, view in ranked[offset : offset + limit]]

@@ -200,3 +200,23 @@ async def test_free_chargers_follow_the_clock_without_any_reload(db: Backend, ap
     assert view.available_count(clock.now()) == 0  # the held slot has begun
     clock.advance(timedelta(minutes=30))
     assert view.available_count(clock.now()) == 1  # the hold ran out unpaid
+
+
+async def test_a_dropped_view_is_freed_without_the_cycle_collector(db: Backend, app, clock) -> None:
+    """The catalogue is frozen out of the cycle collector's sight, so views must not hold cycles:
+    otherwise every reload after an invalidation would leak the old ones."""
+    import gc
+    import weakref
+
+    station = await make_station()
+    view = await state(app).directory.load(station.id)
+    assert view is not None
+    view.status(clock.now())
+    view.summary_json(clock.now())
+    gone = weakref.ref(view)
+    gc.disable()
+    try:
+        del view
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -9,16 +9,14 @@ response through pydantic.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 from quart import Blueprint, Response
 from quart_schema import document_response, validate_querystring, validate_response
 
 from app.availability import busy_charger_ids
-from app.directory import StationView, directory
+from app.directory import StationView, directory, encode_json
 from app.errors import NotFound, ValidationFailed
 from app.models import ChargerStatus
 from app.state import state
@@ -26,11 +24,9 @@ from app.stations import StationFilter, find_stations
 
 blueprint = Blueprint("stations", __name__, url_prefix="/api/stations")
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
-
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(_encode(body), status=status, content_type="application/json")
+def json_response(body: bytes, status: int = 200) -> Response:
+    return Response(body, status=status, content_type="application/json")
 
 
 # -- models (what /openapi.json promises) ---------------------------------------------------------
@@ -192,8 +188,15 @@ async def list_stations(query_args: StationsQuery) -> Response:
         near=parse_point(query_args.near) if query_args.near else None,
     )
     views = await directory().catalogue()
-    total, items = find_stations(views, state().clock.now(), where, query_args.limit, query_args.offset)
-    return json_response({"items": items, "total": total, "limit": query_args.limit, "offset": query_args.offset})
+    now = state().clock.now()
+    total, page = find_stations(views, now, where, query_args.limit, query_args.offset)
+    # Items are JSON fragments each view keeps until its answer can change: a page is a join.
+    items = b",".join(
+        view.summary_json(now) if km is None else encode_json({**view.summary(now), "distance_km": round(km, 3)})
+        for view, km in page
+    )
+    tail = f'],"total":{total},"limit":{query_args.limit},"offset":{query_args.offset}}}'
+    return json_response(b'{"items":[' + items + tail.encode())
 
 
 @blueprint.get("/<int:station_id>")
@@ -220,7 +223,7 @@ def station_detail(view: StationView, now: datetime) -> StationDetail:
 async def get_status(station_id: int) -> Response:
     """Open now or not, today's hours, the next change and free chargers; cheap enough to poll."""
     view = await station_or_404(station_id)
-    return json_response(view.status_at(state().clock.now()))
+    return json_response(encode_json(view.status_at(state().clock.now())))
 
 
 @blueprint.get("/<int:station_id>/chargers/available")
