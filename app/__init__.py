@@ -42,6 +42,14 @@ STATIC_SECURITY_HEADERS = (
     ("Cross-Origin-Opener-Policy", "same-origin"),
 )
 
+#: What every /api/ response carries besides its own headers (the fast status lane sends the same).
+API_HEADERS = (("Content-Security-Policy", CSP), *STATIC_SECURITY_HEADERS, ("Cache-Control", "no-store"))
+
+
+def request_id(incoming: str | None) -> str:
+    """The client's X-Request-ID when it is sensible, else a fresh one."""
+    return incoming if incoming and len(incoming) <= 64 else secrets.token_hex(8)
+
 
 class NoCookieSession(SecureCookieSessionInterface):
     """Quart's signed-cookie session, switched off: sign-in state lives in server-side sessions
@@ -86,6 +94,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     init_auth(app)
     _register_lifecycle(app)
     _register_blueprints(app)
+    from app.blueprints.stations import StatusFastLane
+
+    app.asgi_app = StatusFastLane(app.asgi_app, state(app), API_HEADERS, request_id)  # type: ignore[method-assign,assignment]
     return app
 
 
@@ -115,8 +126,7 @@ def _register_lifecycle(app: Quart) -> None:
 def _register_request_hooks(app: Quart) -> None:
     @app.before_request
     async def assign_request_id() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if 0 < len(incoming) <= 64 else secrets.token_hex(8)
+        g.request_id = request_id(request.headers.get("X-Request-ID"))
 
     @app.after_request
     async def security_headers(response: Response) -> Response:

@@ -317,6 +317,11 @@ class StationDirectory:
             pending.add_done_callback(lambda done: self._loading_done(station_id, done))
         return await asyncio.shield(pending)
 
+    def cached(self, station_id: int) -> StationView | None:
+        """The view if this process holds it, without waiting for anything."""
+        self._check_bus()
+        return self._views.get(station_id)
+
     def _loading_done(self, station_id: int, done: asyncio.Future[StationView | None]) -> None:
         if self._loading.get(station_id) is done:
             del self._loading[station_id]

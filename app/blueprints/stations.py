@@ -9,7 +9,10 @@ response through pydantic.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 from quart import Blueprint, Response
@@ -19,7 +22,7 @@ from app.availability import busy_charger_ids
 from app.directory import StationView, directory, encode_json
 from app.errors import NotFound, ValidationFailed
 from app.models import ChargerStatus
-from app.state import state
+from app.state import AppState, state
 from app.stations import StationFilter, find_stations
 
 blueprint = Blueprint("stations", __name__, url_prefix="/api/stations")
@@ -258,6 +261,50 @@ async def chargers_for_slot(station_id: int, query_args: SlotQuery) -> SlotAvail
         within_opening_hours=view.schedule.covers(start, end),
         chargers=chargers,
     )
+
+
+class StatusFastLane:
+    """Answers ``GET /api/stations/{id}/status`` for a station already in the directory before the
+    request reaches Quart; everything else (a cold cache, an unknown id) goes on to the route above.
+
+    Every client without a WebSocket polls this endpoint, so it must be the cheapest thing the
+    service does. The answer is a dict lookup and a cached computation, but Quart's request
+    machinery and the app-wide hooks cost several times that; they have nothing to do here (a
+    public GET: no session, no CSRF, no cookies to set). The lane sends the same body and the same
+    headers as the route (``tests/test_stations_api.py`` compares the two).
+    """
+
+    _PATH = re.compile(r"/api/stations/([1-9][0-9]{0,9})/status")
+
+    def __init__(
+        self,
+        inner: Callable[..., Awaitable[None]],
+        app_state: AppState,
+        headers: Iterable[tuple[str, str]],
+        request_id: Callable[[str | None], str],
+    ) -> None:
+        self._inner = inner
+        self._state = app_state
+        self._headers = [(name.lower().encode(), value.encode()) for name, value in headers]
+        self._headers.append((b"content-type", b"application/json"))
+        self._request_id = request_id
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            match = self._PATH.fullmatch(scope["path"])
+            view = self._state.directory.cached(int(match[1])) if match else None
+            if view is not None:
+                body = encode_json(view.status_at(self._state.clock.now()))
+                incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+                headers = [
+                    *self._headers,
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", self._request_id(incoming.decode("latin-1")).encode()),
+                ]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self._inner(scope, receive, send)
 
 
 def slot_start(text: str, view: StationView) -> datetime:
