@@ -149,6 +149,33 @@ async def test_status_needs_no_database_once_warm(client: ApiClient, monkeypatch
     assert (await json_of(client, "/api/stations"))["total"] == 1
 
 
+async def test_warm_status_answers_like_the_route_without_entering_quart(
+    client: ApiClient, app, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm status request is answered before Quart (StatusFastLane); it must be
+    indistinguishable from the route's own answer, headers included."""
+    station_id = await add_station()
+    path = f"/api/stations/{station_id}/status"
+    cold = await client.get(path, headers={"X-Request-ID": "poll-1"})  # the route loads the view
+
+    async def route_used(*args: Any) -> None:
+        raise AssertionError("the request went through the route")
+
+    monkeypatch.setattr(StationDirectory, "get", route_used)
+    warm = await client.get(path, headers={"X-Request-ID": "poll-1"})
+    assert (warm.status_code, await warm.get_data()) == (cold.status_code, await cold.get_data())
+
+    def headers(response: Any) -> dict[str, str]:
+        return {name.lower(): value for name, value in response.headers.items() if name.lower() != "date"}
+
+    assert headers(warm) == headers(cold)
+    assert headers(warm)["x-request-id"] == "poll-1"
+    generated = await client.get(path)
+    assert len(generated.headers["X-Request-ID"]) == 16
+    monkeypatch.undo()
+    assert (await client.get("/api/stations/999/status")).status_code == 404  # unknown ids still reach the route
+
+
 async def test_overnight_station_is_open_across_midnight_by_the_server_clock(client: ApiClient, clock) -> None:
     station_id = await add_station("Chennai Night Owl", hours=daily("20:00", "06:00"))
     path = f"/api/stations/{station_id}/status"
