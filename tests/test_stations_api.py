@@ -247,6 +247,7 @@ async def test_list_filters(client: ApiClient) -> None:
     assert await ids(client, "charger_type=chademo") == [s["mumbai"], s["night"], s["delhi"]]
     assert await ids(client, "charger_type=TYPE2&city=Pune&open_now=true") == [s["pune"]]
     assert await ids(client, "city=Nowhere") == []
+    assert await ids(client, "q=&city=") == sorted(s.values())  # empty boxes filter nothing
 
 
 async def test_near_sorts_by_distance_and_adds_it(client: ApiClient) -> None:

@@ -38,11 +38,20 @@ def json_response(body: bytes, status: int = 200) -> Response:
 class StationsQuery(BaseModel):
     open_now: bool = Field(False, description="Only stations open now by the server clock.")
     city: str | None = Field(None, max_length=100, description="Exact city, any case.")
-    q: str | None = Field(None, min_length=1, max_length=200, description="Text in the name or address.")
+    q: str | None = Field(None, max_length=200, description="Text in the name or address.")
     charger_type: str | None = Field(None, max_length=32, description="Has a charger of this type, e.g. CCS2.")
     near: str | None = Field(None, description="`lat,lon`: nearest first, adds `distance_km`.")
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0)
+
+    @field_validator("city", "q", "charger_type", "near", mode="before")
+    @classmethod
+    def _blank_is_absent(cls, value: object) -> object:
+        """An empty search box sends ``q=``: that means no filter, not "match nothing"."""
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
 
     @field_validator("near")
     @classmethod
