@@ -437,3 +437,15 @@ async def test_second_directory_keeps_its_copy_without_an_event(backend, clock) 
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
         await bus.close()
+
+
+async def test_station_endpoints_are_in_the_openapi_document(client: ApiClient) -> None:
+    spec = await json_of(client, "/openapi.json")
+    paths = spec["paths"]
+    assert set(paths["/api/stations"]) == {"get", "post"}
+    for path in ("/api/stations/{station_id}", "/api/stations/{station_id}/status"):
+        assert "200" in paths[path]["get"]["responses"]
+    available = paths["/api/stations/{station_id}/chargers/available"]["get"]
+    assert {p["name"] for p in available["parameters"] if p["in"] == "query"} == {"slot_time", "duration_minutes"}
+    listing = paths["/api/stations"]["get"]
+    assert {p["name"] for p in listing["parameters"] if p["in"] == "query"} >= {"open_now", "city", "q", "near"}
