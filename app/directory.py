@@ -401,7 +401,11 @@ class StationDirectory:
         ids = set(self._stale)
         self._stale.clear()
         versions = {i: self._versions.get(i, 0) for i in ids}
-        fresh = {view.id: view for view in await load_views(ids, now)}
+        try:
+            fresh = {view.id: view for view in await load_views(ids, now)}
+        except BaseException:
+            self._stale |= ids  # still to be reloaded by the next request
+            raise
         if epoch != self._epoch or self._catalogue_ids is None:
             return
         for station_id in ids:

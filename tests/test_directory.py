@@ -220,3 +220,23 @@ async def test_a_dropped_view_is_freed_without_the_cycle_collector(db: Backend, 
         assert gone() is None
     finally:
         gc.enable()
+
+
+async def test_a_failed_reload_is_retried_by_the_next_request(db: Backend, app, monkeypatch) -> None:
+    from app import directory as directory_module
+
+    directory = state(app).directory
+    station = await make_station("Before")
+    await directory.catalogue()
+    await Station.filter(id=station.id).update(name="After")
+    await events.station_changed(station.id)
+    real = directory_module.load_views
+
+    async def database_down(*args: Any) -> Any:
+        raise ConnectionError("database unavailable")
+
+    monkeypatch.setattr(directory_module, "load_views", database_down)
+    with pytest.raises(ConnectionError):
+        await directory.catalogue()
+    monkeypatch.setattr(directory_module, "load_views", real)
+    assert [v.name for v in await directory.catalogue()] == ["After"]
