@@ -13,6 +13,7 @@ from quart import Quart, Response, g, request
 from quart.sessions import SecureCookieSessionInterface
 from quart_schema import Info, QuartSchema
 
+from app import live
 from app.auth import init_auth
 from app.bus import create_bus
 from app.clock import Clock, SystemClock
@@ -74,9 +75,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         QUART_AUTH_DURATION=14 * 24 * 3600,
         QUART_SCHEMA_CONVERSION_PREFERENCE="pydantic",
     )
-    app.extensions[EXTENSION] = AppState(
+    app_state = AppState(
         settings=settings, clock=clock or SystemClock(), bus=create_bus(settings.redis_url, settings.redis_prefix)
     )
+    app_state.services[live.SERVICE] = live.Hub(app_state.bus, app_state.directory, app_state.tasks)
+    app.extensions[EXTENSION] = app_state
     QuartSchema(
         app,
         info=Info(
@@ -102,8 +105,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
 def _register_blueprints(app: Quart) -> None:
     from app.blueprints import auth, health, operator, stations
+    from app.blueprints import live as live_updates
 
-    for module in (health, auth, stations, operator):
+    for module in (health, auth, stations, operator, live_updates):
         app.register_blueprint(module.blueprint)
 
 
@@ -114,6 +118,9 @@ def _register_lifecycle(app: Quart) -> None:
         await init_db(app_state.settings)
         await app_state.bus.start()
         app_state.tasks.spawn(app_state.directory.run(), name="station-directory")
+        live.hub_of(app_state).start()
+        if app_state.settings.run_background_tasks:
+            _start_background_jobs(app_state)
 
     @app.after_serving
     async def shutdown() -> None:
@@ -121,6 +128,19 @@ def _register_lifecycle(app: Quart) -> None:
         await app_state.tasks.cancel_all()
         await app_state.bus.close()
         await close_db()
+
+
+def _start_background_jobs(app_state: AppState) -> None:
+    """Without a worker (the embedded default) this process broadcasts transitions and closes out
+    stale bookings itself, with the same functions the worker runs."""
+    from app.closeout import run_close_out
+    from app.transitions import TransitionScheduler
+
+    scheduler = TransitionScheduler(app_state.bus, app_state.directory, app_state.clock)
+    app_state.tasks.spawn(scheduler.run(), name="transition-scheduler")
+    app_state.tasks.spawn(
+        run_close_out(app_state.clock, bus=app_state.bus, directory=app_state.directory), name="close-out"
+    )
 
 
 def _register_request_hooks(app: Quart) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -110,6 +109,14 @@ class Bus:
         """A counter shared by every process on this bus, used for per-station event order."""
         raise NotImplementedError
 
+    async def current_seqs(self, keys: list[str]) -> list[int]:
+        """The last value ``next_seq`` handed out for each key (0 if none), for snapshots."""
+        raise NotImplementedError
+
+    async def current_seq(self, key: str) -> int:
+        (value,) = await self.current_seqs([key])
+        return value
+
     def _fan_out(self, channel: str, message: dict[str, Any]) -> None:
         for subscription in list(self._subscribers):
             if subscription.wants(channel):
@@ -125,14 +132,17 @@ class InProcessBus(Bus):
 
     def __init__(self) -> None:
         super().__init__()
-        self._counters: dict[str, itertools.count[int]] = {}
+        self._counters: dict[str, int] = {}
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         self._fan_out(channel, message)
 
     async def next_seq(self, key: str) -> int:
-        counter = self._counters.setdefault(key, itertools.count(1))
-        return next(counter)
+        value = self._counters[key] = self._counters.get(key, 0) + 1
+        return value
+
+    async def current_seqs(self, keys: list[str]) -> list[int]:
+        return [self._counters.get(key, 0) for key in keys]
 
 
 class RedisBus(Bus):
@@ -184,6 +194,12 @@ class RedisBus(Bus):
 
     async def next_seq(self, key: str) -> int:
         return int(await self._client.incr(f"{self._prefix}:seq:{key}"))
+
+    async def current_seqs(self, keys: list[str]) -> list[int]:
+        if not keys:
+            return []
+        values = await self._client.mget([f"{self._prefix}:seq:{key}" for key in keys])
+        return [int(value or 0) for value in values]
 
     async def _listen(self) -> None:
         backoff = 0.05

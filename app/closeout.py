@@ -1,0 +1,79 @@
+"""Closing out stale bookings: unpaid holds that ran out become EXPIRED, paid bookings whose slot
+has ended become COMPLETED.
+
+Availability never waits for this job (a lapsed hold stops blocking its charger at
+``hold_expires_at``, see ``app.availability``); close-out makes the stored status true and tells
+live clients which chargers are free. Every update is conditional on the status it replaces, so
+a hold paid a moment before the update is left alone, two runs at once do the work once, and a
+second run finds nothing to do and publishes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.expressions import Q
+
+from app.bus import Bus
+from app.clock import Clock
+from app.directory import StationDirectory
+from app.events import availability_changed
+from app.models import Booking, BookingStatus
+from app.transitions import Sleeper
+
+log = logging.getLogger(__name__)
+
+#: How often the embedded default runs close-out (the worker's cron runs at :00 and :30).
+INTERVAL_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class CloseOut:
+    expired: int
+    completed: int
+    station_ids: tuple[int, ...]
+
+
+async def _move(condition: Q, to: BookingStatus, now: datetime) -> tuple[int, set[int]]:
+    rows = await Booking.filter(condition).distinct().values("station_id")
+    if not rows:
+        return 0, set()
+    changed = await Booking.filter(condition).update(status=to, updated_at=now)
+    return int(changed), {row["station_id"] for row in rows}
+
+
+async def close_out(now: datetime, *, bus: Bus | None = None, directory: StationDirectory | None = None) -> CloseOut:
+    """Expire lapsed holds and complete ended bookings as of ``now``, then publish availability
+    for every station touched (after the updates are committed)."""
+    expired, expired_at = await _move(
+        Q(status=BookingStatus.CONFIRMED, hold_expires_at__lte=now), BookingStatus.EXPIRED, now
+    )
+    completed, completed_at = await _move(Q(status=BookingStatus.PAID, slot_end__lte=now), BookingStatus.COMPLETED, now)
+    station_ids = tuple(sorted(expired_at | completed_at))
+    for station_id in station_ids:
+        await availability_changed(station_id, bus=bus, directory=directory)
+    if expired or completed:
+        log.info("close-out: %d holds expired, %d bookings completed", expired, completed)
+    return CloseOut(expired, completed, station_ids)
+
+
+async def run_close_out(
+    clock: Clock,
+    *,
+    bus: Bus | None = None,
+    directory: StationDirectory | None = None,
+    interval: float = INTERVAL_SECONDS,
+    sleep: Sleeper = asyncio.sleep,
+) -> None:
+    """The embedded default's close-out: run now, then every ``interval`` seconds."""
+    while True:
+        try:
+            await close_out(clock.now(), bus=bus, directory=directory)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("close-out failed; trying again at the next interval")
+        await sleep(interval)

@@ -1,0 +1,280 @@
+"""The live channel (DESIGN §7): station status and availability pushed to WebSockets.
+
+One ``Hub`` per process holds one bus subscription and fans each ``status`` or ``availability``
+event out to the sockets watching that station, encoded once. Every socket has its own bounded
+queue: a client that cannot keep up is disconnected (close code 1013, "try again later") instead
+of holding up the others or growing without bound, and it resynchronises by reconnecting.
+
+A socket is registered with the hub before its snapshot is read, so nothing published after the
+snapshot can be missed; an event already reflected in the snapshot may arrive again, which is
+harmless because every event carries the full new state. When the bus may have lost messages
+(Redis came back, or the hub itself fell behind) every socket is sent a fresh snapshot instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any, Final
+
+from quart import Websocket
+from redis.exceptions import RedisError
+
+from app.bus import Bus, Subscription
+from app.directory import StationDirectory, StationView
+from app.events import AVAILABILITY, STATUS, station_channel
+from app.state import AppState, state
+from app.tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+SERVICE = "live"
+#: Event types clients see; anything else on a station channel (``changed``) is for caches only.
+FORWARDED = frozenset({STATUS, AVAILABILITY})
+HEARTBEAT_SECONDS = 20.0
+#: Events a socket may have waiting before it counts as too slow and is disconnected.
+CLIENT_QUEUE_SIZE = 256
+#: The hub's own subscription; it only moves messages between queues, so it rarely holds many.
+HUB_QUEUE_SIZE = 16_384
+CLOSE_TOO_SLOW = 1013  # "try again later": reconnect, and the new snapshot catches up
+CLOSE_GONE = 4404  # the station was deleted while the socket was open
+CHARGER_FIELDS = ("id", "charger_number", "status", "available_now")
+PING: Final = json.dumps({"type": "ping"})
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+#: Queue items that are not an encoded event: send a new snapshot / disconnect the slow client.
+RESYNC, OVERFLOW = _Marker("resync"), _Marker("overflow")
+
+QueueItem = str | _Marker
+Snapshot = Callable[[], Awaitable[dict[str, Any] | None]]
+
+
+def encode(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
+class LiveClient:
+    """One socket's queue of encoded events, bounded by hand so the overflow marker always fits."""
+
+    __slots__ = ("limit", "overflowed", "queue", "stations")
+
+    def __init__(self, stations: frozenset[int] | None, limit: int) -> None:
+        self.stations = stations  # None: every station
+        self.limit = limit
+        self.overflowed = False
+        self.queue: asyncio.Queue[QueueItem] = asyncio.Queue()
+
+    def deliver(self, item: QueueItem) -> None:
+        if self.overflowed:
+            return
+        if self.queue.qsize() >= self.limit:
+            self.overflowed = True
+            item = OVERFLOW
+        self.queue.put_nowait(item)
+
+
+class Hub:
+    def __init__(
+        self,
+        bus: Bus,
+        directory: StationDirectory,
+        tasks: TaskSet,
+        *,
+        heartbeat: float = HEARTBEAT_SECONDS,
+        client_queue_size: int = CLIENT_QUEUE_SIZE,
+    ) -> None:
+        self._bus = bus
+        self._directory = directory
+        self._tasks = tasks
+        self.heartbeat = heartbeat
+        self.client_queue_size = client_queue_size
+        self._by_station: dict[int, set[LiveClient]] = {}
+        self._everywhere: set[LiveClient] = set()
+        self._subscription: Subscription | None = None
+        self._listener: asyncio.Task[None] | None = None
+
+    # -- registration ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Subscribe to the bus and start fanning out (idempotent)."""
+        if self._listener is None or self._listener.done():
+            self._subscription = self._bus.subscribe(maxsize=HUB_QUEUE_SIZE)
+            self._listener = self._tasks.spawn(self._listen(), name="live-hub")
+
+    @contextlib.contextmanager
+    def subscribed(self, stations: Iterable[int] | None) -> Iterator[LiveClient]:
+        """A queue of the given stations' events (every station's when None) while inside."""
+        client = self.connect(stations)
+        try:
+            yield client
+        finally:
+            self.disconnect(client)
+
+    def connect(self, stations: Iterable[int] | None) -> LiveClient:
+        self.start()
+        client = LiveClient(None if stations is None else frozenset(stations), self.client_queue_size)
+        if client.stations is None:
+            self._everywhere.add(client)
+        else:
+            for station_id in client.stations:
+                self._by_station.setdefault(station_id, set()).add(client)
+        return client
+
+    def disconnect(self, client: LiveClient) -> None:
+        if client.stations is None:
+            self._everywhere.discard(client)
+            return
+        for station_id in client.stations:
+            watchers = self._by_station.get(station_id)
+            if watchers is not None:
+                watchers.discard(client)
+                if not watchers:
+                    del self._by_station[station_id]
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients())
+
+    # -- fan-out ---------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        try:
+            while True:
+                assert self._subscription is not None
+                async for message in self._subscription:
+                    self.dispatch(message)
+                log.warning("live hub fell behind the bus; resynchronising every socket")
+                self._subscription.close()
+                self._subscription = self._bus.subscribe(maxsize=HUB_QUEUE_SIZE)
+                self._resync_everyone()
+        finally:
+            if self._subscription is not None:
+                self._subscription.close()
+                self._subscription = None
+
+    def dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "resync":
+            self._resync_everyone()
+            return
+        station_id = message.get("station_id")
+        if kind not in FORWARDED or not isinstance(station_id, int):
+            return
+        # The directory hears the same message on its own subscription, perhaps later: drop its
+        # copy now so that a socket connecting after this point cannot get an older snapshot.
+        self._directory.invalidate(station_id)
+        text = encode({key: value for key, value in message.items() if key != "channel"})
+        for client in self._by_station.get(station_id, ()):
+            client.deliver(text)
+        for client in self._everywhere:
+            client.deliver(text)
+
+    def _clients(self) -> set[LiveClient]:
+        return self._everywhere.union(*self._by_station.values())
+
+    def _resync_everyone(self) -> None:
+        self._directory.invalidate()
+        for client in self._clients():
+            client.deliver(RESYNC)
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    async def _seqs(self, station_ids: list[int]) -> list[int]:
+        """The station's current ``seq``; 0 (unknown) while Redis is unreachable."""
+        try:
+            return await self._bus.current_seqs([station_channel(i) for i in station_ids])
+        except (RedisError, OSError) as exc:
+            log.warning("cannot read event sequence numbers: %s", exc)
+            return [0] * len(station_ids)
+
+    async def station_snapshot(self, station_id: int) -> dict[str, Any] | None:
+        (seq,) = await self._seqs([station_id])
+        view = await self._directory.get(station_id)
+        if view is None:
+            return None
+        now = self._directory.now()
+        status = view.status_at(now)
+        return {
+            "type": "snapshot",
+            "seq": seq,
+            "station_id": station_id,
+            "is_open": status["is_open"],
+            "open_time": status["open_time"],
+            "close_time": status["close_time"],
+            "next_change_at": status["next_change_at"],
+            "server_time": status["current_server_time"],
+            "station_status": status["station_status"],
+            "available_chargers": status["available_chargers"],
+            "chargers": [{key: c[key] for key in CHARGER_FIELDS} for c in view.chargers_now(now)],
+        }
+
+    async def stations_snapshot(self, station_ids: frozenset[int] | None) -> dict[str, Any]:
+        """Every station's status (or the requested ones'), for the all-stations channel."""
+        views: list[StationView] = list(await self._directory.catalogue())
+        if station_ids is not None:
+            views = [view for view in views if view.id in station_ids]
+        seqs = await self._seqs([view.id for view in views])
+        now = self._directory.now()
+        stations = []
+        for view, seq in zip(views, seqs, strict=True):
+            status = view.status_at(now)
+            del status["current_server_time"]
+            stations.append({"seq": seq, **status})
+        return {"type": "snapshot", "server_time": now.isoformat(), "stations": stations}
+
+    # -- one socket ------------------------------------------------------------------------
+
+    async def serve(self, websocket: Websocket, client: LiveClient, first: dict[str, Any], snapshot: Snapshot) -> None:
+        """Send ``first``, then events, heartbeats and fresh snapshots until the socket closes."""
+        incoming = asyncio.ensure_future(_discard_incoming(websocket))
+        try:
+            await websocket.accept()
+            await websocket.send(encode(first))
+            while True:
+                try:
+                    async with asyncio.timeout(self.heartbeat):
+                        item = await client.queue.get()
+                except TimeoutError:
+                    await websocket.send(PING)
+                    continue
+                if item is OVERFLOW:
+                    await websocket.close(CLOSE_TOO_SLOW, "too slow; reconnect")
+                    return
+                if item is RESYNC:
+                    fresh = await snapshot()
+                    if fresh is None:
+                        await websocket.close(CLOSE_GONE, "station deleted")
+                        return
+                    await websocket.send(encode(fresh))
+                    continue
+                assert isinstance(item, str)
+                await websocket.send(item)
+        finally:
+            incoming.cancel()
+
+
+async def _discard_incoming(websocket: Websocket) -> None:
+    """Clients have nothing to say; read and drop whatever they send so it cannot pile up."""
+    while True:
+        await websocket.receive()
+
+
+def hub_of(app_state: AppState) -> Hub:
+    found: Hub = app_state.services[SERVICE]
+    return found
+
+
+def hub() -> Hub:
+    """This process's hub."""
+    return hub_of(state())

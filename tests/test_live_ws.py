@@ -1,0 +1,250 @@
+"""The live channel: a socket gets a snapshot, then every status and availability event of its
+station, heartbeats, and a fresh snapshot whenever messages may have been lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from quart import Quart
+from quart.testing.connections import WebsocketDisconnectError, WebsocketResponseError
+
+from app import events
+from app.hours import ExceptionalPeriod, HoursSpec, RegularPeriod
+from app.live import CLOSE_TOO_SLOW, Hub, hub_of
+from app.models import Booking, BookingStatus, Charger, Role, Station, User
+from app.state import state
+from app.stations import ChargerSpec, create_station
+from tests.conftest import DEFAULT_NOW, Backend
+
+
+def daily(begin: str, end: str) -> HoursSpec:
+    return HoursSpec(regular_hours=tuple(RegularPeriod(day, begin, end) for day in range(1, 8)))
+
+
+def open_until(end: datetime) -> HoursSpec:
+    """Open from long before ``end`` until ``end``, then closed for good: one transition."""
+    return HoursSpec(exceptional_openings=(ExceptionalPeriod(end - timedelta(days=30), end),))
+
+
+async def make_station(name: str = "Hub", *, hours: HoursSpec | None = None, chargers: int = 2) -> Station:
+    """A station in UTC, open 04:00-20:00 every day unless told otherwise."""
+    return await create_station(
+        name=name,
+        location="1 Main Road",
+        city="Pune",
+        latitude=18.5,
+        longitude=73.8,
+        timezone="UTC",
+        price_per_hour=15000,
+        currency="INR",
+        hours=hours or daily("04:00", "20:00"),
+        chargers=[ChargerSpec("CCS2", 60)] * chargers,
+    )
+
+
+async def hold(station: Station, *, start: datetime, minutes: int = 60, hold_until: datetime) -> Booking:
+    """An unpaid booking of the station's first charger, held until ``hold_until``."""
+    user = await User.create(
+        email=f"holder{station.id}-{start.timestamp():.0f}@example.com",
+        username=f"holder{station.id}-{start.timestamp():.0f}",
+        password_hash="x",
+        role=Role.DRIVER,
+    )
+    charger = await Charger.filter(station_id=station.id).order_by("charger_number").first()
+    assert charger is not None
+    return await Booking.create(
+        user=user,
+        station=station,
+        charger=charger,
+        slot_start=start,
+        slot_end=start + timedelta(minutes=minutes),
+        status=BookingStatus.CONFIRMED,
+        amount_due=15000,
+        currency="INR",
+        hold_expires_at=hold_until,
+    )
+
+
+async def receive(connection: Any, timeout: float = 5.0) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(connection.receive(), timeout))
+    return message
+
+
+async def receive_type(connection: Any, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The next message of the given type, skipping heartbeats."""
+    while True:
+        message = await receive(connection, timeout)
+        if message["type"] == kind:
+            return message
+        assert message["type"] == "ping", message
+
+
+async def publish_status(app: Quart, station_id: int) -> dict[str, Any]:
+    app_state = state(app)
+    message = await events.status_changed(station_id, bus=app_state.bus, directory=app_state.directory)
+    assert message is not None
+    return message
+
+
+@contextmanager
+def hub_settings(app: Quart, **values: Any) -> Iterator[Hub]:
+    live = hub_of(state(app))
+    saved = {name: getattr(live, name) for name in values}
+    for name, value in values.items():
+        setattr(live, name, value)
+    try:
+        yield live
+    finally:
+        for name, value in saved.items():
+            setattr(live, name, value)
+
+
+@pytest.fixture
+async def station(db: Backend) -> Station:
+    return await make_station()
+
+
+@pytest.fixture
+async def socket(app: Quart, station: Station) -> AsyncIterator[Any]:
+    async with app.test_client().websocket(f"/ws/stations/{station.id}") as connection:
+        yield connection
+
+
+async def test_a_socket_gets_the_station_snapshot_first(socket: Any, station: Station) -> None:
+    snapshot = await receive(socket)
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["station_id"] == station.id
+    assert snapshot["is_open"] is True  # 05:00 UTC, open 04:00-20:00
+    assert snapshot["open_time"] == "04:00:00" and snapshot["close_time"] == "20:00:00"
+    assert datetime.fromisoformat(snapshot["next_change_at"]) == DEFAULT_NOW.replace(hour=20)
+    assert datetime.fromisoformat(snapshot["server_time"]) == DEFAULT_NOW
+    assert [c["charger_number"] for c in snapshot["chargers"]] == [1, 2]
+    assert set(snapshot["chargers"][0]) == {"id", "charger_number", "status", "available_now"}
+    assert all(c["available_now"] for c in snapshot["chargers"])
+    assert isinstance(snapshot["seq"], int)
+
+
+async def test_a_status_change_reaches_the_socket_after_the_snapshot(
+    app: Quart, socket: Any, station: Station, clock: Any
+) -> None:
+    snapshot = await receive(socket)
+    clock.set(DEFAULT_NOW.replace(hour=20))
+    published = await publish_status(app, station.id)
+    event = await receive_type(socket, "status")
+    assert event["is_open"] is False
+    assert event["station_id"] == station.id
+    assert event["seq"] == published["seq"] == snapshot["seq"] + 1
+    assert datetime.fromisoformat(event["next_change_at"]) == DEFAULT_NOW.replace(hour=4) + timedelta(days=1)
+    assert "channel" not in event
+
+
+async def test_a_booking_change_reaches_the_socket_as_availability(app: Quart, socket: Any, station: Station) -> None:
+    await receive(socket)
+    await hold(station, start=DEFAULT_NOW, hold_until=DEFAULT_NOW + timedelta(minutes=10))
+    app_state = state(app)
+    await events.availability_changed(station.id, bus=app_state.bus, directory=app_state.directory)
+    event = await receive_type(socket, "availability")
+    assert [c["available_now"] for c in event["chargers"]] == [False, True]
+
+
+async def test_cache_only_messages_and_other_stations_events_are_not_forwarded(
+    app: Quart, socket: Any, station: Station
+) -> None:
+    await receive(socket)
+    other = await make_station("Other")
+    app_state = state(app)
+    await events.station_changed(station.id, bus=app_state.bus, directory=app_state.directory)
+    await publish_status(app, other.id)
+    await publish_status(app, station.id)
+    event = await receive_type(socket, "status")
+    assert event["station_id"] == station.id
+
+
+async def test_the_all_stations_channel_snapshots_every_station_then_forwards_their_events(
+    app: Quart, db: Backend
+) -> None:
+    first, second = await make_station("A"), await make_station("B", hours=daily("08:00", "20:00"))
+    async with app.test_client().websocket("/ws/stations") as connection:
+        snapshot = await receive(connection)
+        assert snapshot["type"] == "snapshot"
+        by_id = {s["station_id"]: s for s in snapshot["stations"]}
+        assert by_id[first.id]["is_open"] is True and by_id[second.id]["is_open"] is False
+        assert {"seq", "next_change_at", "available_chargers"} <= set(by_id[first.id])
+        await publish_status(app, second.id)
+        await publish_status(app, first.id)
+        assert (await receive_type(connection, "status"))["station_id"] == second.id
+        assert (await receive_type(connection, "status"))["station_id"] == first.id
+
+
+async def test_the_all_stations_channel_can_be_narrowed_to_the_stations_a_page_shows(app: Quart, db: Backend) -> None:
+    first, second = await make_station("A"), await make_station("B")
+    async with app.test_client().websocket(f"/ws/stations?ids={second.id}") as connection:
+        snapshot = await receive(connection)
+        assert [s["station_id"] for s in snapshot["stations"]] == [second.id]
+        await publish_status(app, first.id)
+        await publish_status(app, second.id)
+        assert (await receive_type(connection, "status"))["station_id"] == second.id
+
+
+async def test_a_cross_site_handshake_is_refused(app: Quart, station: Station) -> None:
+    headers = {"Origin": "https://evil.example"}
+    with pytest.raises(WebsocketResponseError) as refused:
+        async with app.test_client().websocket(f"/ws/stations/{station.id}", headers=headers) as connection:
+            await receive(connection)
+    assert refused.value.response.status_code == 403
+
+
+async def test_a_same_origin_handshake_is_accepted(app: Quart, station: Station) -> None:
+    headers = {"Origin": "http://localhost"}
+    async with app.test_client().websocket(f"/ws/stations/{station.id}", headers=headers) as connection:
+        assert (await receive(connection))["type"] == "snapshot"
+
+
+async def test_an_unknown_station_is_refused_with_404(app: Quart, db: Backend) -> None:
+    with pytest.raises(WebsocketResponseError) as refused:
+        async with app.test_client().websocket("/ws/stations/999") as connection:
+            await receive(connection)
+    assert refused.value.response.status_code == 404
+    assert hub_of(state(app)).client_count == 0
+
+
+async def test_an_idle_socket_gets_heartbeats(app: Quart, station: Station) -> None:
+    with hub_settings(app, heartbeat=0.01):
+        async with app.test_client().websocket(f"/ws/stations/{station.id}") as connection:
+            await receive(connection)
+            assert await receive(connection) == {"type": "ping"}
+
+
+async def test_a_resync_sends_a_fresh_snapshot(app: Quart, socket: Any, station: Station) -> None:
+    await receive(socket)
+    # A change whose event was lost (Redis was away): only the resync can tell the client.
+    await Station.filter(id=station.id).update(status="MAINTENANCE")
+    await state(app).bus.publish("anything", {"type": "resync"})
+    fresh = await receive_type(socket, "snapshot")
+    assert fresh["station_status"] == "MAINTENANCE"
+
+
+async def test_a_client_too_slow_for_its_queue_is_disconnected_without_holding_up_others(
+    app: Quart, station: Station
+) -> None:
+    status = {"type": "status", "seq": 1, "station_id": station.id, "is_open": True}
+    path = f"/ws/stations/{station.id}"
+    async with app.test_client().websocket(path) as fast:
+        await receive(fast)
+        with hub_settings(app, client_queue_size=3) as live:
+            async with app.test_client().websocket(path) as slow:
+                await receive(slow)
+                for _ in range(5):  # more than the slow socket's queue holds, before it can send any
+                    live.dispatch(status)
+                received = [await receive(slow) for _ in range(3)]
+                with pytest.raises(WebsocketDisconnectError) as closed:
+                    await receive(slow)
+        assert closed.value.args == (CLOSE_TOO_SLOW,)
+        assert [m["type"] for m in received] == ["status"] * 3
+        assert [(await receive(fast))["type"] for _ in range(5)] == ["status"] * 5
