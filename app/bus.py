@@ -17,12 +17,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
 #: Delivered to every subscriber (on every channel) when messages may have been lost.
 RESYNC: dict[str, Any] = {"type": "resync"}
+#: Seconds of silence on the subscriber connection before we check that Redis is still there.
+PING_INTERVAL = 5.0
 
 
 class Subscription:
@@ -148,13 +152,13 @@ class InProcessBus(Bus):
 class RedisBus(Bus):
     """Redis pub/sub with one subscriber connection per process and reconnection with backoff."""
 
-    def __init__(self, url: str, prefix: str, max_backoff: float = 2.0) -> None:
+    def __init__(self, url: str, prefix: str, max_backoff: float = 2.0, socket_timeout: float = 5.0) -> None:
         super().__init__()
         self._url = url
         self._prefix = prefix
         self._max_backoff = max_backoff
         self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+            url, socket_connect_timeout=2, socket_timeout=socket_timeout, health_check_interval=10
         )
         self._listener: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -193,12 +197,23 @@ class RedisBus(Bus):
             log.warning("bus publish on %s failed: %s", channel, exc)
 
     async def next_seq(self, key: str) -> int:
-        return int(await self._client.incr(f"{self._prefix}:seq:{key}"))
+        """0 while Redis is unreachable: the message it would number cannot be published either,
+        and the caller's work (a booking, say) must not fail for it."""
+        try:
+            return int(await self._client.incr(f"{self._prefix}:seq:{key}"))
+        except (RedisError, OSError) as exc:
+            log.warning("bus sequence %s unavailable: %s", key, exc)
+            return 0
 
     async def current_seqs(self, keys: list[str]) -> list[int]:
+        """0s (unknown) while Redis is unreachable; clients get a fresh snapshot when it returns."""
         if not keys:
             return []
-        values = await self._client.mget([f"{self._prefix}:seq:{key}" for key in keys])
+        try:
+            values = await self._client.mget([f"{self._prefix}:seq:{key}" for key in keys])
+        except (RedisError, OSError) as exc:
+            log.warning("bus sequences unavailable: %s", exc)
+            return [0] * len(keys)
         return [int(value or 0) for value in values]
 
     async def _listen(self) -> None:
@@ -215,17 +230,7 @@ class RedisBus(Bus):
                     self._resync_all()
                 self._has_connected_before = True
                 backoff = 0.05
-                while True:
-                    # A bounded wait rather than listen(): a blocking read on a quiet channel
-                    # hits the socket timeout and would pass for a lost connection (and a resync
-                    # of every subscriber) every few seconds.
-                    raw = await pubsub.get_message(timeout=1.0)
-                    if raw is None or raw.get("type") != "pmessage":
-                        continue
-                    channel = raw["channel"].decode()[skip:]
-                    if channel.startswith("seq:"):
-                        continue
-                    self._fan_out(channel, json.loads(raw["data"]))
+                await self._receive(pubsub, skip)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -237,6 +242,33 @@ class RedisBus(Bus):
                     await pubsub.aclose()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self._max_backoff)
+
+    async def _receive(self, pubsub: PubSub, skip: int) -> None:
+        """Fan messages out until the connection fails.
+
+        Reads wait at most a second, never the client's socket timeout: a quiet channel is not a
+        lost connection (treating it as one would resync every subscriber each quiet spell). A
+        connection that goes silent even to our pings is a lost one.
+        """
+        loop = asyncio.get_running_loop()
+        heard = pinged = loop.time()
+        while True:
+            raw = await pubsub.get_message(timeout=1.0)
+            now = loop.time()
+            if raw is None:
+                if now - heard > 3 * PING_INTERVAL:
+                    raise RedisConnectionError("no answer from Redis to our pings")
+                if now - pinged >= PING_INTERVAL:
+                    await pubsub.ping()
+                    pinged = now
+                continue
+            heard = now
+            if raw.get("type") != "pmessage":
+                continue
+            channel = raw["channel"].decode()[skip:]
+            if channel.startswith("seq:"):
+                continue
+            self._fan_out(channel, json.loads(raw["data"]))
 
 
 def create_bus(redis_url: str | None, prefix: str) -> Bus:

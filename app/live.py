@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Final
 
 from quart import Websocket
-from redis.exceptions import RedisError
 
 from app.bus import Bus, Subscription
 from app.directory import StationDirectory, StationView
@@ -191,12 +190,8 @@ class Hub:
     # -- snapshots -------------------------------------------------------------------------
 
     async def _seqs(self, station_ids: list[int]) -> list[int]:
-        """The station's current ``seq``; 0 (unknown) while Redis is unreachable."""
-        try:
-            return await self._bus.current_seqs([station_channel(i) for i in station_ids])
-        except (RedisError, OSError) as exc:
-            log.warning("cannot read event sequence numbers: %s", exc)
-            return [0] * len(station_ids)
+        """The stations' current ``seq``s; 0 (unknown) while Redis is unreachable."""
+        return await self._bus.current_seqs([station_channel(i) for i in station_ids])
 
     async def station_snapshot(self, station_id: int) -> dict[str, Any] | None:
         (seq,) = await self._seqs([station_id])

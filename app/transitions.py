@@ -21,9 +21,9 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
-from app.bus import Bus, Subscription
+from app.bus import Bus
 from app.clock import Clock
 from app.directory import StationDirectory
 from app.events import CHANGED, STATUS, status_changed
@@ -34,7 +34,6 @@ from app.stations import spec_from_values
 log = logging.getLogger(__name__)
 
 _TICK = timedelta(microseconds=1)
-ALL: Literal["all"] = "all"
 #: How many stations' statuses are computed and published at once when catching up.
 CATCH_UP_CONCURRENCY = 16
 
@@ -134,24 +133,59 @@ def station_of(message: Mapping[str, Any]) -> int | None:
     return None
 
 
-def replan_scope(message: Mapping[str, Any]) -> int | Literal["all"] | None:
-    """Which stations a bus message asks the planner to look at again: one (its status or details
-    changed, perhaps its hours), all of them (messages may have been lost), or none."""
-    kind = message.get("type")
-    if kind in ("resync", "overflow"):
-        return ALL
-    if kind in (STATUS, CHANGED):
-        return station_of(message)
-    return None
+Replan = Callable[[Collection[int] | None], Awaitable[object]]
+
+
+async def follow_changes(bus: Bus, replan: Replan, *, planned: asyncio.Event | None = None) -> None:
+    """Re-plan stations whose status or details change, for the life of the process.
+
+    An hours change reaches us as the ``status`` event the stations API publishes. Everything is
+    re-planned when this starts (anything may have changed before we listened) and whenever
+    messages may have been lost: after a Redis reconnect, or if we fell behind. A burst of events
+    (a catch-up, say) is re-planned together, not one station at a time. ``planned`` is set once
+    the first plan is done.
+    """
+    while True:
+        with bus.subscribe(maxsize=4096) as subscription:
+            await _guarded(replan, None)
+            if planned is not None:
+                planned.set()
+            while True:
+                batch = [await subscription.get()]
+                while not subscription.queue.empty():
+                    batch.append(subscription.queue.get_nowait())
+                if any(message.get("type") == "overflow" for message in batch):
+                    break
+                if any(message.get("type") == "resync" for message in batch):
+                    await _guarded(replan, None)
+                    continue
+                stations = {
+                    station_id
+                    for message in batch
+                    if message.get("type") in (STATUS, CHANGED) and (station_id := station_of(message)) is not None
+                }
+                if stations:
+                    await _guarded(replan, stations)
+        log.warning("fell behind the bus; re-planning every station")
+
+
+async def _guarded(replan: Replan, station_ids: Collection[int] | None) -> None:
+    """A failed re-plan (database briefly away) is logged; the next event or resync retries."""
+    try:
+        await replan(station_ids)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("re-planning transitions failed")
 
 
 class TransitionScheduler:
     """The embedded default's scheduler: the worker's planning and broadcasting, in-process.
 
-    It keeps every station's next transition in memory, sleeps until the earliest one (never longer
-    than ``max_sleep``, so a clock that jumps is noticed) and wakes early when a station's status
-    or details change, which is how it hears about new hours. ``sleep`` and the clock are injected
-    so tests can drive it without waiting.
+    It keeps every station's next transition in memory and sleeps until the earliest one (never
+    longer than ``max_sleep``, so a clock that jumps is noticed), waking early when a re-plan
+    (``follow_changes``) or ``wake()`` says the plan changed. ``sleep`` and the clock are injected
+    so tests drive it without waiting.
     """
 
     def __init__(
@@ -169,9 +203,14 @@ class TransitionScheduler:
         self._max_sleep = max_sleep
         self._sleep = sleep
         self._next: dict[int, datetime] = {}
+        self._wake = asyncio.Event()
 
     def next_at(self, station_id: int) -> datetime | None:
         return self._next.get(station_id)
+
+    def wake(self) -> None:
+        """Look at the plan again now (it changed, or the clock moved)."""
+        self._wake.set()
 
     async def plan(self, station_ids: Collection[int] | None = None) -> None:
         now = self._clock.now()
@@ -183,6 +222,7 @@ class TransitionScheduler:
                 self._next.pop(station_id, None)
         for transition in next_transitions(schedules, now):
             self._next[transition.station_id] = transition.at
+        self.wake()
 
     async def fire_due(self) -> float:
         """Broadcast every transition whose instant has come; return seconds until the next one."""
@@ -198,44 +238,32 @@ class TransitionScheduler:
         return max(0.0, min(wait, self._max_sleep))
 
     async def run(self) -> None:
-        """Catch up, then broadcast transitions for the life of the process."""
-        caught_up = False
+        """Catch up (publish every station's status), then follow changes and fire transitions."""
+        try:
+            await publish_statuses(await all_station_ids(), bus=self._bus, directory=self._directory)
+        except Exception:
+            log.exception("catching up on station statuses failed")
+        async with asyncio.TaskGroup() as group:
+            group.create_task(follow_changes(self._bus, self.plan))
+            group.create_task(self._fire_forever())
+
+    async def _fire_forever(self) -> None:
         while True:
+            self._wake.clear()
             try:
-                with self._bus.subscribe(maxsize=4096) as subscription:
-                    if not caught_up:
-                        ids = await all_station_ids()
-                        await publish_statuses(ids, bus=self._bus, directory=self._directory)
-                        caught_up = True
-                    await self.plan()
-                    await self._follow(subscription)
+                delay = await self.fire_due()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("transition scheduler failed; starting over shortly")
-                await self._sleep(1.0)
+                log.exception("broadcasting transitions failed; trying again shortly")
+                delay = 1.0
+            await self._sleep_unless_woken(delay)
 
-    async def _follow(self, subscription: Subscription) -> None:
-        """Returns when the subscription overflowed (messages were dropped)."""
-        while True:
-            delay = await self.fire_due()
-            message = await self._next_message(subscription, delay)
-            if message is None:
-                continue
-            if message.get("type") == "overflow":
-                return
-            scope = replan_scope(message)
-            if scope == ALL:
-                await self.plan()
-            elif isinstance(scope, int):
-                await self.plan([scope])
-
-    async def _next_message(self, subscription: Subscription, delay: float) -> dict[str, Any] | None:
-        getter = asyncio.ensure_future(subscription.get())
+    async def _sleep_unless_woken(self, delay: float) -> None:
+        woken = asyncio.ensure_future(self._wake.wait())
         timer = asyncio.ensure_future(self._sleep(delay))
         try:
-            done, _ = await asyncio.wait({getter, timer}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({woken, timer}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (getter, timer):
-                task.cancel()
-        return getter.result() if getter in done else None
+            woken.cancel()
+            timer.cancel()

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
+import shutil
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,13 +18,16 @@ import pytest
 from quart import Quart
 from quart.testing.connections import WebsocketDisconnectError, WebsocketResponseError
 
-from app import events
+from app import create_app, events
+from app.bus import RedisBus
+from app.clock import Clock
 from app.hours import ExceptionalPeriod, HoursSpec, RegularPeriod
 from app.live import CLOSE_TOO_SLOW, Hub, hub_of
 from app.models import Booking, BookingStatus, Charger, Role, Station, User
 from app.state import state
 from app.stations import ChargerSpec, create_station
 from tests.conftest import DEFAULT_NOW, Backend
+from tests.test_bus import _free_port, _wait_for_port, redis_server
 
 
 def daily(begin: str, end: str) -> HoursSpec:
@@ -48,23 +55,28 @@ async def make_station(name: str = "Hub", *, hours: HoursSpec | None = None, cha
     )
 
 
-async def hold(station: Station, *, start: datetime, minutes: int = 60, hold_until: datetime) -> Booking:
-    """An unpaid booking of the station's first charger, held until ``hold_until``."""
+async def book(
+    station: Station,
+    *,
+    start: datetime,
+    minutes: int = 60,
+    status: BookingStatus = BookingStatus.CONFIRMED,
+    hold_until: datetime | None = None,
+    charger_number: int = 1,
+) -> Booking:
+    """A booking of one of the station's chargers, made directly in the database."""
+    tag = secrets.token_hex(4)
     user = await User.create(
-        email=f"holder{station.id}-{start.timestamp():.0f}@example.com",
-        username=f"holder{station.id}-{start.timestamp():.0f}",
-        password_hash="x",
-        role=Role.DRIVER,
+        email=f"driver-{tag}@example.com", username=f"driver-{tag}", password_hash="x", role=Role.DRIVER
     )
-    charger = await Charger.filter(station_id=station.id).order_by("charger_number").first()
-    assert charger is not None
+    charger = await Charger.get(station_id=station.id, charger_number=charger_number)
     return await Booking.create(
         user=user,
         station=station,
         charger=charger,
         slot_start=start,
         slot_end=start + timedelta(minutes=minutes),
-        status=BookingStatus.CONFIRMED,
+        status=status,
         amount_due=15000,
         currency="INR",
         hold_expires_at=hold_until,
@@ -103,6 +115,52 @@ def hub_settings(app: Quart, **values: Any) -> Iterator[Hub]:
     finally:
         for name, value in saved.items():
             setattr(live, name, value)
+
+
+def require_redis_server() -> None:
+    if not shutil.which("redis-server"):
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is required")
+        pytest.skip("redis-server not installed")
+
+
+@asynccontextmanager
+async def own_redis() -> AsyncIterator[str]:
+    """A Redis of the test's own, so workers' queues and keys never outlive the tests."""
+    require_redis_server()
+    port = _free_port()
+    with redis_server(port):
+        await _wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+@asynccontextmanager
+async def live_stack(backend: Backend, redis_url: str, clock: Clock) -> AsyncIterator[Quart]:
+    """A second web process on ``redis_url``, sharing the test database (already initialised):
+    what production runs, with a Redis the test may stop and start."""
+    if not backend.is_postgres:
+        pytest.skip("the production pair: PostgreSQL and Redis")
+    settings = replace(backend.settings, redis_url=redis_url, redis_prefix=f"live-{secrets.token_hex(4)}")
+    web = create_app(settings, clock=clock)
+    app_state = state(web)
+    await app_state.bus.start()
+    try:
+        assert await app_state.bus.wait_connected(5)  # type: ignore[attr-defined]
+        app_state.tasks.spawn(app_state.directory.run(), name="station-directory")
+        hub_of(app_state).start()
+        yield web
+    finally:
+        await app_state.tasks.cancel_all()
+        await app_state.bus.close()
+
+
+async def eventually(check: Any, timeout: float = 10.0) -> None:
+    """Wait for something asynchronous (a reconnect, a delivery) to have happened."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "it never happened"
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -146,7 +204,7 @@ async def test_a_status_change_reaches_the_socket_after_the_snapshot(
 
 async def test_a_booking_change_reaches_the_socket_as_availability(app: Quart, socket: Any, station: Station) -> None:
     await receive(socket)
-    await hold(station, start=DEFAULT_NOW, hold_until=DEFAULT_NOW + timedelta(minutes=10))
+    await book(station, start=DEFAULT_NOW, hold_until=DEFAULT_NOW + timedelta(minutes=10))
     app_state = state(app)
     await events.availability_changed(station.id, bus=app_state.bus, directory=app_state.directory)
     event = await receive_type(socket, "availability")
@@ -248,3 +306,48 @@ async def test_a_client_too_slow_for_its_queue_is_disconnected_without_holding_u
         assert closed.value.args == (CLOSE_TOO_SLOW,)
         assert [m["type"] for m in received] == ["status"] * 3
         assert [(await receive(fast))["type"] for _ in range(5)] == ["status"] * 5
+
+
+async def test_with_redis_down_http_and_sockets_keep_working_and_resync_when_it_returns(
+    db: Backend, clock: Any
+) -> None:
+    require_redis_server()
+    station = await make_station()
+    port = _free_port()
+    with ExitStack() as redis:
+        redis.enter_context(redis_server(port))
+        await _wait_for_port(port)
+        async with live_stack(db, f"redis://127.0.0.1:{port}/0", clock) as web:
+            app_state, client = state(web), web.test_client()
+            async with client.websocket(f"/ws/stations/{station.id}") as socket:
+                assert (await receive(socket))["type"] == "snapshot"
+
+                redis.close()  # Redis goes away
+                await eventually(lambda: not app_state.bus.connected)
+                status = await client.get("/healthz")  # TEMP
+                assert status.status_code == 200  # TEMP
+                assert (await client.get("/readyz")).status_code == 503
+                # A change made meanwhile: announcing it must not fail the request that made it.
+                await Station.filter(id=station.id).update(status="MAINTENANCE")
+                await events.status_changed(station.id, bus=app_state.bus, directory=app_state.directory)
+                assert hub_of(app_state).client_count == 1  # the socket is still open
+
+                redis.enter_context(redis_server(port))  # Redis is back
+                fresh = await receive_type(socket, "snapshot", timeout=10)
+                assert fresh["station_status"] == "MAINTENANCE"
+                assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_a_quiet_bus_is_not_mistaken_for_a_lost_one() -> None:
+    """Sockets would get a needless snapshot every quiet spell if silence looked like an outage."""
+    async with own_redis() as url:
+        bus = RedisBus(url, "quiet", socket_timeout=0.1)
+        await bus.start()
+        try:
+            assert await bus.wait_connected(5)
+            with bus.subscribe() as subscription:
+                await asyncio.sleep(0.5)  # several socket timeouts without a message
+                assert subscription.queue.empty()
+                assert bus.connected
+        finally:
+            await bus.close()

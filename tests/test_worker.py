@@ -1,0 +1,289 @@
+"""Transitions: planned from stored hours, broadcast at their instant exactly once, re-planned when
+hours change, caught up after a restart; in the arq worker and in the embedded scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from arq.worker import Worker
+from quart import Quart
+
+from app import events
+from app.clock import FrozenClock
+from app.hours import HoursSpec, compile_schedule
+from app.models import Station
+from app.state import state
+from app.stations import write_hours
+from app.transitions import Transition, TransitionScheduler, broadcast, flips_at, load_schedules, next_transitions
+from tests.conftest import DEFAULT_NOW, Backend
+from tests.test_live_ws import (
+    daily,
+    eventually,
+    live_stack,
+    make_station,
+    open_until,
+    own_redis,
+    receive,
+)
+from workers.jobs import queue_for, worker_options
+
+EIGHT_PM = DEFAULT_NOW.replace(hour=20)
+
+
+@pytest.fixture(scope="module")
+async def private_redis() -> AsyncIterator[str]:
+    async with own_redis() as url:
+        yield url
+
+
+def drain(subscription: Any) -> list[dict[str, Any]]:
+    messages = []
+    while not subscription.queue.empty():
+        messages.append(subscription.queue.get_nowait())
+    return messages
+
+
+async def next_event(subscription: Any, kind: str = "status", timeout: float = 5.0) -> dict[str, Any]:
+    while True:
+        message: dict[str, Any] = await asyncio.wait_for(subscription.get(), timeout)
+        if message.get("type") == kind:
+            return message
+
+
+# -- planning (pure) ---------------------------------------------------------------------------
+
+
+def test_each_station_is_planned_at_its_next_open_or_close_instant() -> None:
+    schedules = {
+        1: compile_schedule("UTC", daily("04:00", "20:00")),  # open: closes at 20:00
+        2: compile_schedule("Asia/Kolkata", daily("12:00", "22:00")),  # closed: opens 12:00 IST
+        3: compile_schedule("UTC", HoursSpec(twentyfourseven=True)),  # never changes
+    }
+    planned = next_transitions(schedules, DEFAULT_NOW)
+    assert planned == [
+        Transition(1, EIGHT_PM),
+        Transition(2, datetime(2026, 12, 2, 6, 30, tzinfo=UTC)),
+    ]
+    assert planned[0].job_id == "transition:1:2026-12-02T20:00:00+00:00"
+
+
+def test_an_instant_is_a_transition_only_where_the_station_flips() -> None:
+    schedule = compile_schedule("UTC", daily("04:00", "20:00"))
+    assert flips_at(schedule, EIGHT_PM)
+    assert flips_at(schedule, DEFAULT_NOW.replace(hour=4))
+    assert not flips_at(schedule, DEFAULT_NOW)
+
+
+# -- broadcasting ------------------------------------------------------------------------------
+
+
+async def test_a_broadcast_publishes_the_status_the_station_has_from_that_instant(
+    app: Quart, db: Backend, clock: FrozenClock
+) -> None:
+    station = await make_station()
+    app_state = state(app)
+    with app_state.bus.subscribe(events.station_channel(station.id)) as subscription:
+        clock.set(EIGHT_PM)
+        assert await broadcast(station.id, EIGHT_PM, bus=app_state.bus, directory=app_state.directory)
+        event = await next_event(subscription)
+    assert event["is_open"] is False
+    assert datetime.fromisoformat(event["next_change_at"]) == DEFAULT_NOW.replace(hour=4) + timedelta(days=1)
+
+
+async def test_a_planned_instant_that_hours_edits_removed_is_not_broadcast(
+    app: Quart, db: Backend, clock: FrozenClock
+) -> None:
+    station = await make_station()
+    await write_hours(station, daily("04:00", "22:00"))
+    app_state = state(app)
+    with app_state.bus.subscribe(events.station_channel(station.id)) as subscription:
+        clock.set(EIGHT_PM)
+        assert not await broadcast(station.id, EIGHT_PM, bus=app_state.bus, directory=app_state.directory)
+        await asyncio.sleep(0.05)  # give a (wrong) message time to arrive through Redis
+        assert drain(subscription) == []
+
+
+async def test_a_closing_at_the_end_of_an_exceptional_opening_is_still_found(db: Backend) -> None:
+    end = DEFAULT_NOW + timedelta(hours=1)
+    station = await make_station(hours=open_until(end))
+    schedules = await load_schedules([station.id], DEFAULT_NOW)
+    assert next_transitions(schedules, DEFAULT_NOW) == [Transition(station.id, end)]
+
+
+# -- the embedded scheduler --------------------------------------------------------------------
+
+
+async def never(seconds: float) -> None:
+    """A sleeper that only a wake-up interrupts: the tests move the clock themselves."""
+    await asyncio.Event().wait()
+
+
+@pytest.fixture
+async def scheduler(app: Quart, db: Backend, clock: FrozenClock) -> AsyncIterator[TransitionScheduler]:
+    app_state = state(app)
+    yield TransitionScheduler(app_state.bus, app_state.directory, clock, sleep=never)
+
+
+async def test_the_embedded_scheduler_broadcasts_when_the_clock_reaches_the_instant(
+    app: Quart, scheduler: TransitionScheduler, clock: FrozenClock
+) -> None:
+    station = await make_station()
+    await scheduler.plan()
+    assert scheduler.next_at(station.id) == EIGHT_PM
+    assert await scheduler.fire_due() == 60.0  # nothing due; sleeps at most a minute at a time
+    with state(app).bus.subscribe(events.station_channel(station.id)) as subscription:
+        clock.set(EIGHT_PM)
+        await scheduler.fire_due()
+        assert (await next_event(subscription))["is_open"] is False
+    assert scheduler.next_at(station.id) == DEFAULT_NOW.replace(hour=4) + timedelta(days=1)
+
+
+async def test_the_embedded_scheduler_catches_up_replans_on_hours_changes_and_stops_cleanly(
+    app: Quart, scheduler: TransitionScheduler, clock: FrozenClock
+) -> None:
+    station = await make_station()
+    app_state = state(app)
+    with app_state.bus.subscribe(events.station_channel(station.id)) as subscription:
+        task = asyncio.create_task(scheduler.run())
+        caught_up = await next_event(subscription)  # published at start, for every station
+        assert caught_up["is_open"] is True
+        await eventually(lambda: scheduler.next_at(station.id) == EIGHT_PM)
+
+        # The operator moves closing time to 06:00: the stations API publishes the new status.
+        await write_hours(station, daily("04:00", "06:00"))
+        await events.status_changed(station.id, bus=app_state.bus, directory=app_state.directory)
+        six_am = DEFAULT_NOW.replace(hour=6)
+        await eventually(lambda: scheduler.next_at(station.id) == six_am)
+
+        drain(subscription)
+        clock.set(six_am)
+        scheduler.wake()
+        closed = await next_event(subscription)
+        assert closed["is_open"] is False and datetime.fromisoformat(closed["server_time"]) == six_am
+
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+# -- the arq worker, against real Redis and PostgreSQL ----------------------------------------
+
+
+def make_worker(web: Quart, **overrides: Any) -> Worker:
+    options = worker_options(state(web).settings)
+    options["ctx"]["db_ready"] = True  # the tests' database is initialised already
+    return Worker(**{**options, "cron_jobs": [], "burst": True, "handle_signals": False, **overrides})
+
+
+async def run_burst(*workers: Worker, timeout: float = 10.0) -> list[int]:
+    try:
+        return list(await asyncio.wait_for(asyncio.gather(*(w.run_check() for w in workers)), timeout))
+    finally:
+        for worker in workers:
+            await worker.close()
+
+
+def real_now(clock: FrozenClock) -> datetime:
+    """These tests run against real time: the worker uses the system clock."""
+    now = datetime.now(UTC)
+    clock.set(now)
+    return now
+
+
+async def test_a_transition_reaches_a_connected_socket_within_a_second_of_its_instant(
+    db: Backend, private_redis: str, clock: FrozenClock
+) -> None:
+    instant = real_now(clock) + timedelta(seconds=2)
+    station = await make_station(hours=open_until(instant))
+    async with (
+        live_stack(db, private_redis, clock) as web,
+        web.test_client().websocket(f"/ws/stations/{station.id}") as socket,
+    ):
+        assert (await receive(socket))["is_open"] is True
+        worker = asyncio.create_task(run_burst(make_worker(web)))
+        while True:
+            event = await receive(socket, timeout=10)
+            if event["type"] == "status" and event["is_open"] is False:
+                break
+        delay = (datetime.now(UTC) - instant).total_seconds()
+        assert await worker == [1]  # the one transition job; the station never opens again
+    assert 0 <= delay < 1.0, delay
+    assert event["next_change_at"] is None
+
+
+async def test_two_workers_broadcast_a_transition_exactly_once(
+    db: Backend, private_redis: str, clock: FrozenClock
+) -> None:
+    instant = real_now(clock) + timedelta(seconds=0.6)
+    station = await make_station(hours=open_until(instant))
+    async with live_stack(db, private_redis, clock) as web:
+        with state(web).bus.subscribe(events.station_channel(station.id)) as subscription:
+            completed = await run_burst(make_worker(web), make_worker(web))
+            await asyncio.sleep(0.1)  # let any second broadcast arrive through Redis
+            statuses = [m for m in drain(subscription) if m["type"] == "status"]
+    assert sum(completed) == 1
+    assert [m["is_open"] for m in statuses] == [True, False]  # one catch-up, one transition
+
+
+async def test_a_starting_worker_catches_up_and_plans_every_station(
+    db: Backend, private_redis: str, clock: FrozenClock
+) -> None:
+    now = real_now(clock)
+    schedules = {"open": open_until(now + timedelta(hours=3)), "closed": HoursSpec()}
+    stations = {name: await make_station(name, hours=hours) for name, hours in schedules.items()}
+    async with live_stack(db, private_redis, clock) as web:
+        with state(web).bus.subscribe() as subscription:
+            await run_burst(make_worker(web, max_burst_jobs=0))  # start up, then stop at once
+            await asyncio.sleep(0.1)
+            statuses = {m["station_id"]: m["is_open"] for m in drain(subscription) if m["type"] == "status"}
+        assert statuses == {stations["open"].id: True, stations["closed"].id: False}
+        planned = Transition(stations["open"].id, now + timedelta(hours=3))
+        queue = queue_for(state(web).settings.redis_prefix)
+        score = await state(web).bus.client.zscore(queue, planned.job_id)  # type: ignore[attr-defined]
+        assert score == int(planned.at.timestamp() * 1000)
+
+
+async def test_a_running_worker_replans_as_soon_as_hours_change(
+    db: Backend, private_redis: str, clock: FrozenClock
+) -> None:
+    now = real_now(clock)
+    station = await make_station(hours=open_until(now + timedelta(hours=3)))
+    async with live_stack(db, private_redis, clock) as web:
+        app_state = state(web)
+        queue = queue_for(app_state.settings.redis_prefix)
+        redis = app_state.bus.client  # type: ignore[attr-defined]
+        worker = make_worker(web, burst=False)
+        running = asyncio.create_task(worker.async_run())
+        try:
+            first = Transition(station.id, now + timedelta(hours=3))
+            await eventually_async(lambda: redis.zscore(queue, first.job_id))
+
+            earlier = now + timedelta(hours=1)
+            await write_hours(await Station.get(id=station.id), open_until(earlier))
+            await events.status_changed(station.id, bus=app_state.bus, directory=app_state.directory)
+            await eventually_async(lambda: redis.zscore(queue, Transition(station.id, earlier).job_id))
+        finally:
+            await worker.close()
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+
+
+async def eventually_async(check: Any, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, "it never happened"
+        await asyncio.sleep(0.01)
+
+
+def test_the_worker_settings_are_what_arq_runs() -> None:
+    from workers import WorkerSettings
+
+    assert WorkerSettings.poll_delay <= 0.1
+    assert {f.__name__ for f in WorkerSettings.functions} == {"broadcast_transition"}
+    assert {job.name for job in WorkerSettings.cron_jobs} == {"cron:close_out", "cron:plan_all"}

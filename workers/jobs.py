@@ -1,0 +1,200 @@
+"""The arq worker's jobs: thin wiring of app/transitions.py and app/closeout.py to arq.
+
+- Start-up: catch up (publish every station's status; one worker does it when several start
+  together), then plan: each station's next transition becomes a ``broadcast_transition`` job
+  deferred to that instant, with the id ``transition:{station}:{instant}``. Every worker computes
+  the same id, so however many workers plan it the job exists once and runs once.
+- ``broadcast_transition`` publishes the station's status at the instant and plans its next one.
+- Hours changes: every worker follows the bus (``follow_changes``); a station's ``status`` or
+  ``changed`` event re-plans it at once, a resync after a Redis outage re-plans everything, and
+  ``plan_all`` runs every ten minutes as a safety net for anything missed.
+- ``close_out`` runs at :00 and :30 of every minute, once across all workers (cron ``unique``).
+
+Jobs may run twice (arq retries, a worker dies mid-job); all of them are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from arq import Retry, cron
+from arq.connections import ArqRedis, RedisSettings
+from arq.constants import job_key_prefix, result_key_prefix
+
+from app import closeout, transitions
+from app.bus import RedisBus
+from app.clock import Clock, SystemClock
+from app.config import ConfigError, Settings, load_settings
+from app.db import close_db, init_db
+from app.directory import StationDirectory
+
+log = logging.getLogger(__name__)
+
+#: How often the worker looks for due jobs: small, so a transition goes out well within 1 s.
+POLL_DELAY = 0.05
+MAX_TRIES = 5
+#: Workers that start within this many seconds of each other publish the catch-up once.
+CATCH_UP_WINDOW = 30
+CONTEXT = "chargeslot"
+
+
+@dataclass
+class WorkerServices:
+    settings: Settings
+    bus: RedisBus
+    directory: StationDirectory
+    clock: Clock
+    redis: ArqRedis
+    owns_db: bool
+    follower: asyncio.Task[None] | None = field(default=None)
+
+
+def services(ctx: dict[str, Any]) -> WorkerServices:
+    found: WorkerServices = ctx[CONTEXT]
+    return found
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """``ctx`` may carry ``settings`` and ``db_ready`` (tests share their database set-up)."""
+    settings: Settings = ctx.get("settings") or load_settings()
+    if settings.redis_url is None:
+        raise ConfigError("REDIS_URL is required: the worker schedules and publishes through Redis")
+    owns_db = not ctx.get("db_ready", False)
+    if owns_db:
+        await init_db(settings)
+    bus = RedisBus(settings.redis_url, settings.redis_prefix)
+    await bus.start()
+    await bus.wait_connected(5)
+    clock = SystemClock()
+    worker = WorkerServices(settings, bus, StationDirectory(bus, clock), clock, ctx["redis"], owns_db)
+    ctx[CONTEXT] = worker
+    if await _claim_catch_up(worker):
+        count = await transitions.publish_statuses(
+            await transitions.all_station_ids(), bus=bus, directory=worker.directory
+        )
+        log.info("caught up: published the status of %d stations", count)
+    # The follower plans every station once it has subscribed (so no change can fall between),
+    # then follows changes; jobs are only picked up after the plan exists.
+    planned = asyncio.Event()
+    worker.follower = asyncio.create_task(
+        transitions.follow_changes(bus, lambda ids: plan(worker, ids), planned=planned), name="follow-changes"
+    )
+    await planned.wait()
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    worker = ctx.pop(CONTEXT, None)
+    if worker is None:
+        return
+    if worker.follower is not None:
+        worker.follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.follower
+    await worker.bus.close()
+    if worker.owns_db:
+        await close_db()
+
+
+async def _claim_catch_up(worker: WorkerServices) -> bool:
+    key = f"{worker.settings.redis_prefix}:catch-up"
+    return bool(await worker.redis.set(key, "1", nx=True, ex=CATCH_UP_WINDOW))
+
+
+async def plan(worker: WorkerServices, station_ids: Collection[int] | None) -> int:
+    """Enqueue each station's next transition unless it is queued or done already; returns how
+    many jobs were added."""
+    now = worker.clock.now()
+    planned = transitions.next_transitions(await transitions.load_schedules(station_ids, now), now)
+    if not planned:
+        return 0
+    # One round trip to skip the (usual) case of jobs that exist; enqueue_job re-checks atomically.
+    async with worker.redis.pipeline(transaction=False) as pipe:
+        for transition in planned:
+            pipe.exists(job_key_prefix + transition.job_id, result_key_prefix + transition.job_id)
+        existing = await pipe.execute()
+    added = 0
+    for transition, found in zip(planned, existing, strict=True):
+        if found:
+            continue
+        job = await worker.redis.enqueue_job(
+            "broadcast_transition",
+            transition.station_id,
+            transition.at,
+            _job_id=transition.job_id,
+            _defer_until=transition.at,
+        )
+        added += job is not None
+    return added
+
+
+async def broadcast_transition(ctx: dict[str, Any], station_id: int, at: datetime) -> bool:
+    worker = services(ctx)
+    try:
+        sent = await transitions.broadcast(station_id, at, bus=worker.bus, directory=worker.directory)
+    except Exception as exc:
+        # The instant has come and still needs announcing: try again shortly (the database may
+        # be restarting) rather than dropping it.
+        if ctx.get("job_try", 1) >= MAX_TRIES:
+            raise
+        raise Retry(defer=ctx.get("job_try", 1)) from exc
+    await plan(worker, [station_id])
+    return sent
+
+
+async def plan_all(ctx: dict[str, Any]) -> int:
+    return await plan(services(ctx), None)
+
+
+async def close_out(ctx: dict[str, Any]) -> dict[str, int]:
+    worker = services(ctx)
+    result = await closeout.close_out(worker.clock.now(), bus=worker.bus, directory=worker.directory)
+    return {"expired": result.expired, "completed": result.completed, "stations": len(result.station_ids)}
+
+
+FUNCTIONS = [broadcast_transition]
+CRON_JOBS = [
+    cron(close_out, second={0, 30}, unique=True, timeout=120),
+    cron(plan_all, minute=set(range(0, 60, 10)), second=5, unique=True, timeout=300),
+]
+
+
+def queue_for(prefix: str) -> str:
+    """Jobs live in a queue named after the deployment's Redis prefix, like its bus channels."""
+    return f"{prefix}:queue"
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """``arq.worker.Worker`` keyword arguments for these settings (tests build workers with it)."""
+    assert settings.redis_url is not None
+    return {
+        "functions": FUNCTIONS,
+        "cron_jobs": CRON_JOBS,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": queue_for(settings.redis_prefix),
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "poll_delay": POLL_DELAY,
+        "max_tries": MAX_TRIES,
+        "ctx": {"settings": settings},
+    }
+
+
+class WorkerSettings:
+    """What ``arq workers.WorkerSettings`` runs. Only the Redis location is read here, at import;
+    the full settings are loaded and checked by ``startup``."""
+
+    functions = FUNCTIONS
+    cron_jobs = CRON_JOBS
+    redis_settings = RedisSettings.from_dsn(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
+    queue_name = queue_for(os.environ.get("REDIS_PREFIX") or "chargeslot")
+    on_startup = startup
+    on_shutdown = shutdown
+    poll_delay = POLL_DELAY
+    max_tries = MAX_TRIES
