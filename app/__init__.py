@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         settings=settings, clock=clock or SystemClock(), bus=create_bus(settings.redis_url, settings.redis_prefix)
     )
     app_state.services[live.SERVICE] = live.Hub(app_state.bus, app_state.directory, app_state.tasks)
+    live.decline_websocket_compression()
     app.extensions[EXTENSION] = app_state
     QuartSchema(
         app,

@@ -21,17 +21,14 @@ from quart.testing.connections import WebsocketDisconnectError, WebsocketRespons
 from app import create_app, events
 from app.bus import RedisBus
 from app.clock import Clock
-from app.hours import ExceptionalPeriod, HoursSpec, RegularPeriod
+from app.hours import ExceptionalPeriod, HoursSpec
 from app.live import CLOSE_TOO_SLOW, Hub, hub_of
 from app.models import Booking, BookingStatus, Charger, Role, Station, User
 from app.state import state
-from app.stations import ChargerSpec, create_station
-from tests.conftest import DEFAULT_NOW, Backend
+from tests import test_directory as directory_tests
+from tests.conftest import DEFAULT_NOW, Backend, base_settings
 from tests.test_bus import _free_port, _wait_for_port, redis_server
-
-
-def daily(begin: str, end: str) -> HoursSpec:
-    return HoursSpec(regular_hours=tuple(RegularPeriod(day, begin, end) for day in range(1, 8)))
+from tests.test_directory import daily
 
 
 def open_until(end: datetime) -> HoursSpec:
@@ -41,18 +38,10 @@ def open_until(end: datetime) -> HoursSpec:
 
 async def make_station(name: str = "Hub", *, hours: HoursSpec | None = None, chargers: int = 2) -> Station:
     """A station in UTC, open 04:00-20:00 every day unless told otherwise."""
-    return await create_station(
-        name=name,
-        location="1 Main Road",
-        city="Pune",
-        latitude=18.5,
-        longitude=73.8,
-        timezone="UTC",
-        price_per_hour=15000,
-        currency="INR",
-        hours=hours or daily("04:00", "20:00"),
-        chargers=[ChargerSpec("CCS2", 60)] * chargers,
+    station: Station = await directory_tests.make_station(
+        name, hours=hours or daily("04:00", "20:00"), chargers=chargers
     )
+    return station
 
 
 async def book(
@@ -351,3 +340,16 @@ async def test_a_quiet_bus_is_not_mistaken_for_a_lost_one() -> None:
                 assert bus.connected
         finally:
             await bus.close()
+
+
+def test_the_server_declines_per_message_compression_that_browsers_offer() -> None:
+    """A compressor per socket would cost about 130 KiB of every idle socket's memory."""
+    from hypercorn.protocol.ws_stream import Handshake
+
+    create_app(base_settings())
+    offer = [
+        (b"sec-websocket-extensions", b"permessage-deflate; client_max_window_bits"),
+        (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    ]
+    _, headers, _ = Handshake(offer, "1.1").accept(None, [])
+    assert b"sec-websocket-extensions" not in dict(headers)
