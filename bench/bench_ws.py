@@ -56,9 +56,8 @@ from app.config import Settings  # noqa: E402
 from app.db import close_db, init_db, migrate  # noqa: E402
 from app.directory import StationDirectory  # noqa: E402
 from app.events import status_changed  # noqa: E402
-from app.hours import ExceptionalPeriod, HoursSpec  # noqa: E402
-from app.models import Station  # noqa: E402
-from app.stations import ChargerSpec, create_station, write_hours  # noqa: E402
+from app.hours import HoursSpec  # noqa: E402
+from app.stations import ChargerSpec, add_exception, create_station  # noqa: E402
 from workers.jobs import queue_for  # noqa: E402
 
 SECTION = "## Live channel"
@@ -318,19 +317,14 @@ async def measure_idle(stack: Stack, station_id: int, count: int, bus: RedisBus,
 
 
 async def measure_transition(
-    stack: Stack, station: Station, count: int, lead: float, bus: RedisBus, directory: Any
+    stack: Stack, station_id: int, count: int, lead: float, bus: RedisBus, directory: Any
 ) -> FanOutResult:
-    listeners, tasks = await open_clients(stack.ws_url(station.id), count)
+    listeners, tasks = await open_clients(stack.ws_url(station_id), count)
     try:
         instant = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=lead + 1)
-        # What the operator endpoint does: store the hours, then announce the new status.
-        await write_hours(
-            station,
-            HoursSpec(
-                twentyfourseven=True, exceptional_closings=(ExceptionalPeriod(instant, instant + timedelta(hours=1)),)
-            ),
-        )
-        await status_changed(station.id, bus=bus, directory=directory)
+        # What POST /api/stations/{id}/exceptions does: store the closing, then announce the status.
+        await add_exception(station_id, closing=True, begin=instant, end=instant + timedelta(hours=1))
+        await status_changed(station_id, bus=bus, directory=directory)
 
         def closings(listener: Listener) -> list[float]:
             return [arrived for arrived, message in listener.statuses if message["is_open"] is False]
@@ -434,7 +428,7 @@ async def run(args: argparse.Namespace) -> tuple[IdleResult, FanOutResult]:
             await wait_ready(stack, bus)
             print(f"web process pid {stack.server.pid} on port {stack.port}; worker ready")
             idle = await measure_idle(stack, station.id, args.idle, bus, directory)
-            fan_out = await measure_transition(stack, station, args.clients, args.lead, bus, directory)
+            fan_out = await measure_transition(stack, station.id, args.clients, args.lead, bus, directory)
         finally:
             stop_processes(stack)
             await clean_redis(bus, prefix)

@@ -15,11 +15,11 @@ from quart import Quart
 from app import events
 from app.clock import FrozenClock
 from app.hours import HoursSpec, compile_schedule
-from app.models import Station
+from app.models import User
 from app.state import state
 from app.stations import write_hours
 from app.transitions import Transition, TransitionScheduler, broadcast, flips_at, load_schedules, next_transitions
-from tests.conftest import DEFAULT_NOW, Backend
+from tests.conftest import DEFAULT_NOW, ApiClient, Backend
 from tests.test_live_ws import (
     daily,
     eventually,
@@ -247,25 +247,32 @@ async def test_a_starting_worker_catches_up_and_plans_every_station(
         assert score == int(planned.at.timestamp() * 1000)
 
 
-async def test_a_running_worker_replans_as_soon_as_hours_change(
-    db: Backend, private_redis: str, clock: FrozenClock
+async def test_a_running_worker_replans_as_soon_as_an_operator_changes_the_hours(
+    db: Backend, private_redis: str, clock: FrozenClock, operator: User
 ) -> None:
     now = real_now(clock)
     station = await make_station(hours=open_until(now + timedelta(hours=3)))
     async with live_stack(db, private_redis, clock) as web:
-        app_state = state(web)
-        queue = queue_for(app_state.settings.redis_prefix)
-        redis = app_state.bus.client  # type: ignore[attr-defined]
+        queue = queue_for(state(web).settings.redis_prefix)
+        redis = state(web).bus.client  # type: ignore[attr-defined]
         worker = make_worker(web, burst=False)
         running = asyncio.create_task(worker.async_run())
         try:
-            first = Transition(station.id, now + timedelta(hours=3))
-            await eventually_async(lambda: redis.zscore(queue, first.job_id))
+            await eventually_async(lambda: redis.zscore(queue, Transition(station.id, now + timedelta(hours=3)).job_id))
 
-            earlier = now + timedelta(hours=1)
-            await write_hours(await Station.get(id=station.id), open_until(earlier))
-            await events.status_changed(station.id, bus=app_state.bus, directory=app_state.directory)
-            await eventually_async(lambda: redis.zscore(queue, Transition(station.id, earlier).job_id))
+            closing = (now + timedelta(hours=1)).replace(microsecond=0)
+            browser = ApiClient(web)
+            await browser.sign_in(operator)
+            response = await browser.post(
+                f"/api/stations/{station.id}/exceptions",
+                json={
+                    "kind": "closing",
+                    "period_begin": closing.isoformat(),
+                    "period_end": (closing + timedelta(minutes=30)).isoformat(),
+                },
+            )
+            assert response.status_code == 201, await response.get_data(as_text=True)
+            await eventually_async(lambda: redis.zscore(queue, Transition(station.id, closing).job_id))
         finally:
             await worker.close()
             running.cancel()

@@ -8,18 +8,13 @@ from __future__ import annotations
 
 from quart import Blueprint, websocket
 
-from app.errors import Forbidden, NotFound, ValidationFailed
+from app.auth import check_websocket_origin
+from app.errors import NotFound, ValidationFailed
 from app.live import hub
-from app.state import state
 
 blueprint = Blueprint("live", __name__)
 
 MAX_STATION_IDS = 500
-
-
-def _check_origin() -> None:
-    if not state().settings.origin_allowed(websocket.headers.get("Origin"), websocket.host):
-        raise Forbidden("Cross-site WebSocket connections are refused.")
 
 
 def _station_ids(raw: str | None) -> frozenset[int] | None:
@@ -37,7 +32,7 @@ def _station_ids(raw: str | None) -> frozenset[int] | None:
 
 @blueprint.websocket("/ws/stations/<int:station_id>")
 async def station_updates(station_id: int) -> None:
-    _check_origin()
+    check_websocket_origin()
     live = hub()
     # Subscribed before the snapshot is read, so no event can fall between the two.
     with live.subscribed([station_id]) as client:
@@ -49,7 +44,7 @@ async def station_updates(station_id: int) -> None:
 
 @blueprint.websocket("/ws/stations")
 async def all_station_updates() -> None:
-    _check_origin()
+    check_websocket_origin()
     station_ids = _station_ids(websocket.args.get("ids"))
     live = hub()
     with live.subscribed(station_ids) as client:
