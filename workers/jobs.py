@@ -136,6 +136,10 @@ async def plan(worker: WorkerServices, station_ids: Collection[int] | None) -> i
 
 async def broadcast_transition(ctx: dict[str, Any], station_id: int, at: datetime) -> bool:
     worker = services(ctx)
+    # arq defers to the nearest millisecond, which may be a fraction of one before the instant.
+    early = (at - worker.clock.now()).total_seconds()
+    if 0 < early < 1:
+        await asyncio.sleep(early)
     try:
         sent = await transitions.broadcast(station_id, at, bus=worker.bus, directory=worker.directory)
     except Exception as exc:
