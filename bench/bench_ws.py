@@ -379,7 +379,11 @@ def record(idle: IdleResult, fan_out: FanOutResult, args: argparse.Namespace) ->
         "",
         "The transition is an exceptional closing set a few seconds ahead through the hours API's path "
         "(hours written, status published); the worker re-plans and broadcasts it at the instant. "
-        "Delays are measured from the instant to the arrival in each client.",
+        "Delays are measured from the instant to the arrival in each client; the one event to all idle "
+        "sockets includes the client process reading 10,000 messages on the same two cores.",
+        "",
+        "The server declines permessage-deflate (`decline_websocket_compression` in app/live.py): with it, "
+        "Hypercorn kept a zlib compressor per socket and an idle socket cost about 136 KiB instead of 44.",
     ]
     path = ROOT / "bench" / "RESULTS.md"
     text = path.read_text() if path.exists() else "# Benchmark results\n"
