@@ -28,11 +28,9 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import resource
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,7 +41,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -53,11 +50,12 @@ sys.path.insert(0, str(ROOT))
 from app.bus import RedisBus  # noqa: E402
 from app.clock import SystemClock  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.db import close_db, init_db, migrate  # noqa: E402
+from app.db import close_db, init_db  # noqa: E402
 from app.directory import StationDirectory  # noqa: E402
 from app.events import status_changed  # noqa: E402
 from app.hours import HoursSpec  # noqa: E402
 from app.stations import ChargerSpec, add_exception, create_station  # noqa: E402
+from bench.bench_http import create_database, drop_database, free_port, machine  # noqa: E402
 from workers.jobs import queue_for  # noqa: E402
 
 SECTION = "## Live channel"
@@ -74,27 +72,11 @@ def raise_fd_limit() -> int:
     return hard
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def rss_kib(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
     assert match, "no VmRSS"
     return int(match[1])
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    memory = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[1]) // 1024  # type: ignore[index]
-    return f"{os.cpu_count()} cores (nproc), {model}, {memory:,} MiB RAM, Python {platform.python_version()}"
 
 
 # -- database, processes ----------------------------------------------------------------------
@@ -119,27 +101,6 @@ class Stack:
 
     def settings(self) -> Settings:
         return Settings(database_url=self.db_url, redis_url=self.redis_url, redis_prefix=self.prefix, secret_key="x")
-
-
-async def create_database(base_url: str) -> tuple[str, str]:
-    name = f"chargeslot_bench_ws_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(base_url.replace("postgres://", "postgresql://", 1))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = f"{base_url.rpartition('/')[0]}/{name}"
-    await migrate(Settings(database_url=url, secret_key="x"))
-    await close_db()
-    return url, name
-
-
-async def drop_database(base_url: str, name: str) -> None:
-    admin = await asyncpg.connect(base_url.replace("postgres://", "postgresql://", 1))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def start_processes(stack: Stack) -> None:
@@ -399,7 +360,7 @@ def record(idle: IdleResult, fan_out: FanOutResult, args: argparse.Namespace) ->
 
 async def run(args: argparse.Namespace) -> tuple[IdleResult, FanOutResult]:
     base_url = args.database_url.replace("postgresql://", "postgres://", 1)
-    db_url, db_name = await create_database(base_url)
+    db_url, db_name = await create_database(base_url, 0)  # migrated, no stations
     prefix = f"bench-ws-{secrets.token_hex(4)}"
     env = {
         "DATABASE_URL": db_url,
