@@ -23,7 +23,6 @@ import gc
 import json
 import logging
 import time as monotonic
-import weakref
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -112,19 +111,6 @@ class ExceptionView:
         }
 
 
-class StatusCode(str):
-    """The station's status string (``"ACTIVE"``…), which can also be called as
-    ``view.status(now)`` for the status answer: the shared contract promised both spellings."""
-
-    __slots__ = ("_view",)
-    _view: weakref.ref[StationView]  # weak: a view must stay free of reference cycles (see below)
-
-    def __call__(self, now: datetime) -> dict[str, Any]:
-        view = self._view()
-        assert view is not None
-        return view.status_at(now)
-
-
 @dataclass(slots=True)
 class Moment:
     """A view's time-dependent answers, valid for ``valid_from <= now < valid_until``."""
@@ -156,7 +142,7 @@ class StationView:
     timezone: str
     price_per_hour: int  # minor units
     currency: str
-    status: StatusCode  # a str; see StatusCode
+    status: str  # ACTIVE | INACTIVE | MAINTENANCE
     schedule: Schedule
     hours: HoursSpec
     chargers: tuple[ChargerView, ...]
@@ -169,16 +155,9 @@ class StationView:
     _moment: list[Moment] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        code = StatusCode(self.status)
-        code._view = weakref.ref(self)
-        object.__setattr__(self, "status", code)
         object.__setattr__(self, "search_text", f"{self.name}\n{self.location}".casefold())
         object.__setattr__(self, "city_key", self.city.casefold())
         object.__setattr__(self, "charger_types", frozenset(c.charger_type.casefold() for c in self.chargers))
-
-    @property
-    def status_code(self) -> str:
-        return str.__str__(self.status)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -218,7 +197,7 @@ class StationView:
             "next_change_at": moment.next_change_at,
             "current_server_time": now.isoformat(),
             "available_chargers": moment.available_chargers,
-            "station_status": self.status_code,
+            "station_status": self.status,
         }
 
     def summary(self, now: datetime) -> dict[str, Any]:
@@ -271,7 +250,7 @@ class StationView:
             "timezone": self.timezone,
             "price_per_hour": format_money(self.price_per_hour),
             "currency": self.currency,
-            "status": self.status_code,
+            "status": self.status,
             "is_open": is_open,
             "open_time": open_time,
             "close_time": close_time,
@@ -569,7 +548,7 @@ def _build_view(row: dict[str, Any], parts: dict[str, list[Any]]) -> StationView
         timezone=row["timezone"],
         price_per_hour=int(row["price_per_hour"]),
         currency=row["currency"],
-        status=StatusCode(row["status"]),
+        status=str(row["status"]),
         schedule=compile_schedule(row["timezone"], spec),
         hours=spec,
         chargers=chargers,

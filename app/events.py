@@ -78,7 +78,7 @@ async def status_changed(
         "close_time": status["close_time"],
         "next_change_at": status["next_change_at"],
         "server_time": status["current_server_time"],
-        "station_status": view.status_code,
+        "station_status": view.status,
         "available_chargers": status["available_chargers"],
     }
     return await publish_station_event(bus, station_id, STATUS, payload)

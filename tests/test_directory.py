@@ -139,7 +139,7 @@ async def test_status_changed_carries_the_live_status_shape(db: Backend, app, cl
     assert delivered["available_chargers"] == 2
     view = await state(app).directory.get(station.id)
     assert view.status == "ACTIVE"
-    assert view.status(clock.now())["is_open"] is True
+    assert view.status_at(clock.now())["is_open"] is True
 
 
 async def test_a_load_overtaken_by_an_invalidation_is_not_kept(db: Backend, app) -> None:
@@ -211,7 +211,7 @@ async def test_a_dropped_view_is_freed_without_the_cycle_collector(db: Backend, 
     station = await make_station()
     view = await state(app).directory.load(station.id)
     assert view is not None
-    view.status(clock.now())
+    view.status_at(clock.now())
     view.summary_json(clock.now())
     gone = weakref.ref(view)
     gc.disable()
