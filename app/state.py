@@ -10,6 +10,7 @@ from quart import Quart, current_app
 from app.bus import Bus
 from app.clock import Clock
 from app.config import Settings
+from app.payment_provider import PaymentProvider, SimulatedProvider
 from app.tasks import TaskSet
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ class AppState:
     tasks: TaskSet = field(default_factory=TaskSet)
     #: Other per-process services (caches, hubs), registered by the modules that own them.
     services: dict[str, Any] = field(default_factory=dict)
+    #: Who charges and refunds; tests and deployments may swap in another implementation.
+    payment_provider: PaymentProvider = field(default_factory=SimulatedProvider)
     #: Cached station views, invalidated through the bus (app/directory.py).
     directory: StationDirectory = field(init=False)
 

@@ -1,0 +1,232 @@
+"""Bookings API (DESIGN §5): book a slot, list, show, quote and cancel bookings."""
+
+from __future__ import annotations
+
+from datetime import date as LocalDate
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from quart import Blueprint
+from quart_schema import document_response, validate_querystring, validate_request, validate_response
+
+from app import bookings
+from app.auth import authorize
+from app.errors import Forbidden
+from app.models import BookingStatus, User
+from app.state import state
+
+blueprint = Blueprint("bookings", __name__, url_prefix="/api/bookings")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``); clients branch on ``code``."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    code: str
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+def check_user_id(sent: int | None, user: User) -> None:
+    """The user is always the session's. A ``user_id`` in the body is accepted only when it names
+    that same user, so a client that believes it acts for someone else learns it at once."""
+    if sent is not None and sent != user.id:
+        raise Forbidden("user_id does not match the signed-in user.")
+
+
+class BookingIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"station_id": 1, "slot_time": "2026-12-02T18:00:00", "duration_minutes": 60},
+                {
+                    "station_id": 1,
+                    "slot_time": "2026-12-02T12:30:00Z",
+                    "duration_minutes": 45,
+                    "charger_type": "CCS2",
+                    "vehicle_number": "MH01AB1234",
+                },
+            ]
+        }
+    )
+
+    station_id: StrictInt
+    slot_time: datetime = Field(
+        description="ISO 8601 start. Without a UTC offset it is wall-clock time at the station "
+        "(its own time zone); with an offset it is that instant."
+    )
+    duration_minutes: StrictInt = Field(
+        description="15 to 240, in steps of 15.",
+        json_schema_extra={"minimum": 15, "maximum": 240, "multipleOf": 15},
+    )
+    charger_id: StrictInt | None = Field(None, description="Book this charger; 409 if it is taken for the slot.")
+    charger_type: str | None = Field(
+        None, max_length=32, description="Only chargers with this connector (e.g. CCS2); lowest-numbered free one."
+    )
+    vehicle_number: str | None = Field(None, max_length=32)
+    user_id: StrictInt | None = Field(
+        None, description="Optional and never needed: if sent it must be the signed-in user's id, else 403."
+    )
+
+    @field_validator("slot_time", mode="before")
+    @classmethod
+    def _iso_8601(cls, value: object) -> datetime:
+        if not isinstance(value, str):
+            raise ValueError("slot_time must be an ISO 8601 date-time string")
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("slot_time must be an ISO 8601 date-time such as 2026-12-02T18:00:00") from None
+
+    @field_validator("vehicle_number", "charger_type")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        return (value.strip() or None) if value is not None else None
+
+
+class BookingOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "booking_id": 42,
+                    "station_id": 1,
+                    "station_name": "Mumbai Central Charging Hub",
+                    "charger_id": 3,
+                    "charger_number": 1,
+                    "charger_type": "CCS2",
+                    "slot_time": "2026-12-02T18:00:00+05:30",
+                    "slot_end": "2026-12-02T19:00:00+05:30",
+                    "duration_minutes": 60,
+                    "status": "CONFIRMED",
+                    "amount_due": "250.00",
+                    "currency": "INR",
+                    "hold_expires_at": "2026-12-02T05:10:00+00:00",
+                    "vehicle_number": None,
+                    "user_id": 7,
+                    "created_at": "2026-12-02T05:00:00+00:00",
+                }
+            ]
+        }
+    )
+
+    booking_id: int
+    station_id: int
+    station_name: str
+    charger_id: int
+    charger_number: int
+    charger_type: str
+    slot_time: str = Field(description="Slot start with the station's UTC offset.")
+    slot_end: str
+    duration_minutes: int
+    status: BookingStatus = Field(description="A CONFIRMED booking whose hold ran out reads EXPIRED.")
+    amount_due: str = Field(description="Decimal string in major units.")
+    currency: str
+    hold_expires_at: str | None = Field(description="Pay before this instant (UTC) or the hold lapses.")
+    vehicle_number: str | None
+    user_id: int
+    created_at: str
+
+
+class BookingQuery(BaseModel):
+    station_id: int | None = None
+    status: BookingStatus | None = None
+    date: LocalDate | None = Field(None, description="Slot start date (YYYY-MM-DD) at the booking's station.")
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0)
+
+
+class Breakdown(BaseModel):
+    price_per_hour: str
+    duration_minutes: int
+
+
+class QuoteOut(BaseModel):
+    booking_id: int
+    amount_due: str = Field(description="Send exactly this as `amount` to /api/payments/process.")
+    currency: str
+    payable: bool
+    hold_expires_at: str | None
+    breakdown: Breakdown
+
+
+def _out(booking: Any) -> BookingOut:
+    return BookingOut(**bookings.booking_view(booking, state().clock.now()))
+
+
+@blueprint.post("")
+@validate_request(BookingIn)
+@validate_response(BookingOut)
+@document_response(Problem, 403)
+@document_response(Problem, 409)
+@document_response(Problem, 422)
+async def create_booking(data: BookingIn) -> BookingOut:
+    """Book a charger for a slot.
+
+    Checked in this order: request format (422) → signed in (401) → station exists (404) and
+    ACTIVE (403 `station_inactive`) → station open now by the server clock (403 `station_closed`)
+    → user active (403 `user_inactive`) → slot valid: not in the past, within the booking horizon,
+    15-240 minutes in steps of 15, wholly inside opening hours (422) → at most 3 unpaid holds
+    (409 `hold_limit_reached`) → a charger free for the whole slot (409 `no_charger_available`).
+    The booking is held unpaid until `hold_expires_at`; pay it with `POST /api/payments/process`.
+    """
+    user = await authorize()
+    check_user_id(data.user_id, user)
+    booking = await bookings.create_booking(
+        user,
+        data.station_id,
+        data.slot_time,
+        data.duration_minutes,
+        charger_id=data.charger_id,
+        charger_type=data.charger_type,
+        vehicle_number=data.vehicle_number,
+    )
+    return _out(booking)
+
+
+@blueprint.get("")
+@validate_querystring(BookingQuery)
+@validate_response(list[BookingOut])
+async def list_bookings(query_args: BookingQuery) -> list[BookingOut]:
+    """Your bookings, newest slot first; operators see everyone's."""
+    user = await authorize()
+    found = await bookings.list_bookings(
+        user,
+        station_id=query_args.station_id,
+        status=query_args.status,
+        on_date=query_args.date,
+        limit=query_args.limit,
+        offset=query_args.offset,
+    )
+    return [_out(booking) for booking in found]
+
+
+@blueprint.get("/<int:booking_id>")
+@validate_response(BookingOut)
+@document_response(Problem, 404)
+async def get_booking(booking_id: int) -> BookingOut:
+    """One booking. Somebody else's booking is a 404."""
+    user = await authorize()
+    return _out(await bookings.get_booking(user, booking_id))
+
+
+@blueprint.get("/<int:booking_id>/quote")
+@validate_response(QuoteOut)
+@document_response(Problem, 404)
+async def quote(booking_id: int) -> QuoteOut:
+    """What to pay for a booking: send `amount_due` as the payment's `amount`."""
+    user = await authorize()
+    return QuoteOut(**await bookings.quote(user, booking_id))
+
+
+@blueprint.post("/<int:booking_id>/cancel")
+@validate_response(BookingOut)
+@document_response(Problem, 404)
+@document_response(Problem, 409)
+async def cancel(booking_id: int) -> BookingOut:
+    """Cancel a booking: a held one at any time, a paid one before its slot starts (refunded)."""
+    user = await authorize()
+    return _out(await bookings.cancel_booking(user, booking_id))

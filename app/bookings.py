@@ -1,0 +1,372 @@
+"""Bookings: can I have this slot?
+
+The checks run in the original design's order (DESIGN §5), each failing with its own status and
+code: station exists and is ACTIVE → station open *now* by the server clock → user active → slot
+valid → hold limit → a charger free for the whole slot. Openness is always recomputed from the
+stored hours at request time; no cached answer is trusted for a booking.
+
+No charger is ever booked twice for overlapping time. On PostgreSQL the exclusion constraint on
+``bookings`` is the final guard (a violation is a 409); on SQLite the check and the insert share
+one ``BEGIN IMMEDIATE`` transaction. Holds that have run out are expired inside that same
+transaction, so a stale hold never blocks a new booking even when the close-out job is late.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+
+from app.availability import busy_charger_ids, overlapping
+from app.db import is_postgres, write_transaction
+from app.errors import (
+    Conflict,
+    HoldLimitReached,
+    NoChargerAvailable,
+    NotFound,
+    StationClosed,
+    StationInactive,
+    UserInactive,
+    ValidationFailed,
+)
+from app.hours import Schedule, compile_schedule
+from app.models import Booking, BookingStatus, Charger, ChargerStatus, Station, StationStatus, User
+from app.payments import format_money, refund_booking
+from app.state import state
+from app.stations import load_hours_spec
+
+log = logging.getLogger(__name__)
+
+#: Unpaid bookings with a running hold that one user may have at once.
+HOLD_LIMIT = 3
+MIN_DURATION, MAX_DURATION, DURATION_STEP = 15, 240, 15
+EXCLUSION_VIOLATION = "23P01"
+#: Every zone's offset lies within this, so a local date's bookings start inside ±1 day of it.
+_MAX_OFFSET = timedelta(hours=14)
+
+
+async def fresh_schedule(station: Station) -> Schedule:
+    """The station's hours as stored right now, never a cached copy."""
+    return compile_schedule(station.timezone, await load_hours_spec(station))
+
+
+def amount_for(price_per_hour: int, duration_minutes: int) -> int:
+    """Price of a slot in minor units, rounded half-up to the minor unit."""
+    exact = Decimal(price_per_hour) * duration_minutes / 60
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+async def create_booking(
+    user: User,
+    station_id: int,
+    slot_time: datetime,
+    duration_minutes: int,
+    charger_id: int | None = None,
+    charger_type: str | None = None,
+    vehicle_number: str | None = None,
+    now: datetime | None = None,
+) -> Booking:
+    """Book a charger for ``[slot_time, slot_time + duration)``.
+
+    A naive ``slot_time`` is wall-clock time at the station (its IANA zone), which is what a driver
+    standing there means; an aware one is taken as the instant it names.
+    """
+    now = now or state().clock.now()
+    station = await Station.get_or_none(id=station_id)
+    if station is None:
+        raise NotFound("Station not found.")
+    if station.status != StationStatus.ACTIVE:
+        raise StationInactive()
+    schedule = await fresh_schedule(station)
+    if not schedule.is_open(now):
+        raise StationClosed("Station is closed. Booking not allowed.")
+    if not user.is_active:
+        raise UserInactive()
+    start, end = _valid_slot(schedule, slot_time, duration_minutes, now)
+    request = _Request(
+        user=user,
+        station=station,
+        start=start,
+        end=end,
+        charger_id=charger_id,
+        charger_type=charger_type,
+        vehicle_number=vehicle_number,
+        amount_due=amount_for(station.price_per_hour, duration_minutes),
+        hold_expires_at=now + timedelta(minutes=state().settings.booking_hold_minutes),
+        now=now,
+    )
+    booking = await _insert_with_retry(request)
+    await _publish_availability(station.id)
+    return booking
+
+
+@dataclass(frozen=True)
+class _Request:
+    user: User
+    station: Station
+    start: datetime
+    end: datetime
+    charger_id: int | None
+    charger_type: str | None
+    vehicle_number: str | None
+    amount_due: int
+    hold_expires_at: datetime
+    now: datetime
+
+
+def _valid_slot(schedule: Schedule, slot_time: datetime, duration: int, now: datetime) -> tuple[datetime, datetime]:
+    start = _to_instant(slot_time, schedule.timezone)
+    errors: list[dict[str, Any]] = []
+
+    def error(field: str, msg: str) -> None:
+        errors.append({"loc": ["body", field], "msg": msg})
+
+    if start is None:
+        error("slot_time", f"slot_time does not exist in {schedule.timezone}: the clocks skip it")
+    elif start < now:
+        error("slot_time", "slot_time is in the past")
+    elif start > now + timedelta(days=state().settings.booking_horizon_days):
+        error("slot_time", f"slot_time is more than {state().settings.booking_horizon_days} days ahead")
+    if not (MIN_DURATION <= duration <= MAX_DURATION and duration % DURATION_STEP == 0):
+        error(
+            "duration_minutes",
+            f"duration_minutes must be {MIN_DURATION}-{MAX_DURATION} in steps of {DURATION_STEP}",
+        )
+    if errors:
+        raise ValidationFailed(errors)
+    assert start is not None
+    end = start + timedelta(minutes=duration)
+    if not schedule.covers(start, end):
+        raise ValidationFailed(
+            [{"loc": ["body", "slot_time"], "msg": "The whole slot must lie inside the station's opening hours"}]
+        )
+    return start, end
+
+
+def _to_instant(slot_time: datetime, timezone: str) -> datetime | None:
+    """UTC instant of ``slot_time``; naive means station-local (a fold means its first occurrence,
+    a time the clocks skip in a DST gap does not exist and gives None)."""
+    if slot_time.tzinfo is not None:
+        return slot_time.astimezone(UTC)
+    zone = ZoneInfo(timezone)
+    instant = slot_time.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) != slot_time:
+        return None
+    return instant
+
+
+async def _insert_with_retry(request: _Request) -> Booking:
+    """Insert, retrying once on PostgreSQL's overlap guard when the charger was our own pick: a
+    concurrent booking took it between our check and our insert, another may still be free."""
+    for attempt in (1, 2):
+        try:
+            return await _insert(request)
+        except IntegrityError as exc:
+            if _sqlstate(exc) != EXCLUSION_VIOLATION:
+                raise
+            if request.charger_id is not None or attempt == 2:
+                raise NoChargerAvailable() from None
+    raise AssertionError("unreachable")
+
+
+def _sqlstate(exc: IntegrityError) -> str | None:
+    """Tortoise wraps the driver's error (asyncpg's ExclusionViolationError carries the SQLSTATE)."""
+    cause = exc.__cause__ or (exc.args[0] if exc.args else None)
+    return getattr(cause, "sqlstate", None)
+
+
+async def _insert(request: _Request) -> Booking:
+    user, station, now = request.user, request.station, request.now
+    async with write_transaction():
+        if is_postgres():
+            # One user's concurrent requests take turns, so the hold limit cannot be raced past.
+            await User.filter(id=user.id).select_for_update().values_list("id", flat=True)
+        held = await Booking.filter(user_id=user.id, status=BookingStatus.CONFIRMED, hold_expires_at__gt=now).count()
+        if held >= HOLD_LIMIT:
+            raise HoldLimitReached()
+        await Booking.filter(
+            overlapping(request.start, request.end),
+            station_id=station.id,
+            status=BookingStatus.CONFIRMED,
+            hold_expires_at__lte=now,
+        ).update(status=BookingStatus.EXPIRED)
+        charger = await _pick_charger(request)
+        return await Booking.create(
+            user=user,
+            station=station,
+            charger=charger,
+            slot_start=request.start,
+            slot_end=request.end,
+            status=BookingStatus.CONFIRMED,
+            amount_due=request.amount_due,
+            currency=station.currency,
+            hold_expires_at=request.hold_expires_at,
+            vehicle_number=request.vehicle_number,
+        )
+
+
+async def _pick_charger(request: _Request) -> Charger:
+    """The asked-for charger, else the lowest-numbered free one (of the asked-for connector type,
+    which is a requirement: a plug that does not fit is no use). Out-of-service chargers never."""
+    chargers = await Charger.filter(station_id=request.station.id).order_by("charger_number")
+    busy = await busy_charger_ids(request.station.id, request.start, request.end, request.now)
+    if request.charger_id is not None:
+        charger = next((c for c in chargers if c.id == request.charger_id), None)
+        if charger is None:
+            raise NotFound("Charger not found at this station.")
+        if charger.status == ChargerStatus.OUT_OF_SERVICE:
+            raise NoChargerAvailable(f"Charger {charger.charger_number} is out of service.")
+        if charger.id in busy:
+            raise NoChargerAvailable(f"Charger {charger.charger_number} is already booked for part of this slot.")
+        return charger
+    free = [c for c in chargers if c.status == ChargerStatus.AVAILABLE and c.id not in busy]
+    if request.charger_type:
+        wanted = request.charger_type.upper()
+        free = [c for c in free if c.charger_type.upper() == wanted]
+        if not free:
+            raise NoChargerAvailable(f"No {wanted} charger is free for the whole slot.")
+    if not free:
+        raise NoChargerAvailable()
+    return free[0]
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def _visible(user: User) -> QuerySet[Booking]:
+    """Drivers see their own bookings; operators see everyone's. Anything else is a 404."""
+    query = Booking.all().select_related("station", "charger")
+    return query if user.is_operator else query.filter(user_id=user.id)
+
+
+async def get_booking(user: User, booking_id: int) -> Booking:
+    booking = await _visible(user).get_or_none(id=booking_id)
+    if booking is None:
+        raise NotFound("Booking not found.")
+    return booking
+
+
+async def list_bookings(
+    user: User,
+    *,
+    station_id: int | None = None,
+    status: BookingStatus | None = None,
+    on_date: date | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    now: datetime | None = None,
+) -> list[Booking]:
+    """Newest slot first. ``status`` filters on what ``effective_status`` reports and ``on_date`` on
+    the slot's start date at its station."""
+    now = now or state().clock.now()
+    query = _visible(user)
+    if station_id is not None:
+        query = query.filter(station_id=station_id)
+    if status == BookingStatus.CONFIRMED:
+        query = query.filter(status=status, hold_expires_at__gt=now)
+    elif status == BookingStatus.EXPIRED:
+        query = query.filter(Q(status=status) | Q(status=BookingStatus.CONFIRMED, hold_expires_at__lte=now))
+    elif status is not None:
+        query = query.filter(status=status)
+    query = query.order_by("-slot_start", "-id")
+    if on_date is None:
+        return await query.offset(offset).limit(limit)
+    midnight = datetime.combine(on_date, datetime.min.time(), UTC)
+    query = query.filter(
+        slot_start__gte=midnight - _MAX_OFFSET, slot_start__lt=midnight + timedelta(days=1) + _MAX_OFFSET
+    )
+    same_day = [b for b in await query if b.slot_start.astimezone(ZoneInfo(b.station.timezone)).date() == on_date]
+    return same_day[offset : offset + limit]
+
+
+def effective_status(booking: Booking, now: datetime) -> BookingStatus:
+    """A hold that has run out reads EXPIRED even before the close-out job has stored it."""
+    if booking.status == BookingStatus.CONFIRMED and (
+        booking.hold_expires_at is None or booking.hold_expires_at <= now
+    ):
+        return BookingStatus.EXPIRED
+    return BookingStatus(booking.status)
+
+
+def booking_view(booking: Booking, now: datetime) -> dict[str, Any]:
+    """The API shape. Slot times carry the station's own UTC offset; other instants are UTC."""
+    station: Station = booking.station
+    charger: Charger = booking.charger
+    zone = ZoneInfo(station.timezone)
+    minutes = int((booking.slot_end - booking.slot_start).total_seconds() // 60)
+    return {
+        "booking_id": booking.id,
+        "station_id": station.id,
+        "station_name": station.name,
+        "charger_id": charger.id,
+        "charger_number": charger.charger_number,
+        "charger_type": charger.charger_type,
+        "slot_time": booking.slot_start.astimezone(zone).isoformat(),
+        "slot_end": booking.slot_end.astimezone(zone).isoformat(),
+        "duration_minutes": minutes,
+        "status": effective_status(booking, now).value,
+        "amount_due": format_money(booking.amount_due),
+        "currency": booking.currency,
+        "hold_expires_at": booking.hold_expires_at.astimezone(UTC).isoformat() if booking.hold_expires_at else None,
+        "vehicle_number": booking.vehicle_number,
+        "user_id": booking.user_id,  # type: ignore[attr-defined]
+        "created_at": booking.created_at.astimezone(UTC).isoformat(),
+    }
+
+
+async def quote(user: User, booking_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """What paying this booking costs. ``amount_due`` was fixed when the booking was made; the
+    breakdown shows the station's hourly price and the slot length it came from."""
+    now = now or state().clock.now()
+    booking = await get_booking(user, booking_id)
+    minutes = int((booking.slot_end - booking.slot_start).total_seconds() // 60)
+    return {
+        "booking_id": booking.id,
+        "amount_due": format_money(booking.amount_due),
+        "currency": booking.currency,
+        "payable": effective_status(booking, now) == BookingStatus.CONFIRMED,
+        "hold_expires_at": booking.hold_expires_at.astimezone(UTC).isoformat() if booking.hold_expires_at else None,
+        "breakdown": {"price_per_hour": format_money(booking.station.price_per_hour), "duration_minutes": minutes},
+    }
+
+
+# -- cancelling ----------------------------------------------------------------------------------
+
+
+async def cancel_booking(user: User, booking_id: int, now: datetime | None = None) -> Booking:
+    """CONFIRMED → CANCELLED; PAID → CANCELLED with a refund, only before the slot starts."""
+    now = now or state().clock.now()
+    await get_booking(user, booking_id)
+    async with write_transaction():
+        query = Booking.filter(id=booking_id)
+        if is_postgres():
+            # Serialises with a payment being recorded for the same booking.
+            query = query.select_for_update()
+        booking = await query.get()
+        current = effective_status(booking, now)
+        if current == BookingStatus.PAID:
+            if now >= booking.slot_start:
+                raise Conflict("A paid booking can only be cancelled before its slot starts.")
+            await refund_booking(booking)
+        elif current != BookingStatus.CONFIRMED:
+            raise Conflict(f"This booking is {current.value.lower()} and cannot be cancelled.")
+        booking.status = BookingStatus.CANCELLED
+        await booking.save(update_fields=["status", "updated_at"])
+    await _publish_availability(booking.station_id)  # type: ignore[attr-defined]
+    return await get_booking(user, booking_id)
+
+
+async def _publish_availability(station_id: int) -> None:
+    """Tell live clients and other processes' caches that free chargers changed. The booking has
+    committed by now: a failed publish is logged, never turned into a failed booking."""
+    try:
+        return None
+    except Exception:
+        log.warning("could not publish availability for station %s", station_id, exc_info=True)
