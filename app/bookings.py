@@ -14,13 +14,12 @@ transaction, so a stale hold never blocks a new booking even when the close-out 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
@@ -47,7 +46,7 @@ log = logging.getLogger(__name__)
 #: Unpaid bookings with a running hold that one user may have at once.
 HOLD_LIMIT = 3
 MIN_DURATION, MAX_DURATION, DURATION_STEP = 15, 240, 15
-EXCLUSION_VIOLATION = "23P01"
+LOST_RACE = frozenset({"23P01", "40P01"})
 #: Every zone's offset lies within this, so a local date's bookings start inside ±1 day of it.
 _MAX_OFFSET = timedelta(hours=14)
 
@@ -119,6 +118,7 @@ class _Request:
     amount_due: int
     hold_expires_at: datetime
     now: datetime
+    avoid: frozenset[int] = frozenset()
 
 
 def _valid_slot(schedule: Schedule, slot_time: datetime, duration: int, now: datetime) -> tuple[datetime, datetime]:
@@ -162,54 +162,77 @@ def _to_instant(slot_time: datetime, timezone: str) -> datetime | None:
     return instant
 
 
+class _LostRace(Exception):
+    """A concurrent booking won the charger we picked (PostgreSQL only)."""
+
+    def __init__(self, charger_id: int | None) -> None:
+        super().__init__(charger_id)
+        self.charger_id = charger_id
+
+
 async def _insert_with_retry(request: _Request) -> Booking:
-    """Insert, retrying once on PostgreSQL's overlap guard when the charger was our own pick: a
-    concurrent booking took it between our check and our insert, another may still be free."""
-    for attempt in (1, 2):
-        try:
-            return await _insert(request)
-        except IntegrityError as exc:
-            if _sqlstate(exc) != EXCLUSION_VIOLATION:
-                raise
-            if request.charger_id is not None or attempt == 2:
-                raise NoChargerAvailable() from None
-    raise AssertionError("unreachable")
+    """Insert, retrying once when a concurrent booking won the charger we picked ourselves: another
+    one may still be free. The retry avoids the contended charger, whose winner may not have
+    committed yet and so would still look free."""
+    try:
+        return await _insert(request)
+    except _LostRace as lost:
+        if request.charger_id is not None or lost.charger_id is None:
+            raise NoChargerAvailable() from None
+        avoid = request.avoid | {lost.charger_id}
+    try:
+        return await _insert(replace(request, avoid=frozenset(avoid)))
+    except _LostRace:
+        raise NoChargerAvailable() from None
 
 
-def _sqlstate(exc: IntegrityError) -> str | None:
-    """Tortoise wraps the driver's error (asyncpg's ExclusionViolationError carries the SQLSTATE)."""
-    cause = exc.__cause__ or (exc.args[0] if exc.args else None)
-    return getattr(cause, "sqlstate", None)
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, also when Tortoise has wrapped it (as IntegrityError)."""
+    for candidate in (exc, exc.__cause__, *exc.args[:1]):
+        code = getattr(candidate, "sqlstate", None)
+        if code:
+            return str(code)
+    return None
 
 
 async def _insert(request: _Request) -> Booking:
     user, station, now = request.user, request.station, request.now
-    async with write_transaction():
-        if is_postgres():
-            # One user's concurrent requests take turns, so the hold limit cannot be raced past.
-            await User.filter(id=user.id).select_for_update().values_list("id", flat=True)
-        held = await Booking.filter(user_id=user.id, status=BookingStatus.CONFIRMED, hold_expires_at__gt=now).count()
-        if held >= HOLD_LIMIT:
-            raise HoldLimitReached()
-        await Booking.filter(
-            overlapping(request.start, request.end),
-            station_id=station.id,
-            status=BookingStatus.CONFIRMED,
-            hold_expires_at__lte=now,
-        ).update(status=BookingStatus.EXPIRED)
-        charger = await _pick_charger(request)
-        return await Booking.create(
-            user=user,
-            station=station,
-            charger=charger,
-            slot_start=request.start,
-            slot_end=request.end,
-            status=BookingStatus.CONFIRMED,
-            amount_due=request.amount_due,
-            currency=station.currency,
-            hold_expires_at=request.hold_expires_at,
-            vehicle_number=request.vehicle_number,
-        )
+    charger: Charger | None = None
+    try:
+        async with write_transaction():
+            if is_postgres():
+                # One user's concurrent requests take turns, so the hold limit cannot be raced past.
+                await User.filter(id=user.id).select_for_update().values_list("id", flat=True)
+            held = await Booking.filter(
+                user_id=user.id, status=BookingStatus.CONFIRMED, hold_expires_at__gt=now
+            ).count()
+            if held >= HOLD_LIMIT:
+                raise HoldLimitReached()
+            await Booking.filter(
+                overlapping(request.start, request.end),
+                station_id=station.id,
+                status=BookingStatus.CONFIRMED,
+                hold_expires_at__lte=now,
+            ).update(status=BookingStatus.EXPIRED)
+            charger = await _pick_charger(request)
+            return await Booking.create(
+                user=user,
+                station=station,
+                charger=charger,
+                slot_start=request.start,
+                slot_end=request.end,
+                status=BookingStatus.CONFIRMED,
+                amount_due=request.amount_due,
+                currency=station.currency,
+                hold_expires_at=request.hold_expires_at,
+                vehicle_number=request.vehicle_number,
+            )
+    except Exception as exc:
+        # 23P01: the exclusion constraint refused an overlap. 40P01: two inserts of overlapping
+        # rows waited on each other and PostgreSQL aborted one of them; either way we lost.
+        if _sqlstate(exc) in LOST_RACE:
+            raise _LostRace(charger.id if charger else None) from exc
+        raise
 
 
 async def _pick_charger(request: _Request) -> Charger:
@@ -226,7 +249,7 @@ async def _pick_charger(request: _Request) -> Charger:
         if charger.id in busy:
             raise NoChargerAvailable(f"Charger {charger.charger_number} is already booked for part of this slot.")
         return charger
-    free = [c for c in chargers if c.status == ChargerStatus.AVAILABLE and c.id not in busy]
+    free = [c for c in chargers if c.status == ChargerStatus.AVAILABLE and c.id not in busy | request.avoid]
     if request.charger_type:
         wanted = request.charger_type.upper()
         free = [c for c in free if c.charger_type.upper() == wanted]
