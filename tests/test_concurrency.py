@@ -8,22 +8,18 @@ the claims are proven where they can fail.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections import Counter
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from quart import Quart
-from quart_auth import generate_auth_token
 from tortoise import connections
 
-from app.auth import CSRF_COOKIE, csrf_token_for
-from app.models import Payment, PaymentMethod, PaymentStatus, Role, Session, User
+from app.models import Payment, PaymentMethod, PaymentStatus, Role
 from app.payment_provider import ProviderResult, SimulatedProvider
 from app.state import state
-from tests.conftest import Backend
-from tests.test_bookings import book, make_station, ok
+from tests.conftest import ApiClient, Backend
+from tests.test_bookings import book, make_station, ok, signed_in
 from tests.test_payments import pay
 
 OVERLAPPING_ACTIVE_BOOKINGS = """
@@ -42,20 +38,6 @@ def postgres(db: Backend) -> Backend:
     return db
 
 
-async def signed_in(app: Quart, user: User) -> Any:
-    """A browser signed in as ``user`` without the password round trip (argon2 costs ~80 ms)."""
-    from tests.conftest import ApiClient
-
-    session = await Session.create(
-        id=secrets.token_urlsafe(32), user=user, expires_at=state(app).clock.now() + timedelta(days=1)
-    )
-    client = ApiClient(app)
-    client.raw.set_cookie("localhost", "chargeslot_session", generate_auth_token(client.raw, session.id))
-    async with app.app_context():
-        client.raw.set_cookie("localhost", CSRF_COOKIE, csrf_token_for(session.id))
-    return client
-
-
 async def overlaps() -> int:
     rows = await connections.get("default").execute_query_dict(OVERLAPPING_ACTIVE_BOOKINGS)
     return int(rows[0]["overlaps"])
@@ -71,7 +53,7 @@ async def outcomes(responses: list[Any]) -> Counter[tuple[int, str | None]]:
 
 async def drivers(app: Quart, make_user: Any, count: int) -> list[Any]:
     users = [await make_user(Role.DRIVER) for _ in range(count)]
-    return [await signed_in(app, user) for user in users]
+    return [await signed_in(ApiClient(app), user) for user in users]
 
 
 async def test_fifty_drivers_racing_for_the_only_charger_get_one_booking(app: Quart, postgres, make_user) -> None:
