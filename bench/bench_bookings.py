@@ -1,0 +1,432 @@
+"""Bookings and payments under load, against a real Hypercorn process on PostgreSQL and Redis.
+
+    python bench/bench_bookings.py            # print the figures
+    python bench/bench_bookings.py --record   # also write the "Bookings and payments" section of bench/RESULTS.md
+
+What it does, on a fresh PostgreSQL database (dropped afterwards) and its own Redis prefix:
+
+1. ``python -m app migrate``, then seeds through the ORM: two stations open 24/7 (the live server
+   uses the real clock, so only a 24/7 station is open whenever the benchmark runs), drivers, and
+   a signed-in session per driver (the password round trip is not what is measured here).
+2. Starts ``hypercorn 'app:create_app()'`` and, with the same settings, a bare Quart hello-world.
+3. (a) 200 drivers at once book the only charger of a station for the same slot: exactly one may
+   succeed, the other 199 must get 409, and an audit query must find no overlapping active
+   bookings. (b) 50 drivers at once, each ``ROUNDS`` times in a row: book a slot of their own and
+   pay it; every request must succeed. The hello-world reference runs the same 50-client loop of
+   two requests per round trip, just before, so the p99 comparison is like for like.
+
+Environment: ``BENCH_DATABASE_URL`` (a PostgreSQL server URL, default
+``postgres://postgres@127.0.0.1:5432/test``; a database of its own is created on that server) and
+``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from quart import Quart
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SECTION = "## Bookings and payments"
+RACERS = 200
+USERS = 50
+ROUNDS = 10
+HYPERCORN = ["--worker-class", "uvloop", "--workers", "1", "--keep-alive", "30"]
+
+#: The reference: the least a Quart app on these Hypercorn settings can answer with.
+hello_app = Quart("hello")
+
+
+@hello_app.post("/")
+async def hello() -> dict[str, str]:
+    return {"hello": "world"}
+
+
+OVERLAPS = """
+SELECT count(*) FROM bookings a JOIN bookings b
+  ON a.charger_id = b.charger_id AND a.id < b.id
+ AND tstzrange(a.slot_start, a.slot_end, '[)') && tstzrange(b.slot_start, b.slot_end, '[)')
+WHERE a.status IN ('CONFIRMED', 'PAID') AND b.status IN ('CONFIRMED', 'PAID')
+"""
+
+
+@dataclass
+class Driver:
+    user_id: int
+    headers: dict[str, str]
+
+
+@dataclass
+class Seeded:
+    race_station: int
+    open_station: int
+    racers: list[Driver]
+    payers: list[Driver]
+
+
+# -- database and server -------------------------------------------------------------------------
+
+
+async def create_database(server_url: str) -> tuple[str, str]:
+    import asyncpg
+
+    name = f"chargeslot_bench_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(server_url.replace("postgres://", "postgresql://", 1))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return f"{server_url.rpartition('/')[0]}/{name}", name
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(server_url.replace("postgres://", "postgresql://", 1))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def seed(env: dict[str, str]) -> Seeded:
+    """Stations, drivers and their sessions, written through the ORM; cookies signed as the app
+    signs them."""
+    from argon2 import PasswordHasher
+    from quart_auth import generate_auth_token
+
+    from app import create_app
+    from app.auth import CSRF_COOKIE, CSRF_HEADER, csrf_token_for
+    from app.config import load_settings
+    from app.db import close_db, init_db
+    from app.hours import HoursSpec
+    from app.models import Session, User
+    from app.stations import ChargerSpec, create_station
+
+    settings = load_settings(env)
+    app = create_app(settings)
+    client = app.test_client()
+    await init_db(settings)
+    try:
+        always = HoursSpec(twentyfourseven=True)
+        common = {"location": "Bench Road 1", "city": "Bench", "latitude": 0.0, "longitude": 0.0}
+        race = await create_station(
+            hours=always,
+            chargers=[ChargerSpec("CCS2", 60.0)],
+            name="Race",
+            timezone="UTC",
+            price_per_hour=10_000,
+            currency="EUR",
+            **common,
+        )
+        roomy = await create_station(
+            hours=always,
+            chargers=[ChargerSpec("CCS2", 60.0) for _ in range(4)],
+            name="Roomy",
+            timezone="UTC",
+            price_per_hour=10_000,
+            currency="EUR",
+            **common,
+        )
+        password_hash = PasswordHasher().hash(secrets.token_urlsafe(16))
+        drivers = []
+        for n in range(RACERS + USERS):
+            user = await User.create(email=f"bench{n}@example.com", username=f"bench{n}", password_hash=password_hash)
+            session = await Session.create(
+                id=secrets.token_urlsafe(32), user=user, expires_at=datetime.now(UTC) + timedelta(days=1)
+            )
+            async with app.app_context():
+                csrf = csrf_token_for(session.id)
+            cookie = f"chargeslot_session={generate_auth_token(client, session.id)}; {CSRF_COOKIE}={csrf}"
+            drivers.append(Driver(user.id, {"Cookie": cookie, CSRF_HEADER: csrf}))
+    finally:
+        await close_db()
+    return Seeded(race.id, roomy.id, drivers[:RACERS], drivers[RACERS:])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def start_server(target: str, port: int, env: dict[str, str]) -> Server:
+    """Hypercorn serving ``target``; its log goes to a temporary file, removed on a clean stop."""
+    command = [sys.executable, "-m", "hypercorn", target, *HYPERCORN, "--bind", f"127.0.0.1:{port}"]
+    fd, name = tempfile.mkstemp(prefix="bench-hypercorn-", suffix=".log")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=fd, stderr=subprocess.STDOUT)
+    os.close(fd)
+    return Server(process, Path(name))
+
+
+async def wait_ready(url: str, server: Server, method: str = "GET") -> None:
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):
+            if server.process.poll() is not None:
+                raise RuntimeError(f"server exited with {server.process.returncode}; its log: {server.log}")
+            try:
+                if (await client.request(method, url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up; its log: {server.log}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        server.process.wait(10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+    if server.process.returncode == 0:
+        server.log.unlink(missing_ok=True)
+    else:
+        print(f"server exited with {server.process.returncode}; its log: {server.log}", file=sys.stderr)
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+async def race(base: str, seeded: Seeded, slot: datetime) -> dict[str, Any]:
+    import httpx
+
+    body = {"station_id": seeded.race_station, "slot_time": slot.isoformat(), "duration_minutes": 60}
+    limits = httpx.Limits(max_connections=RACERS, max_keepalive_connections=RACERS)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        started = time.perf_counter()
+        responses = await asyncio.gather(
+            *(client.post("/api/bookings", json=body, headers=d.headers) for d in seeded.racers)
+        )
+        elapsed = time.perf_counter() - started
+    statuses: dict[str, int] = {}
+    for response in responses:
+        key = str(response.status_code) + ("" if response.status_code == 200 else f" {response.json().get('code')}")
+        statuses[key] = statuses.get(key, 0) + 1
+    return {"elapsed_s": elapsed, "statuses": statuses}
+
+
+async def round_trips(base: str, clients: int, trip: Any) -> dict[str, Any]:
+    """``clients`` concurrent loops of ``ROUNDS`` round trips each: throughput, p50/p99, errors."""
+    import httpx
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+        async def loop(n: int) -> None:
+            for i in range(ROUNDS):
+                began = time.perf_counter()
+                error = await trip(client, n, i)
+                latencies.append(time.perf_counter() - began)
+                if error:
+                    errors.append(error)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop(n) for n in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {
+        "round_trips": len(latencies),
+        "throughput": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "errors": len(errors),
+        "first_errors": errors[:3],
+    }
+
+
+def hello_trip() -> Any:
+    async def trip(client: Any, n: int, i: int) -> str | None:
+        for _ in range(2):
+            response = await client.post("/", json={"n": n, "i": i})
+            if response.status_code != 200:
+                return f"hello {response.status_code}"
+        return None
+
+    return trip
+
+
+def booking_trip(seeded: Seeded, first_slot: datetime) -> Any:
+    async def trip(client: Any, n: int, i: int) -> str | None:
+        driver = seeded.payers[n]
+        slot = first_slot + timedelta(minutes=15 * (n * ROUNDS + i))
+        body = {"station_id": seeded.open_station, "slot_time": slot.isoformat(), "duration_minutes": 15}
+        booked = await client.post("/api/bookings", json=body, headers=driver.headers)
+        if booked.status_code != 200:
+            return f"booking {booked.status_code} {booked.text[:200]}"
+        booking = booked.json()
+        payment = {"booking_id": booking["booking_id"], "payment_method": "UPI", "amount": booking["amount_due"]}
+        headers = {**driver.headers, "Idempotency-Key": f"bench-{n}-{i}"}
+        paid = await client.post("/api/payments/process", json=payment, headers=headers)
+        if paid.status_code != 200:
+            return f"payment {paid.status_code} {paid.text[:200]}"
+        return None
+
+    return trip
+
+
+async def audit(database_url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        return int(await conn.fetchval(OVERLAPS))
+    finally:
+        await conn.close()
+
+
+async def run() -> dict[str, Any]:
+    server_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    database_url, name = await create_database(server_url)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": f"bench-{secrets.token_hex(4)}",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "COOKIE_SECURE": "false",
+        "RUN_BACKGROUND_TASKS": "false",
+    }
+    results: dict[str, Any] = {}
+    try:
+        migrate = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app", "migrate", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
+        )
+        if await migrate.wait() != 0:
+            raise RuntimeError("python -m app migrate failed")
+        seeded = await seed(env)
+        port = free_port()
+        hello = start_server(str(ROOT / "bench" / "bench_bookings.py") + ":hello_app", port, env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await wait_ready(f"{base}/", hello, method="POST")
+            await round_trips(base, USERS, hello_trip())  # warm-up
+            results["hello"] = await round_trips(base, USERS, hello_trip())
+        finally:
+            stop_server(hello)
+        port = free_port()
+        web = start_server("app:create_app()", port, env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await wait_ready(f"{base}/healthz", web)
+            soon = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+            results["race"] = await race(base, seeded, soon)
+            results["race"]["overlaps"] = await audit(database_url)
+            results["pay"] = await round_trips(base, USERS, booking_trip(seeded, soon))
+            results["pay"]["overlaps"] = await audit(database_url)
+        finally:
+            stop_server(web)
+    finally:
+        await drop_database(server_url, name)
+    return results
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+        cpu = match[1].strip() if match else cpu
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs ({cpu}), Python {sys.version.split()[0]}"
+
+
+def report(results: dict[str, Any]) -> str:
+    race, pay, hello = results["race"], results["pay"], results["hello"]
+    won = race["statuses"].get("200", 0)
+    refused = race["statuses"].get("409 no_charger_available", 0)
+    race_ok = won == 1 and refused == RACERS - 1 and race["overlaps"] == 0
+    pay_ok = pay["errors"] == 0 and pay["overlaps"] == 0
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"`python bench/bench_bookings.py`, {when}; {machine()}. PostgreSQL + Redis on the same machine; "
+        f"one Hypercorn process (`{' '.join(HYPERCORN)}`) for the app and for the hello-world reference, "
+        "measured in the same run; clients are asyncio + httpx in one process next to it.",
+        "",
+        f"**(a) {RACERS} concurrent bookings, one charger, one slot:** "
+        f"{won} succeeded, {refused} got 409 `no_charger_available`, statuses {race['statuses']}, "
+        f"{race['overlaps']} overlapping active bookings (audit query), in {race['elapsed_s']:.2f} s. "
+        f"Target exactly 1 / {RACERS - 1} / 0: **{'met' if race_ok else 'NOT met'}**.",
+        "",
+        f"**(b) {USERS} concurrent users x {ROUNDS} rounds, each booking a slot of its own and paying it** "
+        "(round trip = `POST /api/bookings` + `POST /api/payments/process` with an Idempotency-Key); the "
+        "reference does two `POST /` to the hello-world per round trip:",
+        "",
+        "| | round trips | errors | round trips/s | p50 (ms) | p99 (ms) |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| hello-world reference | {hello['round_trips']} | {hello['errors']} | {hello['throughput']:.0f} "
+        f"| {hello['p50_ms']:.1f} | {hello['p99_ms']:.1f} |",
+        f"| book + pay | {pay['round_trips']} | {pay['errors']} | {pay['throughput']:.0f} "
+        f"| {pay['p50_ms']:.1f} | {pay['p99_ms']:.1f} |",
+        "",
+        f"- errors: {pay['errors']}, overlaps afterwards: {pay['overlaps']}; target 0 errors: "
+        f"**{'met' if pay_ok else 'NOT met'}**",
+        f"- p99 {pay['p99_ms'] / hello['p99_ms']:.1f}x and throughput {pay['throughput'] / hello['throughput']:.2f}x "
+        "the reference's (recorded, no target: each round trip is about a dozen SQL statements in four "
+        "transactions against a reference that touches nothing)",
+    ]
+    if pay["first_errors"]:
+        lines.append(f"- first errors: {pay['first_errors']}")
+    return "\n".join(lines)
+
+
+def record(text: str) -> Path:
+    """Write ``text`` as this benchmark's section of RESULTS.md, keeping every other section."""
+    path = ROOT / "bench" / "RESULTS.md"
+    current = path.read_text() if path.exists() else "# Benchmark results\n"
+    section = f"{SECTION}\n\n{text.strip()}\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: section + "\n", current, count=1).rstrip("\n") + "\n"
+    else:
+        updated = current.rstrip("\n") + "\n\n" + section
+    path.write_text(updated)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--record", action="store_true", help="write the results into bench/RESULTS.md")
+    args = parser.parse_args()
+    text = report(asyncio.run(run()))
+    print(text)
+    if args.record:
+        print(f"\nrecorded in {record(text)}")
+
+
+if __name__ == "__main__":
+    main()
