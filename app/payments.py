@@ -147,9 +147,9 @@ def _declined(payment: Payment, reason: str | None) -> PaymentDeclined:
     )
 
 
-def _outcome_of(payment: Payment) -> Outcome:
+def _outcome_of(payment: Payment, reason: str | None = None) -> Outcome:
     if payment.status == PaymentStatus.FAILED:
-        return Outcome(402, _problem_body(_declined(payment, None)))
+        return Outcome(402, _problem_body(_declined(payment, reason)))
     return Outcome(200, payment_view(payment))
 
 
@@ -344,23 +344,10 @@ async def _record(attempt: _Attempt, booking: Booking, result: ProviderResult) -
             )
             if not moved:
                 return None
-        payment = await Payment.create(
-            booking_id=booking.id,
-            user_id=attempt.user.id,
-            amount=booking.amount_due,
-            currency=booking.currency,
-            payment_method=attempt.method,
-            transaction_id=result.transaction_id,
-            status=PaymentStatus.SUCCESS if result.approved else PaymentStatus.FAILED,
-            idempotency_key=attempt.key,
-            request_fingerprint=attempt.fingerprint,
-        )
+        status = PaymentStatus.SUCCESS if result.approved else PaymentStatus.FAILED
+        payment = await _store_payment(attempt, booking, result.transaction_id, status, keyed=True)
         if attempt.record_id is not None:
-            outcome = (
-                _outcome_of(payment)
-                if result.approved
-                else Outcome(402, _problem_body(_declined(payment, result.reason)))
-            )
+            outcome = _outcome_of(payment, result.reason)
             await IdempotencyRecord.filter(id=attempt.record_id).update(
                 in_progress=False, response_status=outcome.status, response_body=outcome.body
             )
@@ -372,14 +359,24 @@ async def _refund_charge(attempt: _Attempt, booking: Booking, result: ProviderRe
     refund = await state().payment_provider.refund(result.transaction_id, booking.amount_due)
     if not refund.approved:
         log.error("refund of %s for booking %s refused: %s", result.transaction_id, booking.id, refund.reason)
-    await Payment.create(
+    status = PaymentStatus.REFUNDED if refund.approved else PaymentStatus.SUCCESS
+    await _store_payment(attempt, booking, result.transaction_id, status, keyed=False)
+
+
+async def _store_payment(
+    attempt: _Attempt, booking: Booking, transaction_id: str, status: PaymentStatus, *, keyed: bool
+) -> Payment:
+    """A payment row; ``keyed`` rows carry the attempt's Idempotency-Key, which is unique per user."""
+    return await Payment.create(
         booking_id=booking.id,
         user_id=attempt.user.id,
         amount=booking.amount_due,
         currency=booking.currency,
         payment_method=attempt.method,
-        transaction_id=result.transaction_id,
-        status=PaymentStatus.REFUNDED if refund.approved else PaymentStatus.SUCCESS,
+        transaction_id=transaction_id,
+        status=status,
+        idempotency_key=attempt.key if keyed else None,
+        request_fingerprint=attempt.fingerprint if keyed else None,
     )
 
 

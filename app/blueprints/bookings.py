@@ -227,6 +227,7 @@ async def quote(booking_id: int) -> QuoteOut:
 @document_response(Problem, 404)
 @document_response(Problem, 409)
 async def cancel(booking_id: int) -> BookingOut:
-    """Cancel a booking: a held one at any time, a paid one before its slot starts (refunded)."""
+    """Cancel a booking: a held one at any time, a paid one before its slot starts (the payment is
+    refunded and reads REFUNDED). Anything else is 409 `conflict`. Operators may cancel any booking."""
     user = await authorize()
     return _out(await bookings.cancel_booking(user, booking_id))
