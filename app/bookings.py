@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
+from app import events
 from app.availability import busy_charger_ids, overlapping
 from app.db import is_postgres, write_transaction
 from app.errors import (
@@ -37,9 +38,9 @@ from app.errors import (
 )
 from app.hours import Schedule, compile_schedule
 from app.models import Booking, BookingStatus, Charger, ChargerStatus, Station, StationStatus, User
-from app.payments import format_money, refund_booking
+from app.payments import refund_booking
 from app.state import state
-from app.stations import load_hours_spec
+from app.stations import format_money, load_hours_spec
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +391,6 @@ async def _publish_availability(station_id: int) -> None:
     """Tell live clients and other processes' caches that free chargers changed. The booking has
     committed by now: a failed publish is logged, never turned into a failed booking."""
     try:
-        return None
+        await events.availability_changed(station_id)
     except Exception:
         log.warning("could not publish availability for station %s", station_id, exc_info=True)

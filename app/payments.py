@@ -67,7 +67,7 @@ from app.models import (
 )
 from app.payment_provider import ProviderResult
 from app.state import state
-from app.stations import load_hours_spec
+from app.stations import format_money, load_hours_spec
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +75,10 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 CLAIM_LEASE = timedelta(minutes=2)
 _KEY_PREFIX, _CLAIM_PREFIX = "key:", "claim:booking:"
 _AMOUNT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
-MINOR_PER_MAJOR = 100
+MINOR_PER_MAJOR = 100  # every currency we price in has two decimals (see app.stations.format_money)
 
 
 # -- money on the wire ---------------------------------------------------------------------------
-
-
-def format_money(minor: int) -> str:
-    """Minor units as the wire's decimal string in major units (two decimals for every currency
-    we price in)."""
-    sign = "-" if minor < 0 else ""
-    whole, cents = divmod(abs(minor), MINOR_PER_MAJOR)
-    return f"{sign}{whole}.{cents:02d}"
 
 
 def parse_amount(text: str) -> int:

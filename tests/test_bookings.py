@@ -6,6 +6,7 @@ The default station is open 08:00-22:00 in Asia/Kolkata; the suite's clock start
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from quart_auth import generate_auth_token
 
+from app import events
 from app.auth import CSRF_COOKIE, csrf_token_for
 from app.bookings import amount_for
 from app.hours import HoursSpec, RegularPeriod
@@ -411,3 +413,27 @@ async def test_booking_endpoints_are_in_the_openapi_document(client: ApiClient) 
     for path in ("/api/bookings", "/api/bookings/{booking_id}", "/api/bookings/{booking_id}/quote"):
         assert path in spec["paths"], sorted(spec["paths"])
     assert "/api/bookings/{booking_id}/cancel" in spec["paths"]
+
+
+async def next_event(subscription: Any, type_: str) -> dict[str, Any]:
+    while True:
+        message: dict[str, Any] = await asyncio.wait_for(subscription.get(), 5)
+        if message.get("type") == type_:
+            return message
+
+
+async def test_booking_and_cancelling_tell_live_clients_which_chargers_are_free(
+    driver_client: ApiClient, station, app
+) -> None:
+    with state(app).bus.subscribe(events.station_channel(station.id)) as live:
+        held = await ok(await book(driver_client, station, slot="2026-12-02T10:30:00"))  # starts now
+        taken = await next_event(live, "availability")
+        assert taken["available_chargers"] == 2
+        assert [c["available_now"] for c in taken["chargers"]] == [False, True, True]
+        status = await ok(await driver_client.get(f"/api/stations/{station.id}/status"))
+        assert status["available_chargers"] == 2
+        await ok(await driver_client.post(f"/api/bookings/{held['booking_id']}/cancel"))
+        freed = await next_event(live, "availability")
+        assert freed["available_chargers"] == 3
+        assert freed["seq"] > taken["seq"]
+    assert (await ok(await driver_client.get(f"/api/stations/{station.id}/status")))["available_chargers"] == 3
