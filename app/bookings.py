@@ -13,7 +13,6 @@ transaction, so a stale hold never blocks a new booking even when the close-out 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -23,7 +22,6 @@ from zoneinfo import ZoneInfo
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
-from app import events
 from app.availability import busy_charger_ids, overlapping
 from app.db import is_postgres, write_transaction
 from app.errors import (
@@ -38,11 +36,9 @@ from app.errors import (
 )
 from app.hours import Schedule, compile_schedule
 from app.models import Booking, BookingStatus, Charger, ChargerStatus, Station, StationStatus, User
-from app.payments import refund_booking
+from app.payments import publish_availability, refund_booking
 from app.state import state
 from app.stations import format_money, load_hours_spec
-
-log = logging.getLogger(__name__)
 
 #: Unpaid bookings with a running hold that one user may have at once.
 HOLD_LIMIT = 3
@@ -103,7 +99,7 @@ async def create_booking(
         now=now,
     )
     booking = await _insert_with_retry(request)
-    await _publish_availability(station.id)
+    await publish_availability(station.id)
     return booking
 
 
@@ -383,14 +379,5 @@ async def cancel_booking(user: User, booking_id: int, now: datetime | None = Non
             raise Conflict(f"This booking is {current.value.lower()} and cannot be cancelled.")
         booking.status = BookingStatus.CANCELLED
         await booking.save(update_fields=["status", "updated_at"])
-    await _publish_availability(booking.station_id)  # type: ignore[attr-defined]
+    await publish_availability(booking.station_id)  # type: ignore[attr-defined]
     return await get_booking(user, booking_id)
-
-
-async def _publish_availability(station_id: int) -> None:
-    """Tell live clients and other processes' caches that free chargers changed. The booking has
-    committed by now: a failed publish is logged, never turned into a failed booking."""
-    try:
-        await events.availability_changed(station_id)
-    except Exception:
-        log.warning("could not publish availability for station %s", station_id, exc_info=True)

@@ -39,6 +39,7 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
+from app import events
 from app.db import write_transaction
 from app.errors import (
     AmountInvalid,
@@ -323,7 +324,18 @@ async def _charge_and_record(attempt: _Attempt, booking: Booking) -> Payment:
         raise BookingNotPayable("The booking changed while it was being paid. The charge was refunded.")
     if not result.approved:
         raise _declined(payment, result.reason)
+    # Still taken, but no longer a hold that lapses: caches must stop expecting it to free up.
+    await publish_availability(booking.station_id)  # type: ignore[attr-defined]
     return payment
+
+
+async def publish_availability(station_id: int) -> None:
+    """Tell live clients and every process's cache that a station's bookings changed. Called after
+    the change has committed, so a failed publish is logged, never turned into a failed request."""
+    try:
+        await events.availability_changed(station_id)
+    except Exception:
+        log.warning("could not publish availability for station %s", station_id, exc_info=True)
 
 
 async def _record(attempt: _Attempt, booking: Booking, result: ProviderResult) -> Payment | None:

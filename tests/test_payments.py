@@ -116,6 +116,18 @@ async def test_amount_may_be_written_with_or_without_decimals(driver_client: Api
 # -- the checks, in the original design's order --------------------------------------------------
 
 
+async def test_a_paid_charger_stays_taken_after_the_hold_would_have_lapsed(driver_client: ApiClient, clock) -> None:
+    station = await make_station(price=10_000)
+    status_path = f"/api/stations/{station.id}/status"
+    held = await ok(await book(driver_client, station, slot="2026-12-02T10:30:00"))  # starts now
+    assert (await ok(await driver_client.get(status_path)))["available_chargers"] == 2
+    await ok(await pay(driver_client, held))
+    clock.advance(timedelta(minutes=20))
+    assert (await ok(await driver_client.get(status_path)))["available_chargers"] == 2
+    clock.advance(timedelta(minutes=40))  # the slot is over
+    assert (await ok(await driver_client.get(status_path)))["available_chargers"] == 3
+
+
 @pytest.mark.parametrize(
     "body",
     [
