@@ -28,7 +28,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,10 +37,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from quart import Quart
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from quart import Quart  # noqa: E402
+
+from bench.bench_http import drop_database, machine  # noqa: E402
 
 SECTION = "## Bookings and payments"
 RACERS = 200
@@ -93,16 +94,6 @@ async def create_database(server_url: str) -> tuple[str, str]:
     finally:
         await conn.close()
     return f"{server_url.rpartition('/')[0]}/{name}", name
-
-
-async def drop_database(server_url: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(server_url.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def seed(env: dict[str, str]) -> Seeded:
@@ -160,41 +151,45 @@ async def seed(env: dict[str, str]) -> Seeded:
     return Seeded(race.id, roomy.id, drivers[:RACERS], drivers[RACERS:])
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]
     log: Path
+    base: str = ""
 
 
-def start_server(target: str, port: int, env: dict[str, str]) -> Server:
-    """Hypercorn serving ``target``; its log goes to a temporary file, removed on a clean stop."""
-    command = [sys.executable, "-m", "hypercorn", target, *HYPERCORN, "--bind", f"127.0.0.1:{port}"]
+def spawn(target: str, env: dict[str, str]) -> Server:
+    command = [sys.executable, "-m", "hypercorn", target, *HYPERCORN, "--bind", "127.0.0.1:0"]
     fd, name = tempfile.mkstemp(prefix="bench-hypercorn-", suffix=".log")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=fd, stderr=subprocess.STDOUT)
     os.close(fd)
     return Server(process, Path(name))
 
 
-async def wait_ready(url: str, server: Server, method: str = "GET") -> None:
+async def start_server(target: str, env: dict[str, str], probe: str, method: str = "GET") -> Server:
+    """Hypercorn serving ``target`` on a port the kernel picks (a port chosen beforehand can be
+    taken by another process in the meantime), answering ``probe``. Its log goes to a temporary
+    file, removed on a clean stop."""
     import httpx
 
+    server = spawn(target, env)
     async with httpx.AsyncClient() as client:
-        for _ in range(200):
+        for _ in range(400):
             if server.process.poll() is not None:
                 raise RuntimeError(f"server exited with {server.process.returncode}; its log: {server.log}")
-            try:
-                if (await client.request(method, url)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
+            if not server.base and (
+                bound := re.search(r"Running on (http://127\.0\.0\.1:\d+)", server.log.read_text())
+            ):
+                server.base = bound[1]
+            if server.base:
+                try:
+                    if (await client.request(method, server.base + probe)).status_code == 200:
+                        return server
+                except httpx.TransportError:
+                    pass
             await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up; its log: {server.log}")
+    stop_server(server)
+    raise RuntimeError(f"{target} did not come up; its log: {server.log}")
 
 
 def stop_server(server: Server) -> None:
@@ -225,12 +220,17 @@ async def race(base: str, seeded: Seeded, slot: datetime) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
         started = time.perf_counter()
         responses = await asyncio.gather(
-            *(client.post("/api/bookings", json=body, headers=d.headers) for d in seeded.racers)
+            *(client.post("/api/bookings", json=body, headers=d.headers) for d in seeded.racers),
+            return_exceptions=True,
         )
         elapsed = time.perf_counter() - started
     statuses: dict[str, int] = {}
     for response in responses:
-        key = str(response.status_code) + ("" if response.status_code == 200 else f" {response.json().get('code')}")
+        if isinstance(response, BaseException):
+            key = f"transport {type(response).__name__}"
+        else:
+            code = "" if response.status_code == 200 else f" {response.json().get('code')}"
+            key = f"{response.status_code}{code}"
         statuses[key] = statuses.get(key, 0) + 1
     return {"elapsed_s": elapsed, "statuses": statuses}
 
@@ -247,7 +247,10 @@ async def round_trips(base: str, clients: int, trip: Any) -> dict[str, Any]:
         async def loop(n: int) -> None:
             for i in range(ROUNDS):
                 began = time.perf_counter()
-                error = await trip(client, n, i)
+                try:
+                    error = await trip(client, n, i)
+                except httpx.TransportError as exc:  # counted, not fatal: the report says so
+                    error = f"transport {exc!r}"
                 latencies.append(time.perf_counter() - began)
                 if error:
                     errors.append(error)
@@ -326,20 +329,16 @@ async def run() -> dict[str, Any]:
         if await migrate.wait() != 0:
             raise RuntimeError("python -m app migrate failed")
         seeded = await seed(env)
-        port = free_port()
-        hello = start_server(str(ROOT / "bench" / "bench_bookings.py") + ":hello_app", port, env)
-        base = f"http://127.0.0.1:{port}"
+        hello = await start_server(str(ROOT / "bench" / "bench_bookings.py") + ":hello_app", env, "/", "POST")
+        base = hello.base
         try:
-            await wait_ready(f"{base}/", hello, method="POST")
             await round_trips(base, USERS, hello_trip())  # warm-up
             results["hello"] = await round_trips(base, USERS, hello_trip())
         finally:
             stop_server(hello)
-        port = free_port()
-        web = start_server("app:create_app()", port, env)
-        base = f"http://127.0.0.1:{port}"
+        web = await start_server("app:create_app()", env, "/healthz")
+        base = web.base
         try:
-            await wait_ready(f"{base}/healthz", web)
             soon = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
             results["race"] = await race(base, seeded, soon)
             results["race"]["overlaps"] = await audit(database_url)
@@ -367,16 +366,6 @@ async def clean_redis(url: str, prefix: str) -> None:
 
 
 # -- report --------------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-        cpu = match[1].strip() if match else cpu
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({cpu}), Python {sys.version.split()[0]}"
 
 
 def report(results: dict[str, Any]) -> str:
