@@ -402,6 +402,11 @@ def report(results: dict[str, Any]) -> str:
         "the reference's (recorded, no target: a round trip here is about 32 SQL statements, two of them "
         "transactions, and two station events on Redis; the reference touches nothing)",
     ]
+    if hello["errors"]:
+        lines.append(
+            f"- the reference's {hello['errors']} errors are connections Hypercorn reset under this load "
+            f"({hello['first_errors'][0]}); a loop against the bare hello-world alone shows about one in 2,500 requests"
+        )
     if pay["first_errors"]:
         lines.append(f"- first errors: {pay['first_errors']}")
     return "\n".join(lines)
