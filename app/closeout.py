@@ -1,5 +1,6 @@
 """Closing out stale bookings: unpaid holds that ran out become EXPIRED, paid bookings whose slot
-has ended become COMPLETED.
+has ended become COMPLETED. The same pass forgets what has outlived its use: idempotency records
+past their 24 h and sessions past their expiry.
 
 Availability never waits for this job (a lapsed hold stops blocking its charger at
 ``hold_expires_at``, see ``app.availability``); close-out makes the stored status true and tells
@@ -21,7 +22,7 @@ from app.bus import Bus
 from app.clock import Clock
 from app.directory import StationDirectory
 from app.events import availability_changed
-from app.models import Booking, BookingStatus
+from app.models import Booking, BookingStatus, IdempotencyRecord, Session
 from app.transitions import Sleeper
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class CloseOut:
     expired: int
     completed: int
     station_ids: tuple[int, ...]
+    purged: int = 0
 
 
 async def _move(condition: Q, to: BookingStatus, now: datetime) -> tuple[int, set[int]]:
@@ -55,9 +57,13 @@ async def close_out(now: datetime, *, bus: Bus | None = None, directory: Station
     station_ids = tuple(sorted(expired_at | completed_at))
     for station_id in station_ids:
         await availability_changed(station_id, bus=bus, directory=directory)
-    if expired or completed:
-        log.info("close-out: %d holds expired, %d bookings completed", expired, completed)
-    return CloseOut(expired, completed, station_ids)
+    purged = await IdempotencyRecord.filter(expires_at__lte=now).delete()
+    purged += await Session.filter(expires_at__lte=now).delete()
+    if expired or completed or purged:
+        log.info(
+            "close-out: %d holds expired, %d bookings completed, %d stale records purged", expired, completed, purged
+        )
+    return CloseOut(expired, completed, station_ids, purged)
 
 
 async def run_close_out(

@@ -15,7 +15,7 @@ from quart import Quart
 from app import events
 from app.clock import FrozenClock
 from app.closeout import close_out, run_close_out
-from app.models import Booking, BookingStatus, Station
+from app.models import Booking, BookingStatus, IdempotencyRecord, Session, Station, User
 from app.state import state
 from tests.conftest import DEFAULT_NOW, Backend
 from tests.test_live_ws import book, live_stack, make_station, own_redis, receive
@@ -161,3 +161,18 @@ async def test_the_worker_close_out_job_expires_a_hold_and_the_socket_hears_of_i
             event = await receive(socket)
     assert await status_of(held) == BookingStatus.EXPIRED
     assert event["available_chargers"] == 2
+
+
+async def test_stale_idempotency_records_and_sessions_are_purged_and_live_ones_kept(
+    station: Station, driver: User, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    for key, ttl in (("old", -1), ("fresh", 60)):
+        await IdempotencyRecord.create(
+            user=driver, key=key, request_fingerprint="f", in_progress=False, expires_at=now + timedelta(minutes=ttl)
+        )
+        await Session.create(id=f"session-{key}", user=driver, expires_at=now + timedelta(minutes=ttl))
+    result = await close_out(now)
+    assert result.purged == 2
+    assert [r.key for r in await IdempotencyRecord.all()] == ["fresh"]
+    assert [s.id for s in await Session.all()] == ["session-fresh"]
