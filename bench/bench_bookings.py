@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from quart import Quart  # noqa: E402
 
-from bench.bench_http import drop_database, machine  # noqa: E402
+from bench.bench_http import drop_database  # noqa: E402
+from bench.common import machine, record_section  # noqa: E402
 
 SECTION = "## Bookings and payments"
 RACERS = 200
@@ -412,20 +413,6 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def record(text: str) -> Path:
-    """Write ``text`` as this benchmark's section of RESULTS.md, keeping every other section."""
-    path = ROOT / "bench" / "RESULTS.md"
-    current = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"{SECTION}\n\n{text.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: section + "\n", current, count=1).rstrip("\n") + "\n"
-    else:
-        updated = current.rstrip("\n") + "\n\n" + section
-    path.write_text(updated)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--record", action="store_true", help="write the results into bench/RESULTS.md")
@@ -433,7 +420,7 @@ def main() -> None:
     text = report(asyncio.run(run()))
     print(text)
     if args.record:
-        print(f"\nrecorded in {record(text)}")
+        print(f"\nrecorded in {record_section(SECTION, text)}")
 
 
 if __name__ == "__main__":

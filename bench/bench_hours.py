@@ -13,9 +13,6 @@ least any zone-aware answer costs) is printed next to the figures, as these mach
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import re
 import statistics
 import sys
 import timeit
@@ -28,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.hours import HoursSpec, compile_schedule, parse_hours  # noqa: E402
+from bench.common import machine, record_section  # noqa: E402
 
 TARGETS_US = {"is_open": 5.0, "next_change": 50.0, "compile_schedule": 200.0}
 REPEAT = 15
@@ -136,30 +134,6 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-        cpu = match[1].strip() if match else cpu
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()} on {platform.system()}"
-
-
-def record(text: str) -> Path:
-    """Write ``text`` as the Opening hours section of RESULTS.md, keeping every other section."""
-    path = ROOT / "bench" / "RESULTS.md"
-    current = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"{SECTION}\n\n{text.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: section + "\n", current, count=1).rstrip("\n") + "\n"
-    else:
-        updated = current.rstrip("\n") + "\n\n" + section
-    path.write_text(updated)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help="write the results into bench/RESULTS.md")
@@ -174,7 +148,7 @@ def main() -> None:
     )
     print(report)
     if args.record:
-        print(f"\nrecorded in {record(report)}")
+        print(f"\nrecorded in {record_section(SECTION, report)}")
 
 
 if __name__ == "__main__":

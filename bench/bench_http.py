@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import re
 import secrets
@@ -38,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from quart import Quart  # noqa: E402
+
+from bench.common import machine, record_section  # noqa: E402
 
 STATUS_TARGET, STATUS_P99_TARGET, LIST_TARGET = 0.8, 1.25, 0.5
 SECTION = "## HTTP throughput"
@@ -351,16 +352,6 @@ def print_round(number: int, r: Round) -> None:
     )
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} cores (nproc), {model}, Python {platform.python_version()}"
-
-
 def record(rounds: list[Round], args: argparse.Namespace) -> None:
     lines = [
         SECTION,
@@ -387,12 +378,7 @@ def record(rounds: list[Round], args: argparse.Namespace) -> None:
     ]
     if args.note:
         lines += ["", args.note]
-    path = ROOT / "bench" / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = "\n".join(lines) + "\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
+    path = record_section(SECTION, "\n".join(lines[2:]))
     print(f"recorded in {path.relative_to(ROOT)}")
 
 

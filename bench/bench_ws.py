@@ -55,7 +55,8 @@ from app.directory import StationDirectory  # noqa: E402
 from app.events import status_changed  # noqa: E402
 from app.hours import HoursSpec  # noqa: E402
 from app.stations import ChargerSpec, add_exception, create_station  # noqa: E402
-from bench.bench_http import create_database, drop_database, free_port, machine  # noqa: E402
+from bench.bench_http import create_database, drop_database, free_port  # noqa: E402
+from bench.common import machine, record_section  # noqa: E402
 from workers.jobs import queue_for  # noqa: E402
 
 SECTION = "## Live channel"
@@ -346,12 +347,7 @@ def record(idle: IdleResult, fan_out: FanOutResult, args: argparse.Namespace) ->
         "The server declines permessage-deflate (`decline_websocket_compression` in app/live.py): with it, "
         "Hypercorn kept a zlib compressor per socket and an idle socket cost about 136 KiB instead of 44.",
     ]
-    path = ROOT / "bench" / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = "\n".join(lines) + "\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
+    path = record_section(SECTION, "\n".join(lines[2:]))
     print(f"recorded in {path.relative_to(ROOT)}")
 
 

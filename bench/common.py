@@ -1,0 +1,35 @@
+"""What every benchmark shares: where the repository is, what machine ran it, and how its figures
+replace its own section of bench/RESULTS.md without touching the others."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+        model = match[1].strip() if match else model
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores (nproc), {model}, Python {platform.python_version()}"
+
+
+def record_section(heading: str, body: str) -> Path:
+    """Replace the ``heading`` section of RESULTS.md with ``body`` (or append it)."""
+    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    section = f"{heading}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: section + "\n", current, count=1)
+    else:
+        updated = current.rstrip("\n") + "\n\n" + section
+    RESULTS.write_text(updated.rstrip("\n") + "\n")
+    return RESULTS
