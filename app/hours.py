@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -43,7 +42,6 @@ _BLOCK = 7 * 86_400 * _SECOND
 _BLOCK_CACHE_SIZE = 64
 _FOREVER = 1 << 62
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
-_HHMMSS = re.compile(r"([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
 _ALWAYS, _NEVER, _WEEKLY = "always", "never", "weekly"
 
 Loc = list[str | int]
@@ -57,7 +55,7 @@ def _minute_of_day(text: object, *, is_end: bool) -> int | None:
     return int(m[1]) * 60 + int(m[2]) if m else None
 
 
-def _regular_problems(weekday: object, begin: object, end: object) -> dict[str, str]:
+def regular_period_problems(weekday: object, begin: object, end: object) -> dict[str, str]:
     problems = {}
     if type(weekday) is not int or not 1 <= weekday <= 7:
         problems["weekday"] = "must be an integer from 1 (Monday) to 7 (Sunday)"
@@ -75,7 +73,7 @@ class RegularPeriod:
     end: str  # "HH:MM" or "24:00"; at or before begin means it ends on the next day
 
     def __post_init__(self) -> None:
-        if problems := _regular_problems(self.weekday, self.begin, self.end):
+        if problems := regular_period_problems(self.weekday, self.begin, self.end):
             raise ValueError("; ".join(f"{key} {msg}" for key, msg in problems.items()))
 
 
@@ -106,7 +104,7 @@ class HoursSpec:
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def to_dict(self) -> dict[str, Any]:
-        """The API shape, which ``parse_hours`` accepts back unchanged."""
+        """The API shape, which ``app.hours_input.parse_hours`` accepts back unchanged."""
 
         def exceptional(periods: tuple[ExceptionalPeriod, ...]) -> list[dict[str, str]]:
             return [{"period_begin": p.begin.isoformat(), "period_end": p.end.isoformat()} for p in periods]
@@ -127,122 +125,6 @@ class HoursValidationError(ValueError):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
-
-
-_OCPI_KEYS = ("twentyfourseven", "regular_hours", "exceptional_openings", "exceptional_closings")
-_SHORTHAND_KEYS = ("open_time", "close_time", "exceptional_openings", "exceptional_closings")
-_REGULAR_KEYS = ("weekday", "period_begin", "period_end")
-_EXCEPTIONAL_KEYS = ("period_begin", "period_end")
-_Report = Callable[[Loc, str], None]
-
-
-def parse_hours(payload: object, loc_prefix: Sequence[str | int] = ("hours",)) -> HoursSpec:
-    """Validate an OCPI-like hours object or the ``open_time``/``close_time`` shorthand.
-
-    The shorthand means the same period on all seven days. All field errors are collected
-    before raising, each with its location under ``loc_prefix``.
-    """
-    errors: list[dict[str, Any]] = []
-
-    def report(loc: Loc, msg: str) -> None:
-        errors.append({"loc": [*loc_prefix, *loc], "msg": msg})
-
-    shorthand = isinstance(payload, dict) and ("open_time" in payload or "close_time" in payload)
-    hours = _object(payload, [], _SHORTHAND_KEYS if shorthand else _OCPI_KEYS, report, required=False)
-    if hours is None:
-        raise HoursValidationError(errors)
-
-    twentyfourseven = hours.get("twentyfourseven", False)
-    if not isinstance(twentyfourseven, bool):
-        report(["twentyfourseven"], "must be true or false")
-    regular = []
-    if shorthand:
-        opens, closes = (_shorthand_time(hours, key, report) for key in ("open_time", "close_time"))
-        if opens and closes:
-            regular = [RegularPeriod(day, opens, closes) for day in range(1, 8)]
-    for i, item in enumerate(_list(hours, "regular_hours", MAX_REGULAR_PERIODS, report)):
-        if (period := _object(item, ["regular_hours", i], _REGULAR_KEYS, report)) is not None:
-            values: list[Any] = [period.get(key) for key in _REGULAR_KEYS]
-            problems = _regular_problems(*values)
-            for key, msg in problems.items():
-                if key in period:
-                    report(["regular_hours", i, key], msg)
-            if not problems:
-                regular.append(RegularPeriod(*values))
-    if twentyfourseven is True and hours.get("regular_hours"):
-        report(["regular_hours"], "must be empty when twentyfourseven is true")
-
-    exceptional: dict[str, list[ExceptionalPeriod]] = {"exceptional_openings": [], "exceptional_closings": []}
-    for field, periods in exceptional.items():
-        for i, item in enumerate(_list(hours, field, MAX_EXCEPTIONAL_PERIODS, report)):
-            if (period := _object(item, [field, i], _EXCEPTIONAL_KEYS, report)) is None:
-                continue
-            begin, end = bounds = [_instant(period.get(key)) for key in _EXCEPTIONAL_KEYS]
-            for key, bound in zip(_EXCEPTIONAL_KEYS, bounds, strict=True):
-                if key in period and bound is None:
-                    report([field, i, key], "must be an ISO 8601 date-time with a UTC offset")
-            if begin and end and begin >= end:
-                report([field, i, "period_end"], "must be after period_begin")
-            elif begin and end:
-                periods.append(ExceptionalPeriod(begin, end))
-
-    if errors:
-        raise HoursValidationError(errors)
-    return HoursSpec(
-        twentyfourseven is True,
-        tuple(regular),
-        tuple(exceptional["exceptional_openings"]),
-        tuple(exceptional["exceptional_closings"]),
-    )
-
-
-def _object(
-    value: object, loc: Loc, keys: tuple[str, ...], report: _Report, *, required: bool = True
-) -> dict[Any, Any] | None:
-    """``value`` if it is a JSON object, after reporting its unknown (and missing) keys."""
-    if not isinstance(value, dict):
-        report(loc, "must be an object")
-        return None
-    for key in value:
-        if key not in keys:
-            report([*loc, str(key)], "unknown field")
-    for key in keys if required else ():
-        if key not in value:
-            report([*loc, key], "field required")
-    return value
-
-
-def _list(hours: dict[Any, Any], key: str, limit: int, report: _Report) -> list[Any]:
-    value = hours.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or len(value) > limit:
-        report([key], f"must be a list of at most {limit} periods")
-        return []
-    return value
-
-
-def _shorthand_time(hours: dict[Any, Any], key: str, report: _Report) -> str | None:
-    """``HH:MM`` for a shorthand time, which may also be ``HH:MM:SS`` on a whole minute."""
-    text = hours.get(key)
-    m = _HHMMSS.fullmatch(text) if isinstance(text, str) else None
-    if m and m[3] in (None, "00"):
-        return f"{m[1]}:{m[2]}"
-    if key == "close_time" and text in ("24:00", "24:00:00"):
-        return "24:00"
-    report([key], "field required" if text is None else "must be a time HH:MM or HH:MM:SS from 00:00 to 23:59")
-    return None
-
-
-def _instant(value: object) -> datetime | None:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if isinstance(value, datetime) and value.utcoffset() is not None:
-        return value.astimezone(UTC)
-    return None
 
 
 @cache

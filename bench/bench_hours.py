@@ -24,7 +24,8 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.hours import HoursSpec, compile_schedule, parse_hours  # noqa: E402
+from app.hours import HoursSpec, compile_schedule  # noqa: E402
+from app.hours_input import parse_hours  # noqa: E402
 from bench.common import machine, record_section  # noqa: E402
 
 TARGETS_US = {"is_open": 5.0, "next_change": 50.0, "compile_schedule": 200.0}

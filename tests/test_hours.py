@@ -17,9 +17,9 @@ from app.hours import (
     RegularPeriod,
     Schedule,
     compile_schedule,
-    parse_hours,
     validate_timezone,
 )
+from app.hours_input import parse_hours
 
 # 2024-06-03 is a Monday; June 2024 has no DST change anywhere used here.
 MON, TUE, FRI, SAT, SUN = 1, 2, 5, 6, 7

@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from app.hours import ExceptionalPeriod, HoursSpec, RegularPeriod, Schedule, compile_schedule, parse_hours
+from app.hours import ExceptionalPeriod, HoursSpec, RegularPeriod, Schedule, compile_schedule
+from app.hours_input import parse_hours
 
 ZONES = [
     "UTC",

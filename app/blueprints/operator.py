@@ -19,7 +19,8 @@ from app import events, stations
 from app.auth import authorize
 from app.blueprints.stations import ChargerNow, ExceptionOut, StationDetail, station_detail, station_or_404
 from app.errors import ValidationFailed
-from app.hours import HoursSpec, HoursValidationError, parse_hours, validate_timezone
+from app.hours import HoursSpec, HoursValidationError, validate_timezone
+from app.hours_input import parse_hours
 from app.models import ChargerStatus, Role, StationStatus
 from app.state import state
 
@@ -55,7 +56,7 @@ ChargerType = Annotated[
 class HoursIn(BaseModel):
     """OCPI-like hours, or the ``open_time``/``close_time`` shorthand for the same period every day.
 
-    The fields are checked by ``app.hours.parse_hours``, which names every wrong field at once.
+    The fields are checked by ``app.hours_input.parse_hours``, which names every wrong field at once.
     """
 
     model_config = ConfigDict(extra="allow")
