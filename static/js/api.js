@@ -73,3 +73,10 @@ export const post = (path, body, opts) => api(path, { ...opts, method: "POST", b
 export const patch = (path, body, opts) => api(path, { ...opts, method: "PATCH", body });
 export const put = (path, body, opts) => api(path, { ...opts, method: "PUT", body });
 export const del = (path, opts) => api(path, { ...opts, method: "DELETE" });
+
+/** What to tell the user about any failure: the API's words, or a plain retry hint for a bug. */
+export function messageOf(err) {
+  if (err instanceof ApiError) return err.message;
+  console.error(err);
+  return "Something went wrong. Please reload the page.";
+}

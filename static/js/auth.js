@@ -1,5 +1,5 @@
 // Sign-in and registration forms.
-import { post } from "./api.js";
+import { messageOf, post } from "./api.js";
 import { busy, clearError, showError } from "./ui.js";
 
 const form = document.getElementById("auth-form");
@@ -38,7 +38,7 @@ if (form) {
       await busy(button, () => post(form.dataset.endpoint, body), "Please wait…");
       window.location.assign(form.dataset.next || "/");
     } catch (err) {
-      showError(errorBox, err.message);
+      showError(errorBox, messageOf(err));
       for (const e of err.errors ?? []) {
         const name = e.loc?.[e.loc.length - 1];
         form.querySelector(`[name="${name}"]`)?.setAttribute("aria-invalid", "true");

@@ -2,7 +2,7 @@
 //
 // The station's openness decides what is on screen: while it is closed neither the booking form
 // nor the payment section is shown, whatever step the driver was at; both come back when it opens.
-import { ApiError, get, post } from "./api.js";
+import { ApiError, get, messageOf, post } from "./api.js";
 import { localDate, localTime, money, slotText, timeText } from "./time.js";
 import { $, announce, busy, clearError, el, showError } from "./ui.js";
 
@@ -137,23 +137,23 @@ export class BookingFlow {
     const req = this.slotRequest();
     const token = ++this.checkToken;
     const params = new URLSearchParams({ slot_time: req.slot_time, duration_minutes: req.duration_minutes });
-    if (req.charger_type) params.set("charger_type", req.charger_type);
     try {
       const result = await get(`/api/stations/${this.stationId}/chargers/available?${params}`);
       if (token !== this.checkToken) return;
-      let free = result.available_count ?? 0;
-      let total = result.total_chargers ?? 0;
-      if (req.charger_type && Array.isArray(result.chargers)) {
-        const ofType = result.chargers.filter((c) => c.charger_type === req.charger_type);
-        if (ofType.length && ofType.some((c) => "available" in c || "available_for_slot" in c)) {
-          free = ofType.filter((c) => c.available ?? c.available_for_slot).length;
-          total = ofType.length;
-        }
+      let chargers = Array.isArray(result.chargers) ? result.chargers : [];
+      if (req.charger_type) chargers = chargers.filter((c) => c.charger_type === req.charger_type);
+      const free = chargers.filter((c) => c.available).length;
+      const total = chargers.length;
+      let text;
+      if (result.within_opening_hours === false) {
+        text = "This slot runs outside the station's opening hours. Pick an earlier start or a shorter duration.";
+      } else if (free > 0) {
+        text = `${free} of ${total} ${req.charger_type ? `${req.charger_type} ` : ""}charger${total === 1 ? "" : "s"} free for this slot.`;
+      } else {
+        text = "No charger is free for this slot. Try another time or a shorter duration.";
       }
-      this.slotCheck.dataset.tone = free > 0 ? "ok" : "warn";
-      this.slotCheck.textContent = free > 0
-        ? `${free} of ${total} charger${total === 1 ? "" : "s"} free for this slot.`
-        : "No charger is free for this slot. Try another time or a shorter duration.";
+      this.slotCheck.dataset.tone = result.within_opening_hours !== false && free > 0 ? "ok" : "warn";
+      this.slotCheck.textContent = text;
     } catch (err) {
       if (token !== this.checkToken) return;
       this.slotCheck.dataset.tone = "warn";
@@ -179,7 +179,7 @@ export class BookingFlow {
       this.showPayment();
       announce(`Charger ${booking.charger_number} is held for you. Complete the payment to confirm.`);
     } catch (err) {
-      showError(errorBox, err.message);
+      showError(errorBox, messageOf(err));
       if (err.code === "station_closed") this.onClosed?.().catch(() => {});
     }
   }
@@ -252,10 +252,10 @@ export class BookingFlow {
     } catch (err) {
       const retrySame = err.status === 0 || err.code === "idempotency_in_progress";
       if (!retrySame) this.attempt = null;
-      showError(errorBox, err.message);
+      showError(errorBox, messageOf(err));
       if (err.code === "station_closed") this.onClosed?.().catch(() => {});
       if (err.code === "booking_not_payable") {
-        showError(errorBox, `${err.message} Your hold may have expired: please book again.`);
+        showError(errorBox, `${messageOf(err)} Your hold may have expired: please book again.`);
         $("#cancel-booking").textContent = "Start again";
       }
     }
@@ -289,7 +289,7 @@ export class BookingFlow {
         announce("Booking cancelled.");
       } catch (err) {
         if (err.code !== "not_found" && err.code !== "booking_not_payable") {
-          showError(errorBox, err.message);
+          showError(errorBox, messageOf(err));
           return;
         }
       }

@@ -1,5 +1,5 @@
 // My bookings: status, slot in station time, amount, cancel, receipt.
-import { get, post } from "./api.js";
+import { get, messageOf, post } from "./api.js";
 import { money, slotText } from "./time.js";
 import { $, announce, busy, clone, el, setState, showError } from "./ui.js";
 
@@ -102,7 +102,7 @@ async function cancelBooking(card, id, button) {
     await load();
     list.querySelector(`[data-booking-id="${id}"] .status-pill`)?.focus?.();
   } catch (err) {
-    showError(errorBox, err.message);
+    showError(errorBox, messageOf(err));
   }
 }
 
@@ -121,7 +121,7 @@ async function load() {
       );
     }
   } catch (err) {
-    setState(stateBox, "error", `Couldn't load your bookings. ${err.message}`);
+    setState(stateBox, "error", `Couldn't load your bookings. ${messageOf(err)}`);
   }
 }
 

@@ -1,7 +1,8 @@
 // Station list: filters, live OPEN/CLOSED badges and free-charger counts.
-import { get } from "./api.js";
+import { get, messageOf } from "./api.js";
 import { LiveChannel, bindIndicator } from "./live.js";
-import { ServerClock, money, todayHoursText, whenText } from "./time.js";
+import { nextChangeText } from "./status.js";
+import { ServerClock, money, todayHoursText } from "./time.js";
 import { $, announce, clone, setBadge, setState } from "./ui.js";
 
 const form = $("#filters");
@@ -28,9 +29,7 @@ function query() {
 
 function nextText(s) {
   if (s.status && s.status !== "ACTIVE") return "Not taking bookings right now";
-  if (!s.next_change_at) return s.is_open ? "Open around the clock" : "No opening scheduled";
-  const when = whenText(s.next_change_at, s.timezone, clock.now());
-  return s.is_open ? `Closes ${when}` : `Opens ${when}`;
+  return nextChangeText(s.is_open, s.next_change_at, s.timezone, clock.now());
 }
 
 function freeText(s) {
@@ -47,7 +46,7 @@ function fill(card, s) {
   const open = bookable(s);
   card.dataset.open = s.is_open ? "true" : "false";
   setBadge(card.querySelector(".badge"), s.is_open);
-  card.querySelector(".js-hours").textContent = `${todayHoursText(s.open_time, s.close_time)} · ${s.timezone}`;
+  card.querySelector(".js-hours").textContent = todayHoursText(s.open_time, s.close_time);
   card.querySelector(".js-free").textContent = freeText(s);
   card.querySelector(".js-next").textContent = nextText(s);
   const book = card.querySelector(".js-book");
@@ -64,7 +63,9 @@ function render(items) {
     link.textContent = s.name;
     const distance = typeof s.distance_km === "number" ? ` · ${s.distance_km.toFixed(1)} km away` : "";
     card.querySelector(".station-card__where").textContent = `${s.location}, ${s.city}${distance}`;
-    card.querySelector(".js-price").textContent = `${money(s.price_per_hour, s.currency)} / hour`;
+    card.querySelector(".js-price").textContent = `${money(s.price_per_hour, s.currency, { compact: true })}/h`;
+    card.querySelector(".js-zone").textContent = `${s.timezone.split("/").pop().replaceAll("_", " ")} time`;
+    card.querySelector(".js-zone").title = s.timezone;
     const book = card.querySelector(".js-book");
     book.href = `${url}#booking`;
     book.setAttribute("aria-label", `Book now at ${s.name}`);
@@ -100,7 +101,7 @@ async function load({ quiet = false } = {}) {
     if (token !== loadToken) return;
     if (!quiet) {
       list.replaceChildren();
-      setState(stateBox, "error", `Couldn't load stations. ${err.message}`);
+      setState(stateBox, "error", `Couldn't load stations. ${messageOf(err)}`);
     }
   }
 }
@@ -173,13 +174,18 @@ nearButton.addEventListener("click", () => {
   );
 });
 
-// Relative phrases ("closes at 22:00", "tomorrow") drift as time passes; refresh them each minute.
+// Relative phrases ("closes today at 22:00 · in 5 min") drift as time passes: refresh them, and if a
+// change came due without a live message (socket down, message lost), fetch the list again.
 setInterval(() => {
+  const now = clock.now().getTime();
+  let overdue = false;
   for (const [id, s] of stations) {
     const card = list.querySelector(`[data-station-id="${id}"]`);
     if (card) card.querySelector(".js-next").textContent = nextText(s);
+    if (s.next_change_at && Date.parse(s.next_change_at) < now - 3000) overdue = true;
   }
-}, 60_000);
+  if (overdue) load({ quiet: true });
+}, 15_000);
 
 const channel = new LiveChannel({
   path: "/ws/stations",

@@ -15,6 +15,11 @@ const tz = main.dataset.timezone;
 const clock = new ServerClock();
 const view = { isOpen: null, nextChangeAt: null, openTime: null, closeTime: null, stationStatus: "ACTIVE", chargers: [] };
 
+function hoursLine() {
+  const text = todayHoursText(view.openTime, view.closeTime);
+  return text.startsWith("Open") || text.startsWith("Closed") ? `${text} today` : `Today ${text}`;
+}
+
 function renderState() {
   const open = Boolean(view.isOpen) && view.stationStatus === "ACTIVE";
   main.dataset.open = open ? "true" : "false";
@@ -22,7 +27,7 @@ function renderState() {
   state.dataset.open = open ? "true" : "false";
   state.textContent = open ? "OPEN" : "CLOSED";
   $("#kiosk-hours").textContent =
-    view.stationStatus !== "ACTIVE" ? "Temporarily not taking bookings" : `Today ${todayHoursText(view.openTime, view.closeTime)}`;
+    view.stationStatus !== "ACTIVE" ? "Temporarily not taking bookings" : hoursLine();
   tick();
 }
 

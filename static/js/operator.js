@@ -1,5 +1,5 @@
 // Operator pages: station list, create and edit, weekly hours, exceptional periods and chargers.
-import { del, get, patch, post, put } from "./api.js";
+import { del, get, messageOf, patch, post, put } from "./api.js";
 import { HoursEditor } from "./hours-editor.js";
 import { chargerState, powerText } from "./status.js";
 import { dateTimeText, todayHoursText, zonedToInstant } from "./time.js";
@@ -26,7 +26,7 @@ async function guarded(button, work, busyText = "Saving…") {
   try {
     return await busy(button, work, busyText);
   } catch (err) {
-    showError(errorBox, err.message);
+    showError(errorBox, messageOf(err));
     errorBox.scrollIntoView({ block: "nearest" });
     return undefined;
   }
@@ -69,7 +69,7 @@ async function showList() {
     table.hidden = false;
     setState(stateBox, "ready");
   } catch (err) {
-    setState(stateBox, "error", `Couldn't load stations. ${err.message}`);
+    setState(stateBox, "error", `Couldn't load stations. ${messageOf(err)}`);
   }
 }
 
@@ -142,17 +142,13 @@ async function saveDetails(event, hoursEditor) {
 
 // -- hours and exceptions ---------------------------------------------------------------------
 
-function exceptionRows(hours) {
-  const rows = [];
-  for (const [kind, list] of [["closing", hours?.exceptional_closings], ["opening", hours?.exceptional_openings]]) {
-    for (const p of list ?? []) rows.push({ ...p, kind });
-  }
-  return rows.sort((a, b) => Date.parse(a.period_begin) - Date.parse(b.period_begin));
+function exceptionRows(s) {
+  return [...(s.exceptions ?? [])].sort((a, b) => Date.parse(a.period_begin) - Date.parse(b.period_begin));
 }
 
 function renderExceptions() {
   const tz = station.timezone;
-  const rows = exceptionRows(station.hours);
+  const rows = exceptionRows(station);
   const list = $("#exc-list");
   if (!rows.length) {
     list.replaceChildren(el("li", { class: "exc-list__empty", text: "None planned." }));
@@ -290,7 +286,7 @@ async function showEdit() {
   try {
     station = await get(`/api/stations/${stationId}`);
   } catch (err) {
-    showError(errorBox, `Couldn't load this station. ${err.message}`);
+    showError(errorBox, `Couldn't load this station. ${messageOf(err)}`);
     return;
   }
   fillDetails(station);

@@ -1,5 +1,5 @@
 // Station page: details, live charger grid, slot picker, booking and payment.
-import { get } from "./api.js";
+import { get, messageOf } from "./api.js";
 import { LiveChannel, bindIndicator } from "./live.js";
 import { BookingFlow } from "./booking.js";
 import { chargerState, mergeChargers, nextChangeText, powerText } from "./status.js";
@@ -158,7 +158,7 @@ async function start() {
   try {
     await loadStation();
   } catch (err) {
-    showError($("#page-error"), `Couldn't load this station. ${err.message}`);
+    showError($("#page-error"), `Couldn't load this station. ${messageOf(err)}`);
     return;
   }
   scheduleTransitionCheck();

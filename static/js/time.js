@@ -96,7 +96,7 @@ export function whenText(iso, tz, now = new Date()) {
   const tomorrow = localDate(new Date(now.getTime() + 86_400_000), tz);
   const day = localDate(at, tz);
   const time = timeText(iso, tz);
-  if (day === today) return `at ${time}`;
+  if (day === today) return `today at ${time}`;
   if (day === tomorrow) return `tomorrow at ${time}`;
   return `${new Intl.DateTimeFormat("en-GB", { timeZone: tz, weekday: "long" }).format(at)} at ${time}`;
 }
@@ -121,10 +121,15 @@ export function countdownText(ms) {
   return days > 0 ? `${days} d ${rest}` : rest;
 }
 
-export function money(amount, currency) {
+/** "₹150.00"; with `compact`, whole amounts drop their decimals ("₹150") for prices in lists. */
+export function money(amount, currency, { compact = false } = {}) {
   if (amount === null || amount === undefined || amount === "") return "";
+  const value = Number(amount);
+  const whole = compact && Number.isInteger(value);
   try {
-    return new Intl.NumberFormat("en-IN", { style: "currency", currency }).format(Number(amount));
+    return new Intl.NumberFormat("en-IN", {
+      style: "currency", currency, minimumFractionDigits: whole ? 0 : undefined, maximumFractionDigits: whole ? 0 : undefined,
+    }).format(value);
   } catch {
     return `${amount} ${currency}`;
   }
