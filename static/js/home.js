@@ -192,8 +192,6 @@ const channel = new LiveChannel({
   onMessage,
   poll: () => load({ quiet: true }),
   onGap: () => load({ quiet: true }),
-  // The all-stations channel has no snapshot: after an outage, the list itself is the resync.
-  onOpen: (first) => first || load({ quiet: true }),
 });
 bindIndicator($("#conn"), channel);
 load().then(() => channel.start());

@@ -26,8 +26,9 @@ function renderState() {
   const state = $("#kiosk-state");
   state.dataset.open = open ? "true" : "false";
   state.textContent = open ? "OPEN" : "CLOSED";
-  $("#kiosk-hours").textContent =
-    view.stationStatus !== "ACTIVE" ? "Temporarily not taking bookings" : hoursLine();
+  const hours = $("#kiosk-hours");
+  hours.textContent = view.stationStatus !== "ACTIVE" ? "Temporarily not taking bookings" : hoursLine();
+  hours.hidden = view.isOpen && !view.nextChangeAt && view.stationStatus === "ACTIVE"; // 24/7 says it already
   tick();
 }
 
@@ -53,11 +54,14 @@ function tick() {
 }
 
 function renderChargers() {
+  const open = Boolean(view.isOpen) && view.stationStatus === "ACTIVE";
   const free = view.chargers.filter((c) => chargerState(c).key === "free").length;
-  $("#kiosk-free").textContent = `${free} of ${view.chargers.length} free`;
+  $("#kiosk-free-count").parentElement.hidden = !open;
+  $("#kiosk-free-count").textContent = free;
+  $("#kiosk-free-label").textContent = `of ${view.chargers.length} charger${view.chargers.length === 1 ? "" : "s"} free`;
   $("#kiosk-grid").replaceChildren(
     ...view.chargers.map((c) => {
-      const state = chargerState(c);
+      const state = chargerState(c, open);
       return el(
         "li",
         { class: "kiosk-charger", "data-state": state.key },
@@ -82,6 +86,7 @@ function apply(msg) {
     renderChargers();
   }
   renderState();
+  if (was !== view.isOpen) renderChargers();
   if (was !== null && was !== view.isOpen) announce(view.isOpen ? "The station is now open." : "The station is now closed.");
   scheduleCheck();
 }

@@ -8,6 +8,7 @@ const BASE_DELAY_MS = 1000;
 const MAX_DELAY_MS = 30_000;
 const POLL_MS = 30_000;
 const SILENCE_MS = 50_000; // the server pings every 20 s; this long without a word means a dead link
+const GREETING_MS = 10_000; // the snapshot comes right after the handshake
 
 export const LABELS = {
   connecting: "Connecting…",
@@ -83,20 +84,16 @@ export class LiveChannel {
       return;
     }
     this.socket = socket;
-    socket.addEventListener("open", () => {
-      if (socket !== this.socket) return;
-      const first = !this.everConnected;
-      this.attempt = 0;
-      this.everConnected = true;
-      this.seqs.clear();
-      this.stopPolling();
-      this.touch();
-      this.setState("connected");
-      this.onOpen(first);
-    });
+    let greeted = false;
+    this.touch(GREETING_MS);
     socket.addEventListener("message", (event) => {
       if (socket !== this.socket) return;
       this.touch();
+      if (!greeted) {
+        // Live means the server has spoken (its snapshot), not merely that a handshake completed.
+        greeted = true;
+        this.markLive();
+      }
       let msg;
       try {
         msg = JSON.parse(event.data);
@@ -116,11 +113,26 @@ export class LiveChannel {
     });
   }
 
+  markLive() {
+    const first = !this.everConnected;
+    this.attempt = 0;
+    this.everConnected = true;
+    this.seqs.clear();
+    this.stopPolling();
+    this.setState("connected");
+    this.onOpen(first);
+  }
+
   dispatch(msg) {
     if (!msg || typeof msg !== "object" || msg.type === "ping") return;
     if (msg.type === "resync") {
       this.seqs.clear();
       this.onGap(null);
+      return;
+    }
+    if (msg.type === "snapshot" && Array.isArray(msg.stations)) {
+      for (const s of msg.stations) if (typeof s.seq === "number") this.seqs.set(s.station_id ?? s.id, s.seq);
+      this.onMessage(msg);
       return;
     }
     const id = msg.station_id ?? null;
@@ -138,11 +150,17 @@ export class LiveChannel {
     this.onMessage(msg);
   }
 
-  touch() {
+  /** Give up on a socket that stays silent for `ms` (a dead link sends no close frame). */
+  touch(ms = SILENCE_MS) {
     clearTimeout(this.silenceTimer);
+    const socket = this.socket;
     this.silenceTimer = setTimeout(() => {
-      if (this.socket) this.socket.close(4000, "silent");
-    }, SILENCE_MS);
+      if (socket && socket === this.socket) {
+        this.socket = null;
+        socket.close(4000, "silent");
+        this.scheduleReconnect();
+      }
+    }, ms);
   }
 
   scheduleReconnect() {

@@ -30,11 +30,12 @@ function renderHead() {
     view.stationStatus !== "ACTIVE" ? "Not taking bookings right now" : nextChangeText(open, view.nextChangeAt, tz, clock.now());
   $("#station-hours").textContent = todayHoursText(s.open_time, s.close_time);
   $("#station-price").textContent = `${money(s.price_per_hour, s.currency)} per hour`;
-  const free = view.chargers.filter((c) => chargerState(c).key === "free").length;
-  $("#station-free").textContent = `${free} of ${view.chargers.length}`;
+  const free = view.chargers.filter((c) => chargerState(c, open).key === "free").length;
+  $("#station-free").textContent = open ? `${free} of ${view.chargers.length}` : `None while closed (${view.chargers.length} in total)`;
 }
 
 function renderChargers() {
+  const open = Boolean(view.isOpen) && view.stationStatus === "ACTIVE";
   const grid = $("#charger-grid");
   if (!view.chargers.length) {
     grid.replaceChildren(el("li", { class: "state__empty", text: "This station has no chargers yet." }));
@@ -42,7 +43,7 @@ function renderChargers() {
   }
   grid.replaceChildren(
     ...view.chargers.map((c) => {
-      const state = chargerState(c);
+      const state = chargerState(c, open);
       return el(
         "li",
         { class: "charger", "data-state": state.key, "data-charger-id": c.id },
@@ -84,6 +85,7 @@ function applyOpen(isOpen, { announceChange = true } = {}) {
   const changed = view.isOpen !== null && view.isOpen !== isOpen;
   view.isOpen = Boolean(isOpen);
   renderHead();
+  renderChargers();
   const note = $("#closed-note");
   note.hidden = bookable;
   if (!bookable) {

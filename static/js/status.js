@@ -9,9 +9,10 @@ export function nextChangeText(isOpen, nextChangeAt, tz, now) {
   return `${isOpen ? "Closes" : "Opens"} ${when} · in ${left}`;
 }
 
-/** A charger's state as a driver reads it. */
-export function chargerState(c) {
+/** A charger's state as a driver reads it; nothing is "available" while its station is closed. */
+export function chargerState(c, stationOpen = true) {
   if (c.status === "OUT_OF_SERVICE") return { key: "out", label: "Out of service" };
+  if (!stationOpen) return { key: "closed", label: "Station closed" };
   if (c.available_now === false) return { key: "busy", label: "In use" };
   return { key: "free", label: "Available" };
 }
