@@ -1,6 +1,6 @@
 // My bookings: status, slot in station time, amount, cancel, receipt.
 import { get, messageOf, post } from "./api.js";
-import { money, slotText } from "./time.js";
+import { dateTimeText, money, slotText } from "./time.js";
 import { $, announce, busy, clone, el, setState, showError } from "./ui.js";
 
 const list = $("#booking-list");
@@ -14,6 +14,7 @@ const STATUS_LABEL = {
 };
 const CANCELLABLE = new Set(["CONFIRMED", "PAID"]);
 let zones = new Map();
+const me = Number(document.getElementById("main").dataset.userId || 0);
 
 async function stationZones() {
   try {
@@ -34,8 +35,20 @@ function slotLine(b) {
   return `${wall(start)} – ${wall(b.slot_end).slice(11)} station time`;
 }
 
-function receipt(card, b) {
-  const payment = b.payment ?? (b.transaction_id ? b : null);
+/** The latest payment of each booking, for the receipts. */
+async function paymentsByBooking() {
+  try {
+    const data = await get("/api/payments?limit=200");
+    const items = Array.isArray(data) ? data : data.items ?? [];
+    const byBooking = new Map();
+    for (const p of items) if (p.status !== "FAILED" && !byBooking.has(p.booking_id)) byBooking.set(p.booking_id, p);
+    return byBooking;
+  } catch {
+    return new Map();
+  }
+}
+
+function receipt(card, b, payment) {
   const box = card.querySelector(".js-receipt");
   if (!payment?.transaction_id) {
     box.hidden = true;
@@ -45,7 +58,8 @@ function receipt(card, b) {
     ["Transaction", payment.transaction_id],
     ["Amount", money(payment.amount ?? b.amount_due, payment.currency ?? b.currency)],
     ["Method", payment.payment_method],
-    ["Status", payment.status ?? payment.payment_status],
+    ["Paid", payment.created_at ? dateTimeText(payment.created_at, zones.get(b.station_id) ?? "UTC") : ""],
+    ["Refund", payment.status === "REFUNDED" ? "Refunded to the same method" : ""],
   ].filter(([, v]) => v);
   box.querySelector("dl").replaceChildren(
     ...rows.map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: v, class: k === "Transaction" ? "mono" : null }))),
@@ -53,7 +67,7 @@ function receipt(card, b) {
   box.hidden = false;
 }
 
-function render(items) {
+function render(items, payments) {
   list.replaceChildren(
     ...items.map((b) => {
       const id = b.booking_id ?? b.id;
@@ -77,7 +91,7 @@ function render(items) {
           .format(new Date(b.hold_expires_at));
         hold.textContent = `Held for you until ${until}. Pay before then or the slot is released.`;
       } else hold.remove();
-      receipt(card, b);
+      receipt(card, b, payments.get(id));
       const pay = card.querySelector(".js-pay");
       if (b.status === "CONFIRMED") {
         pay.href = `/stations/${b.station_id}?booking=${id}#booking`;
@@ -108,9 +122,10 @@ async function cancelBooking(card, id, button) {
 
 async function load() {
   try {
-    const data = await get("/api/bookings?limit=100");
-    const items = Array.isArray(data) ? data : data.items ?? data.bookings ?? [];
-    render(items);
+    const [data, payments] = await Promise.all([get("/api/bookings?limit=200"), paymentsByBooking()]);
+    // Operators are shown everyone's bookings by the API; this page is the signed-in person's own.
+    const items = (Array.isArray(data) ? data : data.items ?? []).filter((b) => !me || b.user_id === undefined || b.user_id === me);
+    render(items, payments);
     if (items.length) setState(stateBox, "ready");
     else {
       stateBox.dataset.state = "empty";

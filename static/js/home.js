@@ -33,7 +33,7 @@ function nextText(s) {
 }
 
 function freeText(s) {
-  if (s.available_chargers === undefined || s.available_chargers === null) return "–";
+  if (s.available_chargers === undefined || s.available_chargers === null || !bookable(s)) return "–";
   const total = s.total_chargers ?? "?";
   return `${s.available_chargers} of ${total}`;
 }
