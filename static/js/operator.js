@@ -55,8 +55,8 @@ async function showList() {
           el("td", { text: s.city }),
           el("td", {}, badge),
           el("td", { text: `${todayHoursText(s.open_time, s.close_time)} · ${s.timezone}` }),
-          el("td", { text: `${s.available_chargers ?? "–"} free of ${s.total_chargers ?? "–"}` }),
-          el("td", { text: s.status }),
+          el("td", { text: `${s.total_chargers ?? "–"} (${s.available_chargers ?? "–"} free)` }),
+          el("td", { text: s.status.charAt(0) + s.status.slice(1).toLowerCase() }),
           el(
             "td",
             { class: "row-actions" },

@@ -29,9 +29,10 @@ function renderHead() {
   $("#station-next").textContent =
     view.stationStatus !== "ACTIVE" ? "Not taking bookings right now" : nextChangeText(open, view.nextChangeAt, tz, clock.now());
   $("#station-hours").textContent = todayHoursText(s.open_time, s.close_time);
-  $("#station-price").textContent = `${money(s.price_per_hour, s.currency)} per hour`;
+  $("#station-price").textContent = `${money(s.price_per_hour, s.currency, { compact: true })} per hour`;
   const free = view.chargers.filter((c) => chargerState(c, open).key === "free").length;
-  $("#station-free").textContent = open ? `${free} of ${view.chargers.length}` : `None while closed (${view.chargers.length} in total)`;
+  const total = view.chargers.length;
+  $("#station-free").textContent = open ? `${free} of ${total} free now` : `${total} · closed now`;
 }
 
 function renderChargers() {
