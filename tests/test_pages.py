@@ -161,3 +161,8 @@ async def test_header_shows_who_is_signed_in(client: ApiClient, driver: Any) -> 
     await client.sign_in(driver)
     html = await page(client, "/")
     assert driver.username in html and 'id="sign-out"' in html
+
+
+async def test_pages_stay_out_of_the_api_document(client: ApiClient) -> None:
+    paths = (await (await client.get("/openapi.json")).get_json())["paths"]
+    assert not [p for p in paths if not p.startswith(("/api/", "/ws/", "/healthz", "/readyz"))]

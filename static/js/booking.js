@@ -73,6 +73,7 @@ export class BookingFlow {
 
   render() {
     const open = this.bookable;
+    $("#booking-title").textContent = { form: "Book a charging slot", payment: "Your booking", done: "You're booked" }[this.mode];
     this.form.hidden = !(open && this.mode === "form");
     this.payment.hidden = !(open && this.mode === "payment");
     this.paused.hidden = !(!open && this.mode === "payment");

@@ -12,7 +12,7 @@ export function nextChangeText(isOpen, nextChangeAt, tz, now) {
 /** A charger's state as a driver reads it; nothing is "available" while its station is closed. */
 export function chargerState(c, stationOpen = true) {
   if (c.status === "OUT_OF_SERVICE") return { key: "out", label: "Out of service" };
-  if (!stationOpen) return { key: "closed", label: "Station closed" };
+  if (!stationOpen) return { key: "closed", label: "Closed" };
   if (c.available_now === false) return { key: "busy", label: "In use" };
   return { key: "free", label: "Available" };
 }

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import DRIVER, Api, screenshot
+from tests.browser.conftest import DRIVER, OPERATOR, Api, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -165,6 +165,8 @@ async def test_kiosk_flips_live_and_recovers_after_its_socket_is_cut(new_page: A
         sockets.append(ws)
 
     await page.route_web_socket(re.compile(r"/ws/"), relay)
+    # The kiosk's own clock is three hours fast: the board must still count down by the server's.
+    await page.clock.install(time=datetime.now(UTC) + timedelta(hours=3))
     await page.goto(f"/kiosk/{station['id']}")
     state = page.locator("#kiosk-state")
     conn = page.locator("#conn")
@@ -176,7 +178,10 @@ async def test_kiosk_flips_live_and_recovers_after_its_socket_is_cut(new_page: A
     closing = await close_now(operator_api, station["id"])
     await expect(state).to_have_text("CLOSED", timeout=LIVE)
     countdown = page.locator("#kiosk-countdown")
-    await expect(countdown).to_contain_text("Opens")
+    await expect(countdown).to_contain_text(re.compile(r"Opens .* in 01:5\d:\d\d"))  # the closing ends in 2 h
+    kolkata_now = datetime.now(ZoneInfo("Asia/Kolkata"))
+    shown = await page.locator("#kiosk-clock").inner_text()
+    assert shown in {(kolkata_now + timedelta(minutes=m)).strftime("%H:%M") for m in (-1, 0, 1)}
     first = await countdown.inner_text()
     await expect(countdown).not_to_have_text(first, timeout=3000)  # it ticks every second
     await screenshot(page, "kiosk", full_page=False)
@@ -204,7 +209,7 @@ async def test_operator_edits_hours_and_the_driver_page_follows(new_page: Any, o
     await expect(driver.locator("#conn")).to_have_attribute("data-state", "connected")
 
     operator = await new_page()
-    await sign_in(operator, {"email": "operator@chargeslot.example", "password": "operate-stations-42"}, "/operator")
+    await sign_in(operator, OPERATOR, "/operator")
     row = operator.locator("#op-stations tr").filter(has_text=station["name"])
     await expect(row).to_be_visible()
     await screenshot(operator, "operator")
@@ -241,3 +246,47 @@ async def test_home_page_fits_a_phone_screen(new_page: Any) -> None:
     overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"page is {overflow}px wider than the phone screen"
     await screenshot(page, "home-375", full_page=False)
+
+
+async def test_operator_creates_a_station_and_manages_closings_and_chargers(new_page: Any) -> None:
+    page = await new_page()
+    await sign_in(page, OPERATOR, "/operator/stations/new")
+    name = f"Harbour Charge {secrets.token_hex(2)}"
+    await page.get_by_label("Name").fill(name)
+    await page.get_by_label("Address").fill("Pier 4")
+    await page.get_by_label("City").fill("Kochi")
+    await page.get_by_label("Latitude").fill("9.97")
+    await page.get_by_label("Longitude").fill("76.28")
+    await page.get_by_label("Time zone").fill("Asia/Kolkata")
+    await page.get_by_label("Price per hour").fill("95.50")
+    await page.get_by_label("Currency").fill("INR")
+    await page.get_by_label("Open 24/7").check()
+    await page.get_by_label("How many").fill("2")
+    await page.get_by_role("button", name="Create station").click()
+    await page.wait_for_url(re.compile(r"/operator/stations/\d+$"))
+    await expect(page.get_by_role("heading", name=name)).to_be_visible()
+    await expect(page.locator("#op-badge")).to_have_text("Open")
+    chargers = page.locator("#op-chargers tbody tr")
+    await expect(chargers).to_have_count(2)
+
+    # An exceptional closing from a minute ago, station time: the station closes; removing it reopens.
+    local_now = datetime.now(ZoneInfo("Asia/Kolkata")).replace(second=0, microsecond=0)
+    await page.get_by_label("Kind").select_option("closing")
+    await page.get_by_label("From").fill((local_now - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M"))
+    await page.get_by_label("Until").fill((local_now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    await page.get_by_role("button", name="Add", exact=True).click()
+    closings = page.locator("#exc-list li[data-kind=closing]")
+    await expect(closings).to_have_count(1)
+    await expect(page.locator("#op-badge")).to_have_text("Closed")
+    await closings.get_by_role("button", name=re.compile("^Remove")).click()
+    await expect(closings).to_have_count(0)
+    await expect(page.locator("#op-badge")).to_have_text("Open")
+
+    await page.get_by_label("Connector", exact=True).select_option("CHADEMO")
+    await page.get_by_label("Power (kW)").fill("50")
+    await page.get_by_role("button", name="Add charger").click()
+    await expect(chargers).to_have_count(3)
+    await expect(chargers.nth(2)).to_contain_text("CHADEMO")
+    await chargers.first.get_by_role("button", name=re.compile("out of service")).click()
+    await expect(chargers.first).to_contain_text("Out of service")
+    await expect(chargers.first.get_by_role("button", name=re.compile("to service"))).to_be_visible()
