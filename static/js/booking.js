@@ -46,6 +46,7 @@ export class BookingFlow {
     this.slotCheck = $("#slot-check");
     this.checkTimer = null;
     this.checkToken = 0;
+    this.formReady = false;
   }
 
   async start() {
@@ -56,8 +57,33 @@ export class BookingFlow {
   }
 
   setBookable(bookable) {
+    const reopened = bookable && !this.bookable;
     this.bookable = bookable;
     this.render();
+    if (reopened && this.mode === "form" && this.formReady) {
+      this.bumpPastStart();
+      this.queueCheck();
+    }
+  }
+
+  nextStart() {
+    const now = this.clock.now();
+    return new Date(Math.ceil((now.getTime() + 60_000) / 900_000) * 900_000);
+  }
+
+  /** A start picked while the page sat open may have slipped into the past: move it forward. */
+  bumpPastStart() {
+    const date = $("#slot-date");
+    const time = $("#slot-time");
+    const now = this.clock.now();
+    date.min = localDate(now, this.tz);
+    date.max = localDate(new Date(now.getTime() + HORIZON_DAYS * 86_400_000), this.tz);
+    const chosen = `${date.value}T${time.value}`;
+    const start = this.nextStart();
+    if (!date.value || !time.value || chosen < `${localDate(now, this.tz)}T${localTime(now, this.tz)}`) {
+      date.value = localDate(start, this.tz);
+      time.value = localTime(start, this.tz);
+    }
   }
 
   setChargers(chargers) {
@@ -84,13 +110,8 @@ export class BookingFlow {
   // -- slot picker ------------------------------------------------------------------------
 
   initForm() {
-    const now = this.clock.now();
-    const start = new Date(Math.ceil((now.getTime() + 60_000) / 900_000) * 900_000);
-    const date = $("#slot-date");
-    date.min = localDate(now, this.tz);
-    date.max = localDate(new Date(now.getTime() + HORIZON_DAYS * 86_400_000), this.tz);
-    date.value = localDate(start, this.tz);
-    $("#slot-time").value = localTime(start, this.tz);
+    this.formReady = true;
+    this.bumpPastStart();
     const duration = $("#duration");
     duration.replaceChildren(...DURATIONS.map((m) => el("option", { value: m, text: durationLabel(m), selected: m === 60 })));
     duration.value = "60";
@@ -299,6 +320,7 @@ export class BookingFlow {
   }
 
   reset() {
+    this.bumpPastStart();
     this.booking = null;
     this.quote = null;
     this.attempt = null;

@@ -145,7 +145,16 @@ function scheduleTransitionCheck() {
   if (wait > 0 && wait < 2 ** 31 - 1) transitionTimer = setTimeout(() => refreshStatus().catch(() => {}), wait);
 }
 
+// A status event may come from an hours change: refresh the weekly table too, each page at a
+// slightly different moment so a transition seen by many pages is not one burst of requests.
+let detailsTimer = null;
+function refreshDetailsSoon() {
+  clearTimeout(detailsTimer);
+  detailsTimer = setTimeout(() => loadStation().catch(() => {}), 500 + Math.random() * 2500);
+}
+
 function onMessage(msg) {
+  if (msg.type === "status") refreshDetailsSoon();
   if (msg.type === "snapshot" || msg.type === "status") applyStatus(msg);
   else if (msg.type === "availability") {
     view.chargers = mergeChargers(view.chargers, msg.chargers ?? []);
