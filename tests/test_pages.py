@@ -57,10 +57,10 @@ async def test_every_page_renders_without_anything_the_csp_blocks(client: ApiCli
         "/register",
         "/bookings",
         f"/kiosk/{station.id}",
-        "/operator",
     ]
     for path in paths:
         assert_csp_safe(await page(client, path))
+    assert_csp_safe(await page(client, "/operator", status=403))
     await client.sign_in(operator)
     for path in ["/", "/bookings", "/operator", "/operator/stations/new", f"/operator/stations/{station.id}"]:
         assert_csp_safe(await page(client, path))
@@ -137,11 +137,11 @@ async def test_login_only_returns_to_paths_on_this_site(client: ApiClient, targe
 
 async def test_operator_pages_tell_drivers_they_are_for_operators(client: ApiClient, driver: Any) -> None:
     station = await make_station()
-    signed_out = await page(client, "/operator")
+    signed_out = await page(client, "/operator", status=403)
     assert "Operators only" in signed_out and "js/operator.js" not in signed_out
     await client.sign_in(driver)
     for path in ("/operator", "/operator/stations/new", f"/operator/stations/{station.id}"):
-        html = await page(client, path)
+        html = await page(client, path, status=403)
         assert "Operators only" in html
         assert "js/operator.js" not in html
 
@@ -154,6 +154,7 @@ async def test_operator_sees_the_station_editor(client: ApiClient, operator: Any
     for marker in ('id="station-form"', 'id="hours-form"', 'id="exc-form"', 'id="charger-form"'):
         assert marker in html
     assert 'href="/operator"' in html
+    await page(client, "/operator/stations/999999", status=404)
 
 
 async def test_header_shows_who_is_signed_in(client: ApiClient, driver: Any) -> None:

@@ -59,7 +59,7 @@ async def station(station_id: int) -> str | tuple[str, int]:
     station = await Station.get_or_none(id=station_id)
     if station is None:
         return await _not_found()
-    return await _render("station.html", station=station, charger_types=CHARGER_TYPES)
+    return await _render("station.html", station=station)
 
 
 @blueprint.get("/login")
@@ -96,26 +96,32 @@ async def kiosk(station_id: int) -> str | tuple[str, int]:
     return await render_template("kiosk.html", station=station, booking_url=booking_url, qr=station_qr_svg(booking_url))
 
 
+async def _operator_page(template: str, **context: Any) -> str | tuple[str, int]:
+    """Operator pages: the shell for operators, a plain "operators only" page (403) for others.
+    The API behind the page enforces the role on every call anyway."""
+    if not _is_operator(await current_user()):
+        return await _render(template, allowed=False, station=None), 403
+    return await _render(template, allowed=True, **context)
+
+
 @blueprint.get("/operator")
 @hide
-async def operator_home() -> str:
-    user = await current_user()
-    return await _render("operator/index.html", allowed=_is_operator(user))
+async def operator_home() -> str | tuple[str, int]:
+    return await _operator_page("operator/index.html")
 
 
 @blueprint.get("/operator/stations/new")
 @hide
-async def operator_new_station() -> str:
-    user = await current_user()
-    return await _render("operator/station.html", allowed=_is_operator(user), station=None)
+async def operator_new_station() -> str | tuple[str, int]:
+    return await _operator_page("operator/station.html", station=None)
 
 
 @blueprint.get("/operator/stations/<int:station_id>")
 @hide
 async def operator_station(station_id: int) -> str | tuple[str, int]:
-    user = await current_user()
-    allowed = _is_operator(user)
-    station = await Station.get_or_none(id=station_id) if allowed else None
-    if allowed and station is None:
+    if not _is_operator(await current_user()):
+        return await _operator_page("operator/station.html")
+    station = await Station.get_or_none(id=station_id)
+    if station is None:
         return await _not_found()
-    return await _render("operator/station.html", allowed=allowed, station=station)
+    return await _operator_page("operator/station.html", station=station)
