@@ -16,7 +16,8 @@ from quart import Blueprint, render_template, request, url_for
 from quart_schema import hide
 
 from app.auth import current_user
-from app.models import Charger, Station, User
+from app.directory import directory
+from app.models import User
 
 blueprint = Blueprint("pages", __name__)
 
@@ -47,16 +48,16 @@ def _is_operator(user: User | None) -> bool:
 @blueprint.get("/")
 @hide
 async def home() -> str:
-    cities = await Station.all().order_by("city").distinct().values_list("city", flat=True)
-    types = await Charger.all().distinct().values_list("charger_type", flat=True)
-    charger_types = sorted(set(types) | set(CHARGER_TYPES))
+    stations = await directory().catalogue()
+    cities = sorted({view.city for view in stations}, key=str.casefold)
+    charger_types = sorted(set(CHARGER_TYPES).union(*(view.charger_types for view in stations)))
     return await _render("home.html", cities=cities, charger_types=charger_types)
 
 
 @blueprint.get("/stations/<int:station_id>")
 @hide
 async def station(station_id: int) -> str | tuple[str, int]:
-    station = await Station.get_or_none(id=station_id)
+    station = await directory().get(station_id)
     if station is None:
         return await _not_found()
     return await _render("station.html", station=station)
@@ -89,7 +90,7 @@ def station_qr_svg(url: str) -> Markup:
 @blueprint.get("/kiosk/<int:station_id>")
 @hide
 async def kiosk(station_id: int) -> str | tuple[str, int]:
-    station = await Station.get_or_none(id=station_id)
+    station = await directory().get(station_id)
     if station is None:
         return await _not_found()
     booking_url = url_for("pages.station", station_id=station.id, _external=True)
@@ -121,7 +122,7 @@ async def operator_new_station() -> str | tuple[str, int]:
 async def operator_station(station_id: int) -> str | tuple[str, int]:
     if not _is_operator(await current_user()):
         return await _operator_page("operator/station.html")
-    station = await Station.get_or_none(id=station_id)
+    station = await directory().get(station_id)
     if station is None:
         return await _not_found()
     return await _operator_page("operator/station.html", station=station)
