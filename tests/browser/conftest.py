@@ -74,7 +74,9 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
         PYTHONUNBUFFERED="1",
     )
-    log = workdir / "server.log"
+    # The server's output is kept with the screenshots, for reading after a failed CI run.
+    SCREENSHOTS.parent.mkdir(parents=True, exist_ok=True)
+    log = SCREENSHOTS.parent / "browser-server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "app", "serve"], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT
