@@ -44,8 +44,8 @@ function bookable(s) {
 
 function fill(card, s) {
   const open = bookable(s);
-  card.dataset.open = s.is_open ? "true" : "false";
-  setBadge(card.querySelector(".badge"), s.is_open);
+  card.dataset.open = open ? "true" : "false";
+  setBadge(card.querySelector(".badge"), open);
   card.querySelector(".js-hours").textContent = todayHoursText(s.open_time, s.close_time);
   card.querySelector(".js-free").textContent = freeText(s);
   card.querySelector(".js-next").textContent = nextText(s);

@@ -24,7 +24,7 @@ const flow = main.dataset.signedIn === "true" ? new BookingFlow({ stationId, tz,
 
 function renderHead() {
   const s = view.station;
-  const open = Boolean(view.isOpen);
+  const open = Boolean(view.isOpen) && view.stationStatus === "ACTIVE";
   setBadge($("#station-badge"), open);
   $("#station-next").textContent =
     view.stationStatus !== "ACTIVE" ? "Not taking bookings right now" : nextChangeText(open, view.nextChangeAt, tz, clock.now());
