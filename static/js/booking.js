@@ -3,6 +3,7 @@
 // The station's openness decides what is on screen: while it is closed neither the booking form
 // nor the payment section is shown, whatever step the driver was at; both come back when it opens.
 import { ApiError, get, messageOf, post } from "./api.js";
+import { METHOD_LABEL } from "./status.js";
 import { localDate, localTime, money, slotText, timeText } from "./time.js";
 import { $, announce, busy, clearError, el, showError } from "./ui.js";
 
@@ -288,7 +289,7 @@ export class BookingFlow {
     summaryRows($("#confirmation-summary"), [
       ["Transaction", result.transaction_id],
       ["Amount paid", money(result.amount, result.currency)],
-      ["Method", result.payment_method],
+      ["Method", METHOD_LABEL[result.payment_method] ?? result.payment_method],
       ["Charger", b.charger_number ? `#${b.charger_number}` : ""],
       ["Slot", slotText(b.slot_time ?? b.slot_start, b.slot_end, this.tz)],
       ["Booking", `#${b.booking_id}`],

@@ -1,5 +1,6 @@
 // My bookings: status, slot in station time, amount, cancel, receipt.
 import { get, messageOf, post } from "./api.js";
+import { METHOD_LABEL } from "./status.js";
 import { dateTimeText, money, slotText } from "./time.js";
 import { $, announce, busy, clone, el, setState, showError } from "./ui.js";
 
@@ -30,9 +31,9 @@ async function stationZones() {
 function slotLine(b) {
   const start = b.slot_time ?? b.slot_start;
   const tz = zones.get(b.station_id);
-  if (tz) return `${slotText(start, b.slot_end, tz)} (${tz})`;
+  if (tz) return [slotText(start, b.slot_end, tz), `${tz.split("/").pop().replaceAll("_", " ")} time (${tz})`];
   const wall = (iso) => iso.slice(0, 16).replace("T", " ");
-  return `${wall(start)} – ${wall(b.slot_end).slice(11)} station time`;
+  return [`${wall(start)} – ${wall(b.slot_end).slice(11)}`, "station time"];
 }
 
 /** The latest payment of each booking, for the receipts. */
@@ -57,7 +58,7 @@ function receipt(card, b, payment) {
   const rows = [
     ["Transaction", payment.transaction_id],
     ["Amount", money(payment.amount ?? b.amount_due, payment.currency ?? b.currency)],
-    ["Method", payment.payment_method],
+    ["Method", METHOD_LABEL[payment.payment_method] ?? payment.payment_method],
     ["Paid", payment.created_at ? dateTimeText(payment.created_at, zones.get(b.station_id) ?? "UTC") : ""],
     ["Refund", payment.status === "REFUNDED" ? "Refunded to the same method" : ""],
   ].filter(([, v]) => v);
@@ -80,7 +81,8 @@ function render(items, payments) {
       const pill = card.querySelector(".status-pill");
       pill.dataset.status = b.status;
       pill.textContent = STATUS_LABEL[b.status] ?? b.status;
-      card.querySelector(".js-slot").textContent = slotLine(b);
+      const [when, zone] = slotLine(b);
+      card.querySelector(".js-slot").replaceChildren(when, el("span", { class: "zone", text: zone }));
       card.querySelector(".js-charger").textContent =
         [b.charger_number ? `#${b.charger_number}` : "", b.charger_type].filter(Boolean).join(" · ") || "–";
       card.querySelector(".js-amount").textContent = money(b.amount_due, b.currency);

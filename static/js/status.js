@@ -29,3 +29,5 @@ export function powerText(kw) {
   if (kw === undefined || kw === null) return "";
   return `${Number(kw) % 1 === 0 ? Number(kw) : Number(kw).toFixed(1)} kW`;
 }
+
+export const METHOD_LABEL = { UPI: "UPI", CARD: "Card", WALLET: "Wallet" };
