@@ -105,10 +105,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
 
 def _register_blueprints(app: Quart) -> None:
-    from app.blueprints import auth, bookings, health, operator, payments, stations
+    from app.blueprints import auth, bookings, health, operator, pages, payments, stations
     from app.blueprints import live as live_updates
 
-    for module in (health, auth, stations, operator, live_updates, bookings, payments):
+    for module in (health, auth, stations, operator, live_updates, bookings, payments, pages):
         app.register_blueprint(module.blueprint)
 
 

@@ -1,0 +1,128 @@
+"""HTML pages: server-rendered shells that the static ES modules fill from the JSON API.
+
+The server renders what is cheap and never changes under the page (title, station name, who is
+signed in); everything live (open or closed, free chargers, bookings) comes from the API and the
+WebSocket, so one code path serves both the first paint and every later update.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import segno
+from markupsafe import Markup
+from quart import Blueprint, render_template, request, url_for
+from quart_schema import hide
+
+from app.auth import current_user
+from app.directory import directory
+from app.models import User
+
+blueprint = Blueprint("pages", __name__)
+
+CHARGER_TYPES = ("CCS2", "TYPE2", "CHADEMO")
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths may be returned to after sign-in (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/"
+
+
+async def _render(template: str, **context: Any) -> str:
+    user = await current_user()
+    return await render_template(template, user=user, **context)
+
+
+async def _not_found() -> tuple[str, int]:
+    return await _render("not_found.html"), 404
+
+
+def _is_operator(user: User | None) -> bool:
+    return user is not None and user.is_operator
+
+
+@blueprint.get("/")
+@hide
+async def home() -> str:
+    stations = await directory().catalogue()
+    cities = sorted({view.city for view in stations}, key=str.casefold)
+    charger_types = sorted(set(CHARGER_TYPES).union(*(view.charger_types for view in stations)))
+    return await _render("home.html", cities=cities, charger_types=charger_types)
+
+
+@blueprint.get("/stations/<int:station_id>")
+@hide
+async def station(station_id: int) -> str | tuple[str, int]:
+    station = await directory().get(station_id)
+    if station is None:
+        return await _not_found()
+    return await _render("station.html", station=station)
+
+
+@blueprint.get("/login")
+@hide
+async def login() -> str:
+    return await _render("login.html", next=safe_next(request.args.get("next")))
+
+
+@blueprint.get("/register")
+@hide
+async def register() -> str:
+    return await _render("register.html", next=safe_next(request.args.get("next")))
+
+
+@blueprint.get("/bookings")
+@hide
+async def bookings() -> str:
+    return await _render("bookings.html")
+
+
+def station_qr_svg(url: str) -> Markup:
+    """The booking link as an inline SVG: crisp at any size, no image request, no inline style."""
+    svg = segno.make(url, error="m").svg_inline(scale=1, border=2, omitsize=True, dark="#0b1320", light="#ffffff")
+    return Markup(svg.replace('class="segno"', 'class="qr" role="img" aria-label="QR code: book at this station"', 1))
+
+
+@blueprint.get("/kiosk/<int:station_id>")
+@hide
+async def kiosk(station_id: int) -> str | tuple[str, int]:
+    station = await directory().get(station_id)
+    if station is None:
+        return await _not_found()
+    booking_url = url_for("pages.station", station_id=station.id, _external=True)
+    return await render_template("kiosk.html", station=station, booking_url=booking_url, qr=station_qr_svg(booking_url))
+
+
+async def _operator_page(template: str, **context: Any) -> str | tuple[str, int]:
+    """Operator pages: the shell for operators, a plain "operators only" page (403) for others.
+    The API behind the page enforces the role on every call anyway."""
+    if not _is_operator(await current_user()):
+        return await _render(template, allowed=False, station=None), 403
+    return await _render(template, allowed=True, **context)
+
+
+@blueprint.get("/operator")
+@hide
+async def operator_home() -> str | tuple[str, int]:
+    return await _operator_page("operator/index.html")
+
+
+@blueprint.get("/operator/stations/new")
+@hide
+async def operator_new_station() -> str | tuple[str, int]:
+    return await _operator_page("operator/station.html", station=None)
+
+
+@blueprint.get("/operator/stations/<int:station_id>")
+@hide
+async def operator_station(station_id: int) -> str | tuple[str, int]:
+    if not _is_operator(await current_user()):
+        return await _operator_page("operator/station.html")
+    station = await directory().get(station_id)
+    if station is None:
+        return await _not_found()
+    return await _operator_page("operator/station.html", station=station)

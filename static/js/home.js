@@ -1,0 +1,197 @@
+// Station list: filters, live OPEN/CLOSED badges and free-charger counts.
+import { get, messageOf } from "./api.js";
+import { LiveChannel, bindIndicator } from "./live.js";
+import { nextChangeText } from "./status.js";
+import { ServerClock, money, todayHoursText } from "./time.js";
+import { $, announce, clone, setBadge, setState } from "./ui.js";
+
+const form = $("#filters");
+const list = $("#station-list");
+const stateBox = $("#stations-state");
+const countLine = $("#result-count");
+const nearButton = $("#near-me");
+const clock = new ServerClock();
+const stations = new Map(); // id -> station as last known
+let near = null;
+let loadToken = 0;
+
+function query() {
+  const params = new URLSearchParams();
+  const data = new FormData(form);
+  for (const key of ["q", "city", "charger_type"]) {
+    const value = String(data.get(key) || "").trim();
+    if (value) params.set(key, value);
+  }
+  if (data.get("open_now")) params.set("open_now", "true");
+  if (near) params.set("near", `${near.lat.toFixed(5)},${near.lon.toFixed(5)}`);
+  return params;
+}
+
+function nextText(s) {
+  if (s.status && s.status !== "ACTIVE") return "Not taking bookings right now";
+  return nextChangeText(s.is_open, s.next_change_at, s.timezone, clock.now());
+}
+
+function freeText(s) {
+  if (s.available_chargers === undefined || s.available_chargers === null || !bookable(s)) return "–";
+  const total = s.total_chargers ?? "?";
+  return `${s.available_chargers} of ${total}`;
+}
+
+function bookable(s) {
+  return s.is_open && (!s.status || s.status === "ACTIVE");
+}
+
+function fill(card, s) {
+  const open = bookable(s);
+  card.dataset.open = open ? "true" : "false";
+  setBadge(card.querySelector(".badge"), open);
+  card.querySelector(".js-hours").textContent = todayHoursText(s.open_time, s.close_time);
+  card.querySelector(".js-free").textContent = freeText(s);
+  card.querySelector(".js-next").textContent = nextText(s);
+  const book = card.querySelector(".js-book");
+  book.hidden = !open;
+}
+
+function render(items) {
+  const cards = items.map((s) => {
+    const card = clone("station-card");
+    const url = `/stations/${s.id}`;
+    card.dataset.stationId = s.id;
+    const link = card.querySelector(".station-card__link");
+    link.href = url;
+    link.textContent = s.name;
+    const distance = typeof s.distance_km === "number" ? ` · ${s.distance_km.toFixed(1)} km away` : "";
+    card.querySelector(".station-card__where").textContent = `${s.location}, ${s.city}${distance}`;
+    card.querySelector(".js-price").textContent = `${money(s.price_per_hour, s.currency, { compact: true })}/h`;
+    card.querySelector(".js-zone").textContent = `${s.timezone.split("/").pop().replaceAll("_", " ")} time`;
+    card.querySelector(".js-zone").title = s.timezone;
+    const book = card.querySelector(".js-book");
+    book.href = `${url}#booking`;
+    book.setAttribute("aria-label", `Book now at ${s.name}`);
+    const details = card.querySelector(".js-details");
+    details.href = url;
+    details.setAttribute("aria-label", `Details of ${s.name}`);
+    fill(card, s);
+    return card;
+  });
+  list.replaceChildren(...cards);
+}
+
+async function load({ quiet = false } = {}) {
+  const token = ++loadToken;
+  const params = query();
+  params.set("limit", "200");
+  if (!quiet) setState(stateBox, "loading", "Loading stations…");
+  try {
+    const data = await get(`/api/stations?${params}`);
+    if (token !== loadToken) return;
+    const items = Array.isArray(data) ? data : data.items ?? data.stations ?? [];
+    stations.clear();
+    for (const s of items) stations.set(s.id, s);
+    if (items.length && items[0].current_server_time) clock.sync(items[0].current_server_time);
+    render(items);
+    const openCount = items.filter((s) => s.is_open).length;
+    countLine.textContent = items.length
+      ? `${items.length} station${items.length === 1 ? "" : "s"} · ${openCount} open now`
+      : "";
+    if (!items.length) setState(stateBox, "empty", "No stations match these filters. Try clearing a filter.");
+    else setState(stateBox, "ready");
+  } catch (err) {
+    if (token !== loadToken) return;
+    if (!quiet) {
+      list.replaceChildren();
+      setState(stateBox, "error", `Couldn't load stations. ${messageOf(err)}`);
+    }
+  }
+}
+
+function apply(update) {
+  const id = update.station_id;
+  const s = stations.get(id);
+  if (!s) return;
+  const wasOpen = s.is_open;
+  for (const key of ["is_open", "open_time", "close_time", "next_change_at", "available_chargers"]) {
+    if (key in update) s[key] = update[key];
+  }
+  if (update.station_status) s.status = update.station_status;
+  if (Array.isArray(update.chargers) && !("available_chargers" in update)) {
+    s.available_chargers = update.chargers.filter((c) => c.available_now).length;
+  }
+  const card = list.querySelector(`[data-station-id="${id}"]`);
+  if (card) fill(card, s);
+  if ("is_open" in update && wasOpen !== s.is_open) {
+    announce(`${s.name} is now ${s.is_open ? "open" : "closed"}.`);
+    const openCount = [...stations.values()].filter((x) => x.is_open).length;
+    countLine.textContent = `${stations.size} station${stations.size === 1 ? "" : "s"} · ${openCount} open now`;
+  }
+}
+
+function onMessage(msg) {
+  if (msg.server_time) clock.sync(msg.server_time);
+  if (Array.isArray(msg.stations)) {
+    for (const s of msg.stations) apply({ ...s, station_id: s.station_id ?? s.id });
+    return;
+  }
+  if (msg.type === "status" || msg.type === "availability" || msg.type === "snapshot") apply(msg);
+}
+
+let typing = null;
+form.addEventListener("input", (event) => {
+  clearTimeout(typing);
+  typing = setTimeout(() => load(), event.target.type === "search" ? 250 : 0);
+});
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  load();
+});
+
+nearButton.addEventListener("click", () => {
+  if (near) {
+    near = null;
+    nearButton.setAttribute("aria-pressed", "false");
+    load();
+    return;
+  }
+  if (!("geolocation" in navigator)) {
+    countLine.textContent = "This browser can't share its location.";
+    return;
+  }
+  nearButton.disabled = true;
+  navigator.geolocation.getCurrentPosition(
+    (pos) => {
+      nearButton.disabled = false;
+      near = { lat: pos.coords.latitude, lon: pos.coords.longitude };
+      nearButton.setAttribute("aria-pressed", "true");
+      announce("Showing the nearest stations first.");
+      load();
+    },
+    () => {
+      nearButton.disabled = false;
+      countLine.textContent = "Location is not available, so stations are listed by name.";
+    },
+    { timeout: 10_000, maximumAge: 300_000 },
+  );
+});
+
+// Relative phrases ("closes today at 22:00 · in 5 min") drift as time passes: refresh them, and if a
+// change came due without a live message (socket down, message lost), fetch the list again.
+setInterval(() => {
+  const now = clock.now().getTime();
+  let overdue = false;
+  for (const [id, s] of stations) {
+    const card = list.querySelector(`[data-station-id="${id}"]`);
+    if (card) card.querySelector(".js-next").textContent = nextText(s);
+    if (s.next_change_at && Date.parse(s.next_change_at) < now - 3000) overdue = true;
+  }
+  if (overdue) load({ quiet: true });
+}, 15_000);
+
+const channel = new LiveChannel({
+  path: "/ws/stations",
+  onMessage,
+  poll: () => load({ quiet: true }),
+  onGap: () => load({ quiet: true }),
+});
+bindIndicator($("#conn"), channel);
+load().then(() => channel.start());

@@ -1,0 +1,135 @@
+// Kiosk board: a screen at the station, read from a few metres away, that nobody touches.
+//
+// The countdown runs on the server's clock (offset re-anchored by every message), so a kiosk whose
+// own clock is wrong still flips at the right second; the socket reconnects by itself and the board
+// falls back to polling while it cannot.
+import { get } from "./api.js";
+import { LiveChannel, bindIndicator } from "./live.js";
+import { chargerState, mergeChargers, powerText } from "./status.js";
+import { ServerClock, countdownText, localTime, todayHoursText, whenText } from "./time.js";
+import { $, announce, el } from "./ui.js";
+
+const main = $("#main");
+const stationId = Number(main.dataset.stationId);
+const tz = main.dataset.timezone;
+const clock = new ServerClock();
+const view = { isOpen: null, nextChangeAt: null, openTime: null, closeTime: null, stationStatus: "ACTIVE", chargers: [] };
+
+function hoursLine() {
+  const text = todayHoursText(view.openTime, view.closeTime);
+  return text.startsWith("Open") || text.startsWith("Closed") ? `${text} today` : `Today ${text}`;
+}
+
+function renderState() {
+  const open = Boolean(view.isOpen) && view.stationStatus === "ACTIVE";
+  main.dataset.open = open ? "true" : "false";
+  const state = $("#kiosk-state");
+  state.dataset.open = open ? "true" : "false";
+  state.textContent = open ? "OPEN" : "CLOSED";
+  const hours = $("#kiosk-hours");
+  hours.textContent = view.stationStatus !== "ACTIVE" ? "Temporarily not taking bookings" : hoursLine();
+  hours.hidden = view.isOpen && !view.nextChangeAt && view.stationStatus === "ACTIVE"; // 24/7 says it already
+  tick();
+}
+
+function tick() {
+  const now = clock.now();
+  $("#kiosk-clock").textContent = localTime(now, tz);
+  const countdown = $("#kiosk-countdown");
+  if (view.isOpen === null) return;
+  if (!view.nextChangeAt) {
+    countdown.textContent = view.isOpen ? "Open around the clock" : "";
+    return;
+  }
+  const left = Date.parse(view.nextChangeAt) - now.getTime();
+  const verb = view.isOpen ? "Closes" : "Opens";
+  if (left <= 0) {
+    countdown.textContent = view.isOpen ? "Closing now…" : "Opening now…";
+    return;
+  }
+  countdown.replaceChildren(
+    el("span", { class: "kiosk__countdown-label", text: `${verb} ${whenText(view.nextChangeAt, tz, now)} · in ` }),
+    el("span", { class: "kiosk__countdown-time", text: countdownText(left) }),
+  );
+}
+
+function renderChargers() {
+  const open = Boolean(view.isOpen) && view.stationStatus === "ACTIVE";
+  const free = view.chargers.filter((c) => chargerState(c).key === "free").length;
+  $("#kiosk-free-count").parentElement.hidden = !open;
+  $("#kiosk-free-count").textContent = free;
+  $("#kiosk-free-label").textContent = `of ${view.chargers.length} charger${view.chargers.length === 1 ? "" : "s"} free`;
+  $("#kiosk-grid").replaceChildren(
+    ...view.chargers.map((c) => {
+      const state = chargerState(c, open);
+      return el(
+        "li",
+        { class: "kiosk-charger", "data-state": state.key },
+        el("span", { class: "kiosk-charger__number", text: c.charger_number }),
+        el("span", { class: "kiosk-charger__type", text: [c.charger_type, powerText(c.power_kw)].filter(Boolean).join(" · ") }),
+        el("span", { class: "kiosk-charger__state", text: state.label }),
+      );
+    }),
+  );
+}
+
+function apply(msg) {
+  if (msg.server_time || msg.current_server_time) clock.sync(msg.server_time || msg.current_server_time);
+  const was = view.isOpen;
+  if ("is_open" in msg) view.isOpen = Boolean(msg.is_open);
+  if ("next_change_at" in msg) view.nextChangeAt = msg.next_change_at;
+  if ("open_time" in msg) view.openTime = msg.open_time;
+  if ("close_time" in msg) view.closeTime = msg.close_time;
+  if (msg.station_status) view.stationStatus = msg.station_status;
+  if (Array.isArray(msg.chargers)) {
+    view.chargers = mergeChargers(view.chargers, msg.chargers);
+    renderChargers();
+  }
+  renderState();
+  if (was !== view.isOpen) renderChargers();
+  if (was !== null && was !== view.isOpen) announce(view.isOpen ? "The station is now open." : "The station is now closed.");
+  scheduleCheck();
+}
+
+async function refreshStatus() {
+  apply(await get(`/api/stations/${stationId}/status`));
+}
+
+// If the change is due and no message came (a lost event), ask the server a moment later.
+let checkTimer = null;
+function scheduleCheck() {
+  clearTimeout(checkTimer);
+  if (!view.nextChangeAt) return;
+  const wait = Date.parse(view.nextChangeAt) - clock.now().getTime() + 2000;
+  if (wait > 0 && wait < 2 ** 31 - 1) checkTimer = setTimeout(() => refreshStatus().catch(() => {}), wait);
+}
+
+async function loadStation() {
+  const s = await get(`/api/stations/${stationId}`);
+  view.chargers = [];
+  apply({ ...s, chargers: s.chargers ?? [], station_status: s.status });
+}
+
+async function loadUntilReady(delay = 2000) {
+  try {
+    await loadStation();
+  } catch {
+    setTimeout(() => loadUntilReady(Math.min(delay * 2, 60_000)), delay);
+  }
+}
+
+function onMessage(msg) {
+  if (msg.type === "snapshot" || msg.type === "status" || msg.type === "availability") apply(msg);
+  else if (msg.type === "changed") loadStation().catch(() => {});
+}
+
+setInterval(tick, 1000);
+tick();
+const channel = new LiveChannel({
+  path: `/ws/stations/${stationId}`,
+  onMessage,
+  poll: refreshStatus,
+  onGap: () => loadStation().catch(() => {}),
+});
+bindIndicator($("#conn"), channel, { connecting: "Connecting…", connected: "Live", reconnecting: "Reconnecting…" });
+loadUntilReady().then(() => channel.start());

@@ -1,0 +1,314 @@
+// Operator pages: station list, create and edit, weekly hours, exceptional periods and chargers.
+import { del, get, messageOf, patch, post, put } from "./api.js";
+import { HoursEditor } from "./hours-editor.js";
+import { chargerState, powerText } from "./status.js";
+import { dateTimeText, todayHoursText, zonedToInstant } from "./time.js";
+import { $, announce, busy, el, setBadge, setState, showError } from "./ui.js";
+
+const main = $("#main");
+const view = main.dataset.view;
+const stationId = Number(main.dataset.stationId || 0);
+const errorBox = $("#op-error");
+let station = null;
+
+function flash(id, text) {
+  const box = $(id);
+  if (!box) return;
+  box.textContent = text;
+  announce(text);
+  setTimeout(() => {
+    if (box.textContent === text) box.textContent = "";
+  }, 4000);
+}
+
+async function guarded(button, work, busyText = "Saving…") {
+  showError(errorBox, "");
+  try {
+    return await busy(button, work, busyText);
+  } catch (err) {
+    showError(errorBox, messageOf(err));
+    errorBox.scrollIntoView({ block: "nearest" });
+    return undefined;
+  }
+}
+
+// -- list -------------------------------------------------------------------------------------
+
+async function showList() {
+  const table = $("#op-stations");
+  const stateBox = $("#op-state");
+  try {
+    const data = await get("/api/stations?limit=200");
+    const items = Array.isArray(data) ? data : data.items ?? [];
+    if (!items.length) {
+      setState(stateBox, "empty", "No stations yet. Create the first one.");
+      return;
+    }
+    table.querySelector("tbody").replaceChildren(
+      ...items.map((s) => {
+        const badge = el("span", { class: "badge" });
+        setBadge(badge, s.is_open);
+        return el(
+          "tr",
+          { "data-station-id": s.id },
+          el("th", { scope: "row" }, el("a", { href: `/operator/stations/${s.id}`, text: s.name })),
+          el("td", { text: s.city }),
+          el("td", {}, badge),
+          el("td", { text: `${todayHoursText(s.open_time, s.close_time)} · ${s.timezone}` }),
+          el("td", { text: `${s.total_chargers ?? "–"} (${s.available_chargers ?? "–"} free)` }),
+          el("td", { text: s.status.charAt(0) + s.status.slice(1).toLowerCase() }),
+          el(
+            "td",
+            { class: "row-actions" },
+            el("a", { class: "button button--small", href: `/operator/stations/${s.id}`, text: "Edit", "aria-label": `Edit ${s.name}` }),
+            el("a", { class: "button button--ghost button--small", href: `/kiosk/${s.id}`, text: "Kiosk", "aria-label": `Kiosk board of ${s.name}` }),
+          ),
+        );
+      }),
+    );
+    table.hidden = false;
+    setState(stateBox, "ready");
+  } catch (err) {
+    setState(stateBox, "error", `Couldn't load stations. ${messageOf(err)}`);
+  }
+}
+
+// -- station details --------------------------------------------------------------------------
+
+function fillTimezones() {
+  const list = $("#tz-list");
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  list.replaceChildren(...zones.map((z) => el("option", { value: z })));
+}
+
+function detailsBody() {
+  const form = $("#station-form");
+  const data = new FormData(form);
+  const text = (k) => String(data.get(k) || "").trim();
+  return {
+    name: text("name"),
+    location: text("location"),
+    city: text("city"),
+    latitude: Number(text("latitude")),
+    longitude: Number(text("longitude")),
+    timezone: text("timezone"),
+    price_per_hour: text("price_per_hour"),
+    currency: text("currency").toUpperCase(),
+    status: text("status"),
+  };
+}
+
+function firstInvalid(form) {
+  return Array.from(form.querySelectorAll("input, select")).find((i) => !i.checkValidity()) ?? null;
+}
+
+function labelOf(input) {
+  return document.querySelector(`label[for="${input.id}"]`)?.textContent ?? input.getAttribute("aria-label") ?? input.name;
+}
+
+function fillDetails(s) {
+  const form = $("#station-form");
+  for (const key of ["name", "location", "city", "latitude", "longitude", "timezone", "price_per_hour", "currency", "status"]) {
+    const input = form.elements.namedItem(key);
+    if (input && s[key] !== undefined && s[key] !== null) input.value = s[key];
+  }
+}
+
+async function saveDetails(event, hoursEditor) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const bad = firstInvalid(form) ?? hoursEditor?.firstInvalid();
+  if (bad) {
+    showError(errorBox, `Check “${labelOf(bad)}”.`);
+    bad.focus();
+    return;
+  }
+  const button = form.querySelector("button[type=submit]");
+  const body = detailsBody();
+  if (view === "new") {
+    body.hours = hoursEditor.value();
+    const count = Number($("#new-count").value || 0);
+    body.chargers = Array.from({ length: count }, () => ({ charger_type: $("#new-type").value, power_kw: Number($("#new-power").value) }));
+    const created = await guarded(button, () => post("/api/stations", body), "Creating…");
+    if (created) window.location.assign(`/operator/stations/${created.id ?? created.station_id}`);
+    return;
+  }
+  const saved = await guarded(button, () => patch(`/api/stations/${stationId}`, body));
+  if (saved) {
+    flash("#station-saved", "Details saved.");
+    await reload();
+  }
+}
+
+// -- hours and exceptions ---------------------------------------------------------------------
+
+function exceptionRows(s) {
+  return [...(s.exceptions ?? [])].sort((a, b) => Date.parse(a.period_begin) - Date.parse(b.period_begin));
+}
+
+function renderExceptions() {
+  const tz = station.timezone;
+  const rows = exceptionRows(station);
+  const list = $("#exc-list");
+  if (!rows.length) {
+    list.replaceChildren(el("li", { class: "exc-list__empty", text: "None planned." }));
+    return;
+  }
+  list.replaceChildren(
+    ...rows.map((p) => {
+      const what = `${p.kind === "closing" ? "Closed" : "Open"} ${dateTimeText(p.period_begin, tz)} – ${dateTimeText(p.period_end, tz)}`;
+      const remove = el("button", { type: "button", class: "button button--danger-ghost button--small", text: "Remove", "aria-label": `Remove: ${what}` });
+      remove.addEventListener("click", () => removeException(p, remove));
+      return el("li", { "data-kind": p.kind }, el("span", { class: "pill", "data-kind": p.kind, text: p.kind }), el("span", { text: what }), remove);
+    }),
+  );
+}
+
+async function removeException(p, button) {
+  const done = await guarded(button, () => del(`/api/stations/${stationId}/exceptions/${p.id}`), "Removing…");
+  if (done !== undefined) {
+    flash("#exc-saved", "Removed.");
+    await reload();
+  }
+}
+
+async function addException(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const bad = firstInvalid(form);
+  if (bad) {
+    showError(errorBox, `Check “${labelOf(bad)}”.`);
+    bad.focus();
+    return;
+  }
+  const tz = station.timezone;
+  const body = {
+    kind: $("#exc-kind").value,
+    period_begin: zonedToInstant($("#exc-begin").value, tz).toISOString(),
+    period_end: zonedToInstant($("#exc-end").value, tz).toISOString(),
+  };
+  const done = await guarded(form.querySelector("button[type=submit]"), () => post(`/api/stations/${stationId}/exceptions`, body), "Adding…");
+  if (done !== undefined) {
+    form.reset();
+    flash("#exc-saved", "Added.");
+    await reload();
+  }
+}
+
+async function saveHours(event, editor) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const bad = editor.firstInvalid();
+  if (bad) {
+    showError(errorBox, "Every period needs an opening and a closing time.");
+    bad.focus();
+    return;
+  }
+  const strip = (list) => (list ?? []).map(({ period_begin, period_end }) => ({ period_begin, period_end }));
+  const body = {
+    ...editor.value(),
+    exceptional_openings: strip(station.hours?.exceptional_openings),
+    exceptional_closings: strip(station.hours?.exceptional_closings),
+  };
+  const done = await guarded(form.querySelector("button[type=submit]"), () => put(`/api/stations/${stationId}/hours`, body));
+  if (done !== undefined) {
+    flash("#hours-saved", "Hours saved. Drivers and kiosks see the change now.");
+    await reload({ keepHours: false });
+  }
+}
+
+// -- chargers ---------------------------------------------------------------------------------
+
+function renderChargers() {
+  const body = $("#op-chargers tbody");
+  const chargers = [...(station.chargers ?? [])].sort((a, b) => a.charger_number - b.charger_number);
+  if (!chargers.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colSpan: 5, text: "No chargers yet." })));
+    return;
+  }
+  body.replaceChildren(
+    ...chargers.map((c) => {
+      const out = c.status === "OUT_OF_SERVICE";
+      const toggle = el("button", {
+        type: "button",
+        class: `button button--small ${out ? "" : "button--ghost"}`,
+        text: out ? "Return to service" : "Take out of service",
+        "aria-label": `${out ? "Return charger" : "Take charger"} ${c.charger_number} ${out ? "to service" : "out of service"}`,
+      });
+      toggle.addEventListener("click", async () => {
+        const next = out ? "AVAILABLE" : "OUT_OF_SERVICE";
+        const done = await guarded(toggle, () => patch(`/api/stations/${stationId}/chargers/${c.id}`, { status: next }));
+        if (done !== undefined) {
+          flash("#ch-saved", `Charger ${c.charger_number} ${out ? "is back in service" : "is out of service"}.`);
+          await reload();
+        }
+      });
+      const state = chargerState(c);
+      return el(
+        "tr",
+        { "data-charger-id": c.id },
+        el("th", { scope: "row", text: c.charger_number }),
+        el("td", { text: c.charger_type }),
+        el("td", { text: powerText(c.power_kw) }),
+        el("td", {}, el("span", { class: "chip", "data-state": state.key, text: state.label })),
+        el("td", {}, toggle),
+      );
+    }),
+  );
+}
+
+async function addCharger(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const body = { charger_type: $("#ch-type").value, power_kw: Number($("#ch-power").value) };
+  const done = await guarded(form.querySelector("button[type=submit]"), () => post(`/api/stations/${stationId}/chargers`, body), "Adding…");
+  if (done !== undefined) {
+    flash("#ch-saved", "Charger added.");
+    await reload();
+  }
+}
+
+// -- wiring -----------------------------------------------------------------------------------
+
+let hoursEditor = null;
+
+async function reload({ keepHours = true } = {}) {
+  station = await get(`/api/stations/${stationId}`);
+  setBadge($("#op-badge"), station.is_open);
+  renderExceptions();
+  renderChargers();
+  if (!keepHours) hoursEditor.set(station.hours);
+}
+
+async function showEdit() {
+  fillTimezones();
+  hoursEditor = new HoursEditor($("#hours-editor"));
+  try {
+    station = await get(`/api/stations/${stationId}`);
+  } catch (err) {
+    showError(errorBox, `Couldn't load this station. ${messageOf(err)}`);
+    return;
+  }
+  fillDetails(station);
+  hoursEditor.set(station.hours);
+  setBadge($("#op-badge"), station.is_open);
+  renderExceptions();
+  renderChargers();
+  $("#station-form").addEventListener("submit", (e) => saveDetails(e, null));
+  $("#hours-form").addEventListener("submit", (e) => saveHours(e, hoursEditor));
+  $("#exc-form").addEventListener("submit", addException);
+  $("#charger-form").addEventListener("submit", addCharger);
+}
+
+function showNew() {
+  fillTimezones();
+  const editor = new HoursEditor($("#hours-editor-new"));
+  editor.set({ twentyfourseven: false, regular_hours: Array.from({ length: 7 }, (_, i) => ({ weekday: i + 1, period_begin: "08:00", period_end: "20:00" })) });
+  $("#st-status").value = "ACTIVE";
+  $("#st-tz").value = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  $("#station-form").addEventListener("submit", (e) => saveDetails(e, editor));
+}
+
+if (view === "list") showList();
+else if (view === "edit") showEdit();
+else if (view === "new") showNew();

@@ -1,0 +1,189 @@
+// Station page: details, live charger grid, slot picker, booking and payment.
+import { get, messageOf } from "./api.js";
+import { LiveChannel, bindIndicator } from "./live.js";
+import { BookingFlow } from "./booking.js";
+import { chargerState, mergeChargers, nextChangeText, powerText } from "./status.js";
+import { ServerClock, clockText, money, todayHoursText, zoneParts } from "./time.js";
+import { $, announce, el, setBadge, showError } from "./ui.js";
+
+const main = $("#main");
+const stationId = Number(main.dataset.stationId);
+const tz = main.dataset.timezone;
+const clock = new ServerClock();
+const WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+
+const view = {
+  station: null,
+  isOpen: null,
+  stationStatus: "ACTIVE",
+  nextChangeAt: null,
+  chargers: [],
+};
+
+const flow = main.dataset.signedIn === "true" ? new BookingFlow({ stationId, tz, clock, onClosed: refreshStatus }) : null;
+
+function renderHead() {
+  const s = view.station;
+  const open = Boolean(view.isOpen) && view.stationStatus === "ACTIVE";
+  setBadge($("#station-badge"), open);
+  $("#station-next").textContent =
+    view.stationStatus !== "ACTIVE" ? "Not taking bookings right now" : nextChangeText(open, view.nextChangeAt, tz, clock.now());
+  $("#station-hours").textContent = todayHoursText(s.open_time, s.close_time);
+  $("#station-price").textContent = `${money(s.price_per_hour, s.currency, { compact: true })} per hour`;
+  const free = view.chargers.filter((c) => chargerState(c, open).key === "free").length;
+  const total = view.chargers.length;
+  $("#station-free").textContent = open ? `${free} of ${total} free now` : `${total} · closed now`;
+}
+
+function renderChargers() {
+  const open = Boolean(view.isOpen) && view.stationStatus === "ACTIVE";
+  const grid = $("#charger-grid");
+  if (!view.chargers.length) {
+    grid.replaceChildren(el("li", { class: "state__empty", text: "This station has no chargers yet." }));
+    return;
+  }
+  grid.replaceChildren(
+    ...view.chargers.map((c) => {
+      const state = chargerState(c, open);
+      return el(
+        "li",
+        { class: "charger", "data-state": state.key, "data-charger-id": c.id },
+        el("span", { class: "charger__number", text: `#${c.charger_number}` }),
+        el("span", { class: "charger__type", text: [c.charger_type, powerText(c.power_kw)].filter(Boolean).join(" · ") }),
+        el("span", { class: "charger__state", text: state.label }),
+      );
+    }),
+  );
+}
+
+function renderWeek(hours) {
+  const body = $("#hours-table tbody");
+  const today = zoneParts(clock.now(), tz).weekday; // "Mon"…
+  const rows = WEEKDAYS.map((name, i) => {
+    let text;
+    if (hours?.twentyfourseven) text = "Open 24 hours";
+    else {
+      const periods = (hours?.regular_hours ?? []).filter((p) => p.weekday === i + 1);
+      text = periods.length
+        ? periods
+            .map((p) => {
+              const overnight = p.period_end <= p.period_begin && p.period_end !== "24:00";
+              if (p.period_begin === "00:00" && (p.period_end === "00:00" || p.period_end === "24:00")) return "Open 24 hours";
+              return `${p.period_begin} – ${clockText(p.period_end)}${overnight ? " (next day)" : ""}`;
+            })
+            .join(", ")
+        : "Closed";
+    }
+    const row = el("tr", { "aria-current": name.startsWith(today) ? "date" : null }, el("th", { scope: "row", text: name }), el("td", { text }));
+    return row;
+  });
+  body.replaceChildren(...rows);
+}
+
+/** Show or hide everything that only makes sense while the station takes bookings. */
+function applyOpen(isOpen, { announceChange = true } = {}) {
+  const bookable = Boolean(isOpen) && view.stationStatus === "ACTIVE";
+  const changed = view.isOpen !== null && view.isOpen !== isOpen;
+  view.isOpen = Boolean(isOpen);
+  renderHead();
+  renderChargers();
+  const note = $("#closed-note");
+  note.hidden = bookable;
+  if (!bookable) {
+    $("#closed-note-text").textContent =
+      view.stationStatus !== "ACTIVE"
+        ? "It is not taking bookings at the moment."
+        : view.nextChangeAt
+          ? `${nextChangeText(false, view.nextChangeAt, tz, clock.now())}. Booking and payment resume then.`
+          : "Booking and payment resume when it opens.";
+  }
+  const signin = $("#signin-note");
+  if (signin) signin.hidden = !bookable;
+  flow?.setBookable(bookable);
+  if (changed && announceChange) announce(isOpen ? `${view.station.name} is now open. Booking is available.` : `${view.station.name} has closed. Booking and payment are paused.`);
+}
+
+function applyStatus(msg) {
+  if (msg.server_time || msg.current_server_time) clock.sync(msg.server_time || msg.current_server_time);
+  if ("next_change_at" in msg) view.nextChangeAt = msg.next_change_at;
+  if ("open_time" in msg) view.station.open_time = msg.open_time;
+  if ("close_time" in msg) view.station.close_time = msg.close_time;
+  if (msg.station_status) view.stationStatus = msg.station_status;
+  if (Array.isArray(msg.chargers)) {
+    view.chargers = mergeChargers(view.chargers, msg.chargers);
+    renderChargers();
+  }
+  if ("is_open" in msg) applyOpen(msg.is_open);
+  else renderHead();
+  scheduleTransitionCheck();
+}
+
+async function refreshStatus() {
+  const status = await get(`/api/stations/${stationId}/status`);
+  applyStatus(status);
+}
+
+async function loadStation() {
+  const s = await get(`/api/stations/${stationId}`);
+  view.station = s;
+  view.stationStatus = s.status || "ACTIVE";
+  view.nextChangeAt = s.next_change_at;
+  view.chargers = [...(s.chargers ?? [])].sort((a, b) => a.charger_number - b.charger_number);
+  clock.sync(s.current_server_time);
+  renderChargers();
+  renderWeek(s.hours);
+  applyOpen(s.is_open, { announceChange: false });
+  flow?.setChargers(view.chargers);
+}
+
+// Backstop for a lost message: shortly after the next change is due, ask the server.
+let transitionTimer = null;
+function scheduleTransitionCheck() {
+  clearTimeout(transitionTimer);
+  if (!view.nextChangeAt) return;
+  const wait = Date.parse(view.nextChangeAt) - clock.now().getTime() + 2000;
+  if (wait > 0 && wait < 2 ** 31 - 1) transitionTimer = setTimeout(() => refreshStatus().catch(() => {}), wait);
+}
+
+// A status event may come from an hours change: refresh the weekly table too, each page at a
+// slightly different moment so a transition seen by many pages is not one burst of requests.
+let detailsTimer = null;
+function refreshDetailsSoon() {
+  clearTimeout(detailsTimer);
+  detailsTimer = setTimeout(() => loadStation().catch(() => {}), 500 + Math.random() * 2500);
+}
+
+function onMessage(msg) {
+  if (msg.type === "status") refreshDetailsSoon();
+  if (msg.type === "snapshot" || msg.type === "status") applyStatus(msg);
+  else if (msg.type === "availability") {
+    view.chargers = mergeChargers(view.chargers, msg.chargers ?? []);
+    renderChargers();
+    renderHead();
+    flow?.setChargers(view.chargers);
+  } else if (msg.type === "changed") {
+    loadStation().catch(() => {});
+  }
+}
+
+async function start() {
+  try {
+    await loadStation();
+  } catch (err) {
+    showError($("#page-error"), `Couldn't load this station. ${messageOf(err)}`);
+    return;
+  }
+  scheduleTransitionCheck();
+  setInterval(renderHead, 30_000);
+  const channel = new LiveChannel({
+    path: `/ws/stations/${stationId}`,
+    onMessage,
+    poll: refreshStatus,
+    onGap: () => loadStation().catch(() => {}),
+  });
+  bindIndicator($("#conn"), channel);
+  channel.start();
+  await flow?.start();
+}
+
+start();

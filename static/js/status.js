@@ -1,0 +1,33 @@
+// Wording shared by the station page and the kiosk board.
+import { durationText, whenText } from "./time.js";
+
+/** "Closes at 22:00 · in 3 h 05 min" / "Opens tomorrow at 08:00". */
+export function nextChangeText(isOpen, nextChangeAt, tz, now) {
+  if (!nextChangeAt) return isOpen ? "Open around the clock" : "No opening scheduled";
+  const when = whenText(nextChangeAt, tz, now);
+  const left = durationText(Date.parse(nextChangeAt) - now.getTime());
+  return `${isOpen ? "Closes" : "Opens"} ${when} · in ${left}`;
+}
+
+/** A charger's state as a driver reads it; nothing is "available" while its station is closed. */
+export function chargerState(c, stationOpen = true) {
+  if (c.status === "OUT_OF_SERVICE") return { key: "out", label: "Out of service" };
+  if (!stationOpen) return { key: "closed", label: "Closed" };
+  if (c.available_now === false) return { key: "busy", label: "In use" };
+  return { key: "free", label: "Available" };
+}
+
+/** Merge an availability message (`chargers` with id/status/available_now) into what we hold. */
+export function mergeChargers(current, updates) {
+  const byId = new Map(updates.map((c) => [c.id, c]));
+  const merged = current.map((c) => (byId.has(c.id) ? { ...c, ...byId.get(c.id) } : c));
+  for (const c of updates) if (!current.some((x) => x.id === c.id)) merged.push(c);
+  return merged.sort((a, b) => a.charger_number - b.charger_number);
+}
+
+export function powerText(kw) {
+  if (kw === undefined || kw === null) return "";
+  return `${Number(kw) % 1 === 0 ? Number(kw) : Number(kw).toFixed(1)} kW`;
+}
+
+export const METHOD_LABEL = { UPI: "UPI", CARD: "Card", WALLET: "Wallet" };

@@ -1,0 +1,177 @@
+"""A real server process and a real Chromium for the browser flows.
+
+The server is ``python -m app serve`` in the embedded default (SQLite file in a temporary working
+directory, in-process bus, background tasks on), on a free port. It seeds the demo data itself.
+Chromium is Debian's (``/usr/bin/chromium``); when it is missing these tests skip, except on CI.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+DRIVER = {"email": "driver@chargeslot.example", "password": "drive-electric-42"}
+OPERATOR = {"email": "operator@chargeslot.example", "password": "operate-stations-42"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not ready after {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        if IN_CI:
+            pytest.fail(f"{CHROMIUM} is missing; CI needs Debian's chromium package")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    workdir = tmp_path_factory.mktemp("server")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
+    env.update(
+        PORT=str(port),
+        HOST="127.0.0.1",
+        COOKIE_SECURE="false",
+        PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+        PYTHONUNBUFFERED="1",
+    )
+    # The server's output is kept with the screenshots, for reading after a failed CI run.
+    SCREENSHOTS.parent.mkdir(parents=True, exist_ok=True)
+    log = SCREENSHOTS.parent / "browser-server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve"], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+async def playwright_instance() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+async def browser(playwright_instance: Any, base_url: str) -> AsyncIterator[Any]:
+    instance = await playwright_instance.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+    yield instance
+    await instance.close()
+
+
+class Api:
+    """The JSON API from the test's side, signed in like a browser (session cookie + CSRF header)."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+    @classmethod
+    async def open(cls, playwright: Any, base_url: str, credentials: dict[str, str] | None = None) -> Api:
+        api = cls(await playwright.request.new_context(base_url=base_url))
+        if credentials:
+            await api.call("POST", "/api/auth/login", credentials)
+        return api
+
+    async def csrf(self) -> str:
+        state = await self.context.storage_state()
+        return next((c["value"] for c in state["cookies"] if c["name"] == "csrf_token"), "")
+
+    async def call(self, method: str, path: str, body: Any = None, expect: int | None = 200) -> Any:
+        headers = {}
+        if method != "GET":
+            headers["X-CSRF-Token"] = await self.csrf()
+        response = await self.context.fetch(path, method=method, data=body, headers=headers)
+        if expect is not None:
+            assert response.status == expect, f"{method} {path}: {response.status} {await response.text()}"
+        text = await response.text()
+        return await response.json() if text else None
+
+    async def close(self) -> None:
+        await self.context.dispose()
+
+
+@pytest.fixture
+async def operator_api(playwright_instance: Any, base_url: str) -> AsyncIterator[Api]:
+    api = await Api.open(playwright_instance, base_url, OPERATOR)
+    yield api
+    await api.close()
+
+
+@pytest.fixture
+async def anon_api(playwright_instance: Any, base_url: str) -> AsyncIterator[Api]:
+    api = await Api.open(playwright_instance, base_url)
+    yield api
+    await api.close()
+
+
+@pytest.fixture
+async def new_page(browser: Any, base_url: str) -> AsyncIterator[Any]:
+    """Open pages in fresh browser contexts (separate cookie jars); all closed after the test."""
+    contexts: list[Any] = []
+
+    async def make(width: int = 1280, height: int = 900, timezone: str | None = None) -> Any:
+        context = await browser.new_context(
+            base_url=base_url, viewport={"width": width, "height": height}, timezone_id=timezone, locale="en-GB"
+        )
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return await context.new_page()
+
+    yield make
+    for context in contexts:
+        await context.close()
+
+
+async def screenshot(page: Any, name: str, full_page: bool = True) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)

@@ -1,0 +1,169 @@
+"""The HTML pages: each renders, carries nothing the CSP would block, and shows what needs no API."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from app.hours import HoursSpec
+from app.models import Station
+from app.stations import ChargerSpec, create_station
+from tests.conftest import ApiClient
+
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
+INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.IGNORECASE)
+INLINE_STYLE = re.compile(r"<style\b|\sstyle\s*=", re.IGNORECASE)
+
+
+async def make_station(**overrides: Any) -> Station:
+    fields: dict[str, Any] = dict(
+        name="Pune Expressway Supercharge",
+        location="Mumbai-Pune Expressway, Lonavala",
+        city="Pune",
+        latitude=18.75,
+        longitude=73.4,
+        timezone="Asia/Kolkata",
+        price_per_hour=18000,
+        currency="INR",
+    )
+    fields.update(overrides)
+    return await create_station(
+        hours=HoursSpec(twentyfourseven=True), chargers=[ChargerSpec("CCS2", 150), ChargerSpec("TYPE2", 22)], **fields
+    )
+
+
+async def page(client: ApiClient, path: str, status: int = 200) -> str:
+    response = await client.get(path)
+    assert response.status_code == status, path
+    assert response.content_type.startswith("text/html"), path
+    html: str = await response.get_data(as_text=True)
+    return html
+
+
+def assert_csp_safe(html: str) -> None:
+    assert not INLINE_SCRIPT.search(html), "inline <script> would be blocked by the CSP"
+    assert not INLINE_HANDLER.search(html), "inline event handler would be blocked by the CSP"
+    assert not INLINE_STYLE.search(html), "inline style would be blocked by the CSP"
+
+
+async def test_every_page_renders_without_anything_the_csp_blocks(client: ApiClient, operator: Any) -> None:
+    station = await make_station()
+    paths = [
+        "/",
+        f"/stations/{station.id}",
+        "/login",
+        "/register",
+        "/bookings",
+        f"/kiosk/{station.id}",
+    ]
+    for path in paths:
+        assert_csp_safe(await page(client, path))
+    assert_csp_safe(await page(client, "/operator", status=403))
+    await client.sign_in(operator)
+    for path in ["/", "/bookings", "/operator", "/operator/stations/new", f"/operator/stations/{station.id}"]:
+        assert_csp_safe(await page(client, path))
+
+
+async def test_pages_are_served_with_a_csp_that_forbids_inline_script(client: ApiClient) -> None:
+    response = await client.get("/")
+    csp = response.headers["Content-Security-Policy"]
+    script_src = next(part for part in csp.split(";") if part.strip().startswith("script-src"))
+    assert "'unsafe-inline'" not in script_src and "'self'" in script_src
+
+
+async def test_page_scripts_and_stylesheet_are_served(client: ApiClient) -> None:
+    for name in ("api", "live", "home", "station", "booking", "bookings", "kiosk", "operator", "auth", "layout"):
+        response = await client.get(f"/static/js/{name}.js")
+        assert response.status_code == 200, name
+        assert "javascript" in response.content_type
+    css = await client.get("/static/css/app.css")
+    assert css.status_code == 200 and css.content_type.startswith("text/css")
+
+
+async def test_station_page_names_the_station_and_its_time_zone(client: ApiClient) -> None:
+    station = await make_station(name="Berlin Adlershof Ladepark", timezone="Europe/Berlin", city="Berlin")
+    html = await page(client, f"/stations/{station.id}")
+    assert "<title>Berlin Adlershof Ladepark · Chargeslot</title>" in html
+    assert "Europe/Berlin" in html
+    assert 'data-timezone="Europe/Berlin"' in html
+
+
+async def test_signed_out_driver_gets_a_sign_in_link_that_returns_to_the_station(client: ApiClient) -> None:
+    station = await make_station()
+    html = await page(client, f"/stations/{station.id}")
+    assert f'href="/login?next=/stations/{station.id}"' in html or f"next=%2Fstations%2F{station.id}" in html
+    assert 'id="booking-form"' not in html
+
+
+async def test_signed_in_driver_gets_the_booking_form(client: ApiClient, driver: Any) -> None:
+    station = await make_station()
+    await client.sign_in(driver)
+    html = await page(client, f"/stations/{station.id}")
+    assert 'id="booking-form"' in html and 'id="payment"' in html
+    assert "Sign in to book" not in html
+
+
+async def test_unknown_station_is_a_404_page(client: ApiClient) -> None:
+    html = await page(client, "/stations/999999", status=404)
+    assert "couldn't find" in html
+    await page(client, "/kiosk/999999", status=404)
+
+
+async def test_kiosk_embeds_a_qr_code_for_the_absolute_booking_link(client: ApiClient) -> None:
+    station = await make_station()
+    html = await page(client, f"/kiosk/{station.id}")
+    assert re.search(r'<svg[^>]*class="qr"', html)
+    assert "<path" in html
+    assert f"http://localhost/stations/{station.id}" in html
+    assert "Sign in" not in html
+
+
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("/stations/3", "/stations/3"),
+        ("https://evil.example/", "/"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("", "/"),
+    ],
+)
+async def test_login_only_returns_to_paths_on_this_site(client: ApiClient, target: str, expected: str) -> None:
+    html = await page(client, f"/login?next={target}")
+    assert f'data-next="{expected}"' in html
+
+
+async def test_operator_pages_tell_drivers_they_are_for_operators(client: ApiClient, driver: Any) -> None:
+    station = await make_station()
+    signed_out = await page(client, "/operator", status=403)
+    assert "Operators only" in signed_out and "js/operator.js" not in signed_out
+    await client.sign_in(driver)
+    for path in ("/operator", "/operator/stations/new", f"/operator/stations/{station.id}"):
+        html = await page(client, path, status=403)
+        assert "Operators only" in html
+        assert "js/operator.js" not in html
+
+
+async def test_operator_sees_the_station_editor(client: ApiClient, operator: Any) -> None:
+    station = await make_station()
+    await client.sign_in(operator)
+    html = await page(client, f"/operator/stations/{station.id}")
+    assert "Operators only" not in html
+    for marker in ('id="station-form"', 'id="hours-form"', 'id="exc-form"', 'id="charger-form"'):
+        assert marker in html
+    assert 'href="/operator"' in html
+    await page(client, "/operator/stations/999999", status=404)
+
+
+async def test_header_shows_who_is_signed_in(client: ApiClient, driver: Any) -> None:
+    assert "Sign in" in await page(client, "/")
+    await client.sign_in(driver)
+    html = await page(client, "/")
+    assert driver.username in html and 'id="sign-out"' in html
+
+
+async def test_pages_stay_out_of_the_api_document(client: ApiClient) -> None:
+    paths = (await (await client.get("/openapi.json")).get_json())["paths"]
+    assert not [p for p in paths if not p.startswith(("/api/", "/ws/", "/healthz", "/readyz"))]
