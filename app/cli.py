@@ -95,6 +95,7 @@ def _serve(settings: Settings) -> None:
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}"]
     config.accesslog = None
+    logging.getLogger("hypercorn.error").propagate = False  # Hypercorn prints its own lines
     url = f"http://{settings.host}:{settings.port}"
     print(f"\nChargeslot is running at {url}")
     print(f"  API docs: {url}/docs   kiosk: {url}/kiosk/1   operator: {url}/operator")
