@@ -10,6 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
+def aware(value: datetime) -> datetime:
+    """A datetime read back from the database, which SQLite returns without its (UTC) zone."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 

@@ -30,11 +30,11 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from app.availability import blocking
+from app.availability import BookingSpan, load_spans, next_busy_change
 from app.bus import Bus
-from app.clock import Clock
+from app.clock import Clock, aware
 from app.hours import HoursSpec, Schedule, compile_schedule
-from app.models import Booking, BookingStatus, Charger, ChargerStatus, ExceptionalPeriod, RegularHours, Station
+from app.models import Charger, ChargerStatus, ExceptionalPeriod, RegularHours, Station
 from app.state import state
 from app.stations import format_money, spec_from_values
 
@@ -77,20 +77,6 @@ class ChargerView:
     charger_type: str
     power_kw: float
     status: str
-
-
-@dataclass(frozen=True, slots=True)
-class BookingSpan:
-    """A CONFIRMED or PAID booking that has not ended; it blocks its charger over ``[start, end)``
-    unless its hold runs out first (``hold_expires_at`` is None for PAID bookings)."""
-
-    charger_id: int
-    start: datetime
-    end: datetime
-    hold_expires_at: datetime | None
-
-    def blocks(self, now: datetime) -> bool:
-        return self.start <= now < self.end and (self.hold_expires_at is None or now < self.hold_expires_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,10 +220,7 @@ class StationView:
         local = now.astimezone(self.zone)
         midnight = datetime.combine(local.date() + timedelta(days=1), time(0), self.zone).astimezone(UTC)
         edges = [now + MOMENT_MAX, midnight]
-        if next_change is not None:
-            edges.append(next_change)
-        for span in self.bookings:
-            edges.extend(t for t in (span.start, span.end, span.hold_expires_at) if t is not None and t > now)
+        edges.extend(edge for edge in (next_change, next_busy_change(self.bookings, now)) if edge is not None)
         next_change_at = next_change.astimezone(self.zone).isoformat() if next_change is not None else None
         open_time, close_time = (_clock_text(day[0]), _clock_text(day[1])) if day else (None, None)
         summary = {
@@ -486,29 +469,22 @@ async def _load_chunk(stations: Sequence[dict[str, Any]], now: datetime) -> list
     chargers = await Charger.filter(station_id__in=ids).values(
         "id", "station_id", "charger_number", "charger_type", "power_kw", "status"
     )
-    bookings = await Booking.filter(blocking(now), slot_end__gt=now, station_id__in=ids).values(
-        "station_id", "charger_id", "slot_start", "slot_end", "status", "hold_expires_at"
-    )
+    spans = await load_spans(ids, now)
     with _collector_paused():
         parts: dict[int, dict[str, list[Any]]] = {
-            station_id: {"regular": [], "exceptional": [], "chargers": [], "bookings": []} for station_id in ids
+            station_id: {"regular": [], "exceptional": [], "chargers": []} for station_id in ids
         }
         for key, found in (
             ("regular", regular),
             ("exceptional", exceptional),
             ("chargers", chargers),
-            ("bookings", bookings),
         ):
             for row in found:
                 parts[row["station_id"]][key].append(row)
-        return [_build_view(row, parts[row["id"]]) for row in stations]
+        return [_build_view(row, parts[row["id"]], spans.get(row["id"], ())) for row in stations]
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _build_view(row: dict[str, Any], parts: dict[str, list[Any]]) -> StationView:
+def _build_view(row: dict[str, Any], parts: dict[str, list[Any]], bookings: Iterable[BookingSpan]) -> StationView:
     spec = spec_from_values(row["twentyfourseven"], parts["regular"], parts["exceptional"])
     chargers = tuple(
         ChargerView(
@@ -520,23 +496,14 @@ def _build_view(row: dict[str, Any], parts: dict[str, list[Any]]) -> StationView
         )
         for c in sorted(parts["chargers"], key=lambda c: c["charger_number"])
     )
-    bookings = tuple(
-        BookingSpan(
-            charger_id=b["charger_id"],
-            start=_aware(b["slot_start"]),
-            end=_aware(b["slot_end"]),
-            hold_expires_at=None if b["status"] == BookingStatus.PAID else _aware(b["hold_expires_at"]),
-        )
-        for b in parts["bookings"]
-    )
     exceptions = tuple(
         ExceptionView(
             id=e["id"],
             kind="closing" if e["is_closing"] else "opening",
-            period_begin=_aware(e["period_begin"]).astimezone(UTC),
-            period_end=_aware(e["period_end"]).astimezone(UTC),
+            period_begin=aware(e["period_begin"]).astimezone(UTC),
+            period_end=aware(e["period_end"]).astimezone(UTC),
         )
-        for e in sorted(parts["exceptional"], key=lambda e: (_aware(e["period_begin"]), e["id"]))
+        for e in sorted(parts["exceptional"], key=lambda e: (aware(e["period_begin"]), e["id"]))
     )
     return StationView(
         id=row["id"],
@@ -552,7 +519,7 @@ def _build_view(row: dict[str, Any], parts: dict[str, list[Any]]) -> StationView
         schedule=compile_schedule(row["timezone"], spec),
         hours=spec,
         chargers=chargers,
-        bookings=bookings,
+        bookings=tuple(bookings),
         exceptions=exceptions,
     )
 

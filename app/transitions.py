@@ -1,21 +1,27 @@
-"""Open/close transitions: when each station's next one is, and telling everyone at that instant.
+"""Transitions: when each station next changes by itself, and telling everyone at that instant.
 
-The opening-hours module decides every instant; this module only asks it ``next_change`` for each
-station and publishes the station's status (``app.events.status_changed``) when one arrives. Two
-runners share it: the arq worker (``workers/``), which turns each next transition into a deferred
-job with a stable id so that any number of workers broadcast it once, and ``TransitionScheduler``
-below, which does the same inside the web process in the embedded default.
+A station changes with nobody touching it in two ways: it opens or closes (a ``status``
+transition: the opening-hours module's ``next_change``), and a charger becomes busy or free as a
+booked slot starts or ends or an unpaid hold runs out (an ``availability`` transition:
+``app.availability.next_busy_change``). At the instant this module publishes the station's status
+(``app.events.status_changed``) or availability (``availability_changed``). Two runners share it:
+the arq worker (``workers/``), which turns each next transition into a deferred job with a stable
+id so that any number of workers broadcast it once, and ``TransitionScheduler`` below, which does
+the same inside the web process in the embedded default.
 
-A planned instant can stop being a transition when an operator edits the hours after it was
-planned. Nothing is cancelled then: when the stale instant comes, ``broadcast`` sees that the
-station does not flip there and publishes nothing. Every hours change publishes a ``status`` event
-(the stations API calls ``status_changed``), and both runners re-plan the station when they see one.
+A planned instant can stop being a transition when an operator edits the hours, or a booking is
+cancelled, after it was planned. Nothing is cancelled then: when the stale instant comes,
+``broadcast`` sees that nothing changes there and publishes nothing. Every such edit publishes an
+event on the station's channel (hours: ``status``; bookings: ``availability``), and both runners
+re-plan the station when they see one. Our own broadcasts come back as such events too; re-planning
+then finds the next instant strictly after now, which is planned already, so nothing loops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
@@ -23,17 +29,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from app.availability import busy_changes, load_spans, next_busy_change
 from app.bus import Bus
 from app.clock import Clock
 from app.directory import StationDirectory
-from app.events import CHANGED, STATUS, status_changed
+from app.events import AVAILABILITY, CHANGED, STATUS, availability_changed, status_changed
 from app.hours import Schedule, compile_schedule
 from app.models import ExceptionalPeriod, RegularHours, Station
 from app.stations import spec_from_values
 
 log = logging.getLogger(__name__)
 
+PUBLISH = {STATUS: status_changed, AVAILABILITY: availability_changed}
+
 _TICK = timedelta(microseconds=1)
+#: What a station's next change can be: it opens or closes, or a charger becomes busy or free.
+KINDS = (STATUS, AVAILABILITY)
 #: How many stations' statuses are computed and published at once when catching up.
 CATCH_UP_CONCURRENCY = 16
 
@@ -42,15 +53,18 @@ Sleeper = Callable[[float], Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """The instant at which a station next opens or closes."""
+    """The instant at which a station next opens or closes (``kind`` STATUS), or at which one of
+    its chargers next becomes busy or free (AVAILABILITY)."""
 
     station_id: int
     at: datetime
+    kind: str = STATUS
 
     @property
     def job_id(self) -> str:
         """Stable across processes: two workers planning the same transition enqueue one job."""
-        return f"transition:{self.station_id}:{self.at.isoformat()}"
+        prefix = "transition" if self.kind == STATUS else self.kind
+        return f"{prefix}:{self.station_id}:{self.at.isoformat()}"
 
 
 async def load_schedules(station_ids: Collection[int] | None, now: datetime) -> dict[int, Schedule]:
@@ -92,32 +106,71 @@ def next_transitions(schedules: Mapping[int, Schedule], now: datetime) -> list[T
     return planned
 
 
+async def upcoming(
+    station_ids: Collection[int] | None, now: datetime, kinds: Collection[str] = KINDS
+) -> list[Transition]:
+    """Each given station's next transition of each kind strictly after ``now`` (every station when
+    None), from the hours and the bookings that can still block a charger."""
+    planned = []
+    if STATUS in kinds:
+        planned += next_transitions(await load_schedules(station_ids, now), now)
+    if AVAILABILITY in kinds:
+        for station_id, spans in (await load_spans(station_ids, now)).items():
+            at = next_busy_change(spans, now)
+            if at is not None:
+                planned.append(Transition(station_id, at, AVAILABILITY))
+    return planned
+
+
 def flips_at(schedule: Schedule, at: datetime) -> bool:
     """Whether the station opens or closes exactly at ``at`` (intervals are half-open)."""
     return schedule.is_open(at - _TICK) != schedule.is_open(at)
 
 
-async def broadcast(station_id: int, at: datetime, *, bus: Bus, directory: StationDirectory) -> bool:
-    """Publish the station's status for the transition at ``at``, unless the hours changed since it
-    was planned and the station no longer flips then. Returns whether anything was published."""
-    # Periods ending exactly at ``at`` matter here (the station closes as one ends).
-    schedule = (await load_schedules([station_id], at - timedelta(minutes=1))).get(station_id)
-    if schedule is None or not flips_at(schedule, at):
-        log.info("transition of station %s at %s is no longer one; nothing to publish", station_id, at)
+async def broadcast(
+    station_id: int, at: datetime, *, bus: Bus, directory: StationDirectory, kind: str = STATUS
+) -> bool:
+    """Publish the station's status (or availability) for the transition at ``at``, unless the
+    hours (or bookings) changed since it was planned and nothing changes then. Returns whether
+    anything was published."""
+    if not await _changes_at(station_id, at, kind):
+        log.info("%s transition of station %s at %s is no longer one; nothing to publish", kind, station_id, at)
         return False
-    return await status_changed(station_id, bus=bus, directory=directory) is not None
+    return await PUBLISH[kind](station_id, bus=bus, directory=directory) is not None
 
 
-async def publish_statuses(station_ids: Iterable[int], *, bus: Bus, directory: StationDirectory) -> int:
-    """Publish the current status of every given station (catching up after a restart)."""
+async def _changes_at(station_id: int, at: datetime, kind: str) -> bool:
+    # Periods and bookings ending exactly at ``at`` matter here (the station closes as one ends).
+    since = at - timedelta(minutes=1)
+    if kind == AVAILABILITY:
+        return at in busy_changes((await load_spans([station_id], since)).get(station_id, ()))
+    schedule = (await load_schedules([station_id], since)).get(station_id)
+    return schedule is not None and flips_at(schedule, at)
+
+
+async def publish_each(station_ids: Iterable[int], *, bus: Bus, directory: StationDirectory, kind: str = STATUS) -> int:
+    """Publish the current status (or availability) of every given station."""
     semaphore = asyncio.Semaphore(CATCH_UP_CONCURRENCY)
 
     async def one(station_id: int) -> bool:
         async with semaphore:
-            return await status_changed(station_id, bus=bus, directory=directory) is not None
+            return await PUBLISH[kind](station_id, bus=bus, directory=directory) is not None
 
     results = await asyncio.gather(*(one(station_id) for station_id in station_ids))
     return sum(results)
+
+
+async def catch_up(now: datetime, *, bus: Bus, directory: StationDirectory) -> int:
+    """After a restart: publish every station's status, and the availability of every station with
+    a booking under way, whose start may have passed with nobody broadcasting. (Ends and lapsed
+    holds missed meanwhile are announced by close-out.) Returns how many events were published."""
+    statuses = await publish_each(await all_station_ids(), bus=bus, directory=directory)
+    under_way = [
+        station_id
+        for station_id, spans in (await load_spans(None, now)).items()
+        if any(span.blocks(now) for span in spans)
+    ]
+    return statuses + await publish_each(under_way, bus=bus, directory=directory, kind=AVAILABILITY)
 
 
 async def all_station_ids() -> list[int]:
@@ -133,13 +186,24 @@ def station_of(message: Mapping[str, Any]) -> int | None:
     return None
 
 
-Replan = Callable[[Collection[int] | None], Awaitable[object]]
+#: Re-plans the given stations (every station when None), for the given kinds of transition.
+Replan = Callable[[Collection[int] | None, Collection[str]], Awaitable[object]]
+
+
+def _stations(batch: Iterable[Mapping[str, Any]], kinds: Collection[str]) -> set[int]:
+    return {
+        station_id
+        for message in batch
+        if message.get("type") in kinds and (station_id := station_of(message)) is not None
+    }
 
 
 async def follow_changes(bus: Bus, replan: Replan, *, planned: asyncio.Event | None = None) -> None:
-    """Re-plan stations whose status or details change, for the life of the process.
+    """Re-plan stations whose status, details or bookings change, for the life of the process.
 
-    An hours change reaches us as the ``status`` event the stations API publishes. Everything is
+    An hours change reaches us as the ``status`` event the stations API publishes, a booking
+    created, cancelled or paid as an ``availability`` event (which re-plans availability only,
+    the hours being unchanged). Everything is
     re-planned when this starts (anything may have changed before we listened) and whenever
     messages may have been lost: after a Redis reconnect, or if we fell behind. A burst of events
     (a catch-up, say) is re-planned together, not one station at a time. ``planned`` is set once
@@ -147,7 +211,7 @@ async def follow_changes(bus: Bus, replan: Replan, *, planned: asyncio.Event | N
     """
     while True:
         with bus.subscribe(maxsize=4096) as subscription:
-            await _guarded(replan, None)
+            await _guarded(replan, None, KINDS)
             if planned is not None:
                 planned.set()
             while True:
@@ -157,22 +221,21 @@ async def follow_changes(bus: Bus, replan: Replan, *, planned: asyncio.Event | N
                 if any(message.get("type") == "overflow" for message in batch):
                     break
                 if any(message.get("type") == "resync" for message in batch):
-                    await _guarded(replan, None)
+                    await _guarded(replan, None, KINDS)
                     continue
-                stations = {
-                    station_id
-                    for message in batch
-                    if message.get("type") in (STATUS, CHANGED) and (station_id := station_of(message)) is not None
-                }
-                if stations:
-                    await _guarded(replan, stations)
+                changed = _stations(batch, (STATUS, CHANGED))
+                if changed:
+                    await _guarded(replan, changed, KINDS)
+                booked = _stations(batch, (AVAILABILITY,)) - changed
+                if booked:
+                    await _guarded(replan, booked, (AVAILABILITY,))
         log.warning("fell behind the bus; re-planning every station")
 
 
-async def _guarded(replan: Replan, station_ids: Collection[int] | None) -> None:
+async def _guarded(replan: Replan, station_ids: Collection[int] | None, kinds: Collection[str]) -> None:
     """A failed re-plan (database briefly away) is logged; the next event or resync retries."""
     try:
-        await replan(station_ids)
+        await replan(station_ids, kinds)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -182,7 +245,8 @@ async def _guarded(replan: Replan, station_ids: Collection[int] | None) -> None:
 class TransitionScheduler:
     """The embedded default's scheduler: the worker's planning and broadcasting, in-process.
 
-    It keeps every station's next transition in memory and sleeps until the earliest one (never
+    It keeps every station's next transition of each kind in memory and sleeps until the earliest
+    one (never
     longer than ``max_sleep``, so a clock that jumps is noticed), waking early when a re-plan
     (``follow_changes``) or ``wake()`` says the plan changed. ``sleep`` and the clock are injected
     so tests drive it without waiting.
@@ -202,49 +266,56 @@ class TransitionScheduler:
         self._clock = clock
         self._max_sleep = max_sleep
         self._sleep = sleep
-        self._next: dict[int, datetime] = {}
+        self._next: dict[tuple[int, str], datetime] = {}
         self._wake = asyncio.Event()
+        # One plan at a time, so one that read the database before a change cannot overwrite the
+        # plan made after it.
+        self._planning = asyncio.Lock()
+        #: Set once the first plan is made and changes are being followed.
+        self.ready = asyncio.Event()
 
-    def next_at(self, station_id: int) -> datetime | None:
-        return self._next.get(station_id)
+    def next_at(self, station_id: int, kind: str = STATUS) -> datetime | None:
+        return self._next.get((station_id, kind))
 
     def wake(self) -> None:
         """Look at the plan again now (it changed, or the clock moved)."""
         self._wake.set()
 
-    async def plan(self, station_ids: Collection[int] | None = None) -> None:
-        now = self._clock.now()
-        schedules = await load_schedules(station_ids, now)
-        if station_ids is None:
-            self._next.clear()
-        else:
-            for station_id in station_ids:
-                self._next.pop(station_id, None)
-        for transition in next_transitions(schedules, now):
-            self._next[transition.station_id] = transition.at
+    async def plan(self, station_ids: Collection[int] | None = None, kinds: Collection[str] = KINDS) -> None:
+        async with self._planning:
+            planned = await upcoming(station_ids, self._clock.now(), kinds)
+            if station_ids is None:
+                self._next = {key: at for key, at in self._next.items() if key[1] not in kinds}
+            else:
+                for key in itertools.product(station_ids, kinds):
+                    self._next.pop(key, None)
+            for transition in planned:
+                self._next[transition.station_id, transition.kind] = transition.at
         self.wake()
 
     async def fire_due(self) -> float:
         """Broadcast every transition whose instant has come; return seconds until the next one."""
         now = self._clock.now()
-        due = sorted((at, station_id) for station_id, at in self._next.items() if at <= now)
-        for at, station_id in due:
-            await broadcast(station_id, at, bus=self._bus, directory=self._directory)
-        if due:
-            await self.plan([station_id for _, station_id in due])
+        due = sorted((at, station_id, kind) for (station_id, kind), at in self._next.items() if at <= now)
+        for at, station_id, kind in due:
+            await broadcast(station_id, at, bus=self._bus, directory=self._directory, kind=kind)
+        for kind in KINDS:
+            fired = {station_id for _, station_id, fired_kind in due if fired_kind == kind}
+            if fired:
+                await self.plan(fired, (kind,))
         if not self._next:
             return self._max_sleep
         wait = (min(self._next.values()) - self._clock.now()).total_seconds()
         return max(0.0, min(wait, self._max_sleep))
 
     async def run(self) -> None:
-        """Catch up (publish every station's status), then follow changes and fire transitions."""
+        """Catch up (``catch_up``), then follow changes and fire transitions."""
         try:
-            await publish_statuses(await all_station_ids(), bus=self._bus, directory=self._directory)
+            await catch_up(self._clock.now(), bus=self._bus, directory=self._directory)
         except Exception:
             log.exception("catching up on station statuses failed")
         async with asyncio.TaskGroup() as group:
-            group.create_task(follow_changes(self._bus, self.plan))
+            group.create_task(follow_changes(self._bus, self.plan, planned=self.ready))
             group.create_task(self._fire_forever())
 
     async def _fire_forever(self) -> None:

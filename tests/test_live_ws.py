@@ -48,7 +48,7 @@ async def book(
     station: Station,
     *,
     start: datetime,
-    minutes: int = 60,
+    minutes: float = 60,
     status: BookingStatus = BookingStatus.CONFIRMED,
     hold_until: datetime | None = None,
     charger_number: int = 1,

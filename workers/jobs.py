@@ -1,13 +1,17 @@
 """The arq worker's jobs: thin wiring of app/transitions.py and app/closeout.py to arq.
 
-- Start-up: catch up (publish every station's status; one worker does it when several start
-  together), then plan: each station's next transition becomes a ``broadcast_transition`` job
-  deferred to that instant, with the id ``transition:{station}:{instant}``. Every worker computes
-  the same id, so however many workers plan it the job exists once and runs once.
-- ``broadcast_transition`` publishes the station's status at the instant and plans its next one.
-- Hours changes: every worker follows the bus (``follow_changes``); a station's ``status`` or
-  ``changed`` event re-plans it at once, a resync after a Redis outage re-plans everything, and
-  ``plan_all`` runs every ten minutes as a safety net for anything missed.
+- Start-up: catch up (publish every station's status, and the availability of those with a
+  booking under way; one worker does it when several start together), then plan: each station's
+  next open/close transition and next availability change (a booked slot starts or ends, a hold
+  runs out) become ``broadcast_transition`` jobs deferred to their instants, with the ids
+  ``transition:{station}:{instant}`` and ``availability:{station}:{instant}``. Every worker
+  computes the same id, so however many workers plan it the job exists once and runs once.
+- ``broadcast_transition`` publishes the station's status (or availability) at the instant and
+  plans its next one.
+- Changes: every worker follows the bus (``follow_changes``); a station's ``status`` or
+  ``changed`` event (hours) or ``availability`` event (bookings) re-plans it at once, a resync
+  after a Redis outage re-plans everything, and ``plan_all`` runs every ten minutes as a safety
+  net for anything missed.
 - ``close_out`` runs at :00 and :30 of every minute, once across all workers (cron ``unique``).
 
 Jobs may run twice (arq retries, a worker dies mid-job); all of them are idempotent.
@@ -34,6 +38,7 @@ from app.clock import Clock, SystemClock
 from app.config import ConfigError, Settings, load_settings
 from app.db import close_db, init_db
 from app.directory import StationDirectory
+from app.events import STATUS
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +81,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     worker = WorkerServices(settings, bus, StationDirectory(bus, clock), clock, ctx["redis"], owns_db)
     ctx[CONTEXT] = worker
     if await _claim_catch_up(worker):
-        count = await transitions.publish_statuses(
-            await transitions.all_station_ids(), bus=bus, directory=worker.directory
-        )
-        log.info("caught up: published the status of %d stations", count)
+        count = await transitions.catch_up(clock.now(), bus=bus, directory=worker.directory)
+        log.info("caught up: published %d station events", count)
     # The follower plans every station once it has subscribed (so no change can fall between),
     # then follows changes; jobs are only picked up after the plan exists.
     planned = asyncio.Event()
     worker.follower = asyncio.create_task(
-        transitions.follow_changes(bus, lambda ids: plan(worker, ids), planned=planned), name="follow-changes"
+        transitions.follow_changes(bus, lambda ids, kinds: plan(worker, ids, kinds), planned=planned),
+        name="follow-changes",
     )
     await planned.wait()
 
@@ -107,11 +111,12 @@ async def _claim_catch_up(worker: WorkerServices) -> bool:
     return bool(await worker.redis.set(key, "1", nx=True, ex=CATCH_UP_WINDOW))
 
 
-async def plan(worker: WorkerServices, station_ids: Collection[int] | None) -> int:
-    """Enqueue each station's next transition unless it is queued or done already; returns how
+async def plan(
+    worker: WorkerServices, station_ids: Collection[int] | None, kinds: Collection[str] = transitions.KINDS
+) -> int:
+    """Enqueue each station's next transitions unless they are queued or done already; returns how
     many jobs were added."""
-    now = worker.clock.now()
-    planned = transitions.next_transitions(await transitions.load_schedules(station_ids, now), now)
+    planned = await transitions.upcoming(station_ids, worker.clock.now(), kinds)
     if not planned:
         return 0
     # One round trip to skip the (usual) case of jobs that exist; enqueue_job re-checks atomically.
@@ -127,6 +132,7 @@ async def plan(worker: WorkerServices, station_ids: Collection[int] | None) -> i
             "broadcast_transition",
             transition.station_id,
             transition.at,
+            transition.kind,
             _job_id=transition.job_id,
             _defer_until=transition.at,
         )
@@ -134,21 +140,21 @@ async def plan(worker: WorkerServices, station_ids: Collection[int] | None) -> i
     return added
 
 
-async def broadcast_transition(ctx: dict[str, Any], station_id: int, at: datetime) -> bool:
+async def broadcast_transition(ctx: dict[str, Any], station_id: int, at: datetime, kind: str = STATUS) -> bool:
     worker = services(ctx)
     # arq defers to the nearest millisecond, which may be a fraction of one before the instant.
     early = (at - worker.clock.now()).total_seconds()
     if 0 < early < 1:
         await asyncio.sleep(early)
     try:
-        sent = await transitions.broadcast(station_id, at, bus=worker.bus, directory=worker.directory)
+        sent = await transitions.broadcast(station_id, at, bus=worker.bus, directory=worker.directory, kind=kind)
     except Exception as exc:
         # The instant has come and still needs announcing: try again shortly (the database may
         # be restarting) rather than dropping it.
         if ctx.get("job_try", 1) >= MAX_TRIES:
             raise
         raise Retry(defer=ctx.get("job_try", 1)) from exc
-    await plan(worker, [station_id])
+    await plan(worker, [station_id], (kind,))
     return sent
 
 
