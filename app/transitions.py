@@ -40,11 +40,10 @@ from app.stations import spec_from_values
 
 log = logging.getLogger(__name__)
 
-PUBLISH = {STATUS: status_changed, AVAILABILITY: availability_changed}
-
 _TICK = timedelta(microseconds=1)
 #: What a station's next change can be: it opens or closes, or a charger becomes busy or free.
 KINDS = (STATUS, AVAILABILITY)
+PUBLISH = {STATUS: status_changed, AVAILABILITY: availability_changed}
 #: How many stations' statuses are computed and published at once when catching up.
 CATCH_UP_CONCURRENCY = 16
 
@@ -201,13 +200,12 @@ def _stations(batch: Iterable[Mapping[str, Any]], kinds: Collection[str]) -> set
 async def follow_changes(bus: Bus, replan: Replan, *, planned: asyncio.Event | None = None) -> None:
     """Re-plan stations whose status, details or bookings change, for the life of the process.
 
-    An hours change reaches us as the ``status`` event the stations API publishes, a booking
-    created, cancelled or paid as an ``availability`` event (which re-plans availability only,
-    the hours being unchanged). Everything is
-    re-planned when this starts (anything may have changed before we listened) and whenever
-    messages may have been lost: after a Redis reconnect, or if we fell behind. A burst of events
-    (a catch-up, say) is re-planned together, not one station at a time. ``planned`` is set once
-    the first plan is done.
+    An hours change reaches us as the ``status`` event the stations API publishes; a booking
+    created, cancelled or paid as an ``availability`` event, which re-plans availability only (the
+    hours are unchanged). Everything is re-planned when this starts (anything may have changed
+    before we listened) and whenever messages may have been lost: after a Redis reconnect, or if we
+    fell behind. A burst of events (a catch-up, say) is re-planned together, not one station at a
+    time. ``planned`` is set once the first plan is done.
     """
     while True:
         with bus.subscribe(maxsize=4096) as subscription:
@@ -246,10 +244,9 @@ class TransitionScheduler:
     """The embedded default's scheduler: the worker's planning and broadcasting, in-process.
 
     It keeps every station's next transition of each kind in memory and sleeps until the earliest
-    one (never
-    longer than ``max_sleep``, so a clock that jumps is noticed), waking early when a re-plan
-    (``follow_changes``) or ``wake()`` says the plan changed. ``sleep`` and the clock are injected
-    so tests drive it without waiting.
+    one (never longer than ``max_sleep``, so a clock that jumps is noticed), waking early when a
+    re-plan (``follow_changes``) or ``wake()`` says the plan changed. ``sleep`` and the clock are
+    injected so tests drive it without waiting.
     """
 
     def __init__(
