@@ -46,4 +46,5 @@ class Booking(Model):
             Index(fields=("user_id", "status")),
             Index(fields=("status", "hold_expires_at")),
             Index(fields=("status", "slot_end")),
+            Index(fields=("station_id", "slot_end")),
         )
