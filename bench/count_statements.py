@@ -1,0 +1,157 @@
+"""How many SQL statements one booking + payment round trip sends to PostgreSQL, and which.
+
+    python bench/count_statements.py          # counts per request
+    python bench/count_statements.py -v       # and every statement, in order
+
+On a fresh PostgreSQL database (dropped afterwards) seeded as ``bench_bookings.py`` seeds it, the
+app runs in this process (Quart's test client, real Redis bus) and a few warm-up round trips go
+first, so one-off work (type introspection, a first directory load) is not counted. Every statement
+asyncpg sends is recorded at the connection, which includes what the ORM does not show: BEGIN,
+COMMIT and the reset query the pool runs when a connection is released.
+
+Environment as for ``bench_bookings.py``: ``BENCH_DATABASE_URL``, ``BENCH_REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_bookings import clean_redis, create_database, seed  # noqa: E402
+from bench.bench_http import drop_database  # noqa: E402
+
+WARM_UP = 3
+MEASURED = 5
+
+
+@contextmanager
+def recording(statements: list[str]) -> Iterator[None]:
+    """Append every statement asyncpg sends on any connection to ``statements``."""
+    from asyncpg.connection import Connection
+
+    originals = {name: getattr(Connection, name) for name in ("execute", "_execute", "_executemany")}
+
+    async def execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if not args:  # with arguments it goes through _execute, recorded there
+            statements.append(query)
+        return await originals["execute"](self, query, *args, **kwargs)
+
+    async def _execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(query)
+        return await originals["_execute"](self, query, *args, **kwargs)
+
+    async def _executemany(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(query)
+        return await originals["_executemany"](self, query, *args, **kwargs)
+
+    Connection.execute, Connection._execute, Connection._executemany = execute, _execute, _executemany  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(Connection, name, original)
+
+
+def label(statement: str) -> str:
+    """A short name for a statement: its verb and table."""
+    text = " ".join(statement.split())
+    if text.startswith("SELECT pg_advisory_unlock_all"):
+        return "pool reset (RESET ALL ...)"
+    if text in ("BEGIN;", "BEGIN", "COMMIT;", "COMMIT", "ROLLBACK;", "ROLLBACK"):
+        return text.rstrip(";")
+    verb = text.split(" ", 1)[0].upper()
+    table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', text, re.IGNORECASE)
+    return f"{verb} {table[1] if table else '?'}"
+
+
+async def run(verbose: bool) -> dict[str, list[str]]:
+    from app import create_app
+    from app.config import load_settings
+
+    server_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    database_url, name = await create_database(server_url)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": f"bench-{secrets.token_hex(4)}",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "COOKIE_SECURE": "false",
+        "RUN_BACKGROUND_TASKS": "false",
+    }
+    per_request: dict[str, list[str]] = {}
+    try:
+        migrate = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app", "migrate", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
+        )
+        if await migrate.wait() != 0:
+            raise RuntimeError("python -m app migrate failed")
+        seeded = await seed(env)
+        app = create_app(load_settings(env))
+        driver = seeded.payers[0]
+        slot = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+        async with app.test_app():
+            client = app.test_client()
+            for n in range(WARM_UP + MEASURED):
+                statements: dict[str, list[str]] = {"book": [], "pay": []}
+                body = {"station_id": seeded.open_station, "slot_time": slot.isoformat(), "duration_minutes": 15}
+                slot += timedelta(minutes=15)
+                with recording(statements["book"]):
+                    booked = await client.post("/api/bookings", json=body, headers=driver.headers)
+                assert booked.status_code == 200, await booked.get_data(as_text=True)
+                booking = await booked.get_json()
+                payment = {
+                    "booking_id": booking["booking_id"],
+                    "payment_method": "UPI",
+                    "amount": booking["amount_due"],
+                }
+                headers = {**driver.headers, "Idempotency-Key": f"count-{n}"}
+                with recording(statements["pay"]):
+                    paid = await client.post("/api/payments/process", json=payment, headers=headers)
+                assert paid.status_code == 200, await paid.get_data(as_text=True)
+                await asyncio.sleep(0.05)  # let the directory see its own events before the next round
+                if n >= WARM_UP:
+                    per_request = statements
+    finally:
+        await drop_database(server_url, name)
+        await clean_redis(redis_url, env["REDIS_PREFIX"])
+    return per_request
+
+
+def report(per_request: dict[str, list[str]], verbose: bool) -> str:
+    lines = []
+    total = 0
+    for request, statements in per_request.items():
+        total += len(statements)
+        lines.append(f"{request}: {len(statements)} statements")
+        for name, count in Counter(label(s) for s in statements).most_common():
+            lines.append(f"  {count:3d}  {name}")
+        if verbose:
+            lines += [f"      {' '.join(s.split())[:160]}" for s in statements]
+    lines.append(f"round trip: {total} statements")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every statement")
+    args = parser.parse_args()
+    print(report(asyncio.run(run(args.verbose)), args.verbose))
+
+
+if __name__ == "__main__":
+    main()
