@@ -13,11 +13,12 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tortoise.expressions import Q
 
 from app.clock import aware
-from app.models import Booking, BookingStatus
+from app.models import Booking, BookingStatus, Charger, ChargerStatus, Station
 
 
 def blocking(now: datetime) -> Q:
@@ -96,3 +97,28 @@ def next_busy_change(spans: Iterable[BookingSpan], after: datetime) -> datetime 
     """The first instant after ``after`` at which one of these bookings makes a charger busy or
     free."""
     return min((at for at in busy_changes(spans) if at > after), default=None)
+
+
+async def chargers_now(station_id: int, now: datetime) -> list[dict[str, Any]] | None:
+    """Each charger of the station (by number) with whether it is free at ``now``; None when there
+    is no such station. Two small queries, for the availability event published after every
+    booking change, which must not cost a reload of the whole station."""
+    chargers = (
+        await Charger.filter(station_id=station_id).order_by("charger_number").values("id", "charger_number", "status")
+    )
+    if not chargers:
+        return [] if await Station.exists(id=station_id) else None
+    busy = set(
+        await Booking.filter(blocking(now), station_id=station_id, slot_start__lte=now, slot_end__gt=now).values_list(
+            "charger_id", flat=True
+        )
+    )
+    return [
+        {
+            "id": c["id"],
+            "charger_number": c["charger_number"],
+            "status": str(ChargerStatus(c["status"])),
+            "available_now": c["status"] == ChargerStatus.AVAILABLE and c["id"] not in busy,
+        }
+        for c in chargers
+    ]

@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from asyncpg.connection import Connection
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.transactions import in_transaction
 
 from app.config import Settings
@@ -18,9 +20,33 @@ from app.config import Settings
 MODELS_MODULE = "app.models"
 
 
+class SessionlessConnection(Connection):  # type: ignore[misc]
+    """An asyncpg connection that skips the reset query when the pool takes it back.
+
+    On every release asyncpg's pool sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL;`` to undo session state a previous user may have left: advisory locks, open
+    cursors, LISTEN registrations, ``SET`` parameters. This service uses none of them (the bus is
+    Redis, locks are row locks, settings are fixed at connect), so the query undid nothing and cost
+    a database round trip after nearly every ORM statement. A transaction left open is still rolled
+    back on release: asyncpg does that separately from this query. Code that starts using session
+    state (a plain ``SET``, ``LISTEN``, advisory locks) must undo it itself or drop this class.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+def _connection(db_url: str) -> str | dict[str, Any]:
+    if not db_url.startswith(("postgres://", "asyncpg://")):
+        return db_url
+    expanded = expand_db_url(db_url)
+    expanded["credentials"]["connection_class"] = SessionlessConnection
+    return expanded
+
+
 def tortoise_config(db_url: str) -> dict[str, Any]:
     return {
-        "connections": {"default": db_url},
+        "connections": {"default": _connection(db_url)},
         "apps": {
             "models": {
                 "models": [MODELS_MODULE],

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from app.availability import chargers_now
 from app.bus import Bus
 from app.state import state
 
@@ -46,17 +47,14 @@ def _services(bus: Bus | None, directory: StationDirectory | None) -> tuple[Bus,
 async def availability_changed(
     station_id: int, *, bus: Bus | None = None, directory: StationDirectory | None = None
 ) -> dict[str, Any] | None:
-    """Tell everyone which chargers are free now; call after a booking or charger change commits."""
+    """Tell everyone which chargers are free now; call after a booking or charger change commits.
+    Only the chargers and the bookings holding them now are read: the message carries nothing
+    else, and the directories reload the rest of the station when they next need it."""
     bus, directory = _services(bus, directory)
     directory.invalidate(station_id)
-    view = await directory.load(station_id)
-    if view is None:
+    chargers = await chargers_now(station_id, directory.now())
+    if chargers is None:
         return None
-    now = directory.now()
-    chargers = [
-        {key: charger[key] for key in ("id", "charger_number", "status", "available_now")}
-        for charger in view.chargers_now(now)
-    ]
     payload = {"chargers": chargers, "available_chargers": sum(c["available_now"] for c in chargers)}
     return await publish_station_event(bus, station_id, AVAILABILITY, payload)
 
