@@ -31,16 +31,6 @@ class ChargerSpec:
     power_kw: float
 
 
-def spec_from_rows(
-    station: Station, regular: Iterable[RegularHours], exceptional: Iterable[ExceptionalPeriod]
-) -> HoursSpec:
-    return spec_from_values(
-        station.twentyfourseven,
-        ({"weekday": r.weekday, "period_begin": r.period_begin, "period_end": r.period_end} for r in regular),
-        ({"is_closing": e.is_closing, "period_begin": e.period_begin, "period_end": e.period_end} for e in exceptional),
-    )
-
-
 def spec_from_values(
     twentyfourseven: bool, regular: Iterable[Mapping[str, Any]], exceptional: Iterable[Mapping[str, Any]]
 ) -> HoursSpec:
@@ -62,9 +52,12 @@ def spec_from_values(
 
 
 async def load_hours_spec(station: Station) -> HoursSpec:
-    regular = await RegularHours.filter(station_id=station.id)
-    exceptional = await ExceptionalPeriod.filter(station_id=station.id)
-    return spec_from_rows(station, regular, exceptional)
+    """The station's hours as stored now (plain rows: booking and payment read them every time)."""
+    regular = await RegularHours.filter(station_id=station.id).values("weekday", "period_begin", "period_end")
+    exceptional = await ExceptionalPeriod.filter(station_id=station.id).values(
+        "is_closing", "period_begin", "period_end"
+    )
+    return spec_from_values(station.twentyfourseven, regular, exceptional)
 
 
 async def write_hours(station: Station, spec: HoursSpec) -> None:
