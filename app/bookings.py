@@ -206,6 +206,10 @@ async def _insert(request: _Request) -> Booking:
             if held >= HOLD_LIMIT:
                 raise HoldLimitReached()
             charger = await _pick_charger(request)
+            if is_postgres():
+                # Inserts for one charger take turns: two uncommitted overlapping rows would wait
+                # for each other in the exclusion check, a deadlock broken only after 1 s.
+                await Charger.filter(id=charger.id).select_for_update().values_list("id", flat=True)
             return await Booking.create(
                 user=user,
                 station=station,
@@ -263,7 +267,6 @@ async def _taken_expiring_lapsed(request: _Request) -> set[int]:
     taken, lapsed = set(), []
     for row in rows:
         hold = row["hold_expires_at"]
-        hold = hold.replace(tzinfo=UTC) if hold is not None and hold.tzinfo is None else hold
         if row["status"] == BookingStatus.PAID or (hold is not None and hold > request.now):
             taken.add(row["charger_id"])
         elif hold is not None:
