@@ -60,6 +60,16 @@ async def hello() -> dict[str, str]:
     return {"hello": "world"}
 
 
+#: What the figures were before the round trip was cut down, for comparison (a note, not measured here).
+EARLIER = (
+    "- before the round-trip cuts of 2026-11-29 (same machine, two runs on the previous code): book + pay "
+    "33 and 45 round trips/s, p99 2519 and 1673 ms (reference 111 and 261 round trips/s, p99 1352 and "
+    "511 ms); (a) in 2.37 and 1.69 s. Statements per round trip: 61 before (36 from the ORM including "
+    "BEGIN/COMMIT, plus 25 of asyncpg's reset query on every pool release), 30 after. Another run after "
+    "the cuts: 42 round trips/s, p99 3947 ms (reference 171, p99 672 ms). The machine was shared and busy "
+    "throughout (load average about 2 on 2 cores), so run-to-run spread exceeds the difference in throughput.",
+)
+
 OVERLAPS = """
 SELECT count(*) FROM bookings a JOIN bookings b
   ON a.charger_id = b.charger_id AND a.id < b.id
@@ -400,8 +410,10 @@ def report(results: dict[str, Any]) -> str:
         f"- errors: {pay['errors']}, overlaps afterwards: {pay['overlaps']}; target 0 errors: "
         f"**{'met' if pay_ok else 'NOT met'}**",
         f"- p99 {pay['p99_ms'] / hello['p99_ms']:.1f}x and throughput {pay['throughput'] / hello['throughput']:.2f}x "
-        "the reference's (recorded, no target: a round trip here is about 32 SQL statements, two of them "
-        "transactions, and two station events on Redis; the reference touches nothing)",
+        "the reference's (recorded, no target: a round trip here is 30 SQL statements, book 14 and pay 16 "
+        "as `python bench/count_statements.py` counts them, two transactions, and two station events on "
+        "Redis; the reference touches nothing)",
+        *EARLIER,
     ]
     if hello["errors"]:
         lines.append(
