@@ -65,9 +65,10 @@ EARLIER = (
     "- before the round-trip cuts of 2026-11-29 (same machine, two runs on the previous code): book + pay "
     "33 and 45 round trips/s, p99 2519 and 1673 ms (reference 111 and 261 round trips/s, p99 1352 and "
     "511 ms); (a) in 2.37 and 1.69 s. Statements per round trip: 61 before (36 from the ORM including "
-    "BEGIN/COMMIT, plus 25 of asyncpg's reset query on every pool release), 30 after. Another run after "
-    "the cuts: 42 round trips/s, p99 3947 ms (reference 171, p99 672 ms). The machine was shared and busy "
-    "throughout (load average about 2 on 2 cores), so run-to-run spread exceeds the difference in throughput.",
+    "BEGIN/COMMIT, plus 25 of asyncpg's reset query on every pool release), 30 after. Two more runs after "
+    "the cuts: 42 and 49 round trips/s, p99 3947 and 2882 ms (reference 171 and 159, p99 672 and 676 ms). "
+    "The machine was shared and busy "
+    "throughout (load average 2 to 4 on 2 cores), so run-to-run spread exceeds the difference in throughput.",
 )
 
 OVERLAPS = """
