@@ -24,9 +24,10 @@ from quart import Websocket
 from wsproto.extensions import PerMessageDeflate
 
 from app.bus import Bus, Subscription
-from app.directory import StationDirectory, StationView
+from app.directory import StationDirectory
 from app.events import AVAILABILITY, STATUS, station_channel
 from app.state import AppState, state
+from app.station_views import StationView
 from app.tasks import TaskSet
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from app.hours import ExceptionalPeriod as ExceptionalSpec
 from app.models import Charger, ChargerStatus, ExceptionalPeriod, RegularHours, Station
 
 if TYPE_CHECKING:
-    from app.directory import StationView
+    from app.station_views import StationView
 
 
 @dataclass(frozen=True)

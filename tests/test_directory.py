@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from app import events
-from app.directory import StationDirectory, StationView
+from app.directory import StationDirectory
 from app.hours import HoursSpec, RegularPeriod
 from app.models import Booking, BookingStatus, Charger, Station
 from app.state import state
+from app.station_views import StationView
 from app.stations import ChargerSpec, create_station
 from tests.conftest import Backend
 

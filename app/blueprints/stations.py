@@ -19,10 +19,11 @@ from quart import Blueprint, Response
 from quart_schema import document_response, validate_querystring, validate_response
 
 from app.availability import busy_charger_ids
-from app.directory import StationView, directory, encode_json
+from app.directory import directory
 from app.errors import NotFound, ValidationFailed
 from app.models import ChargerStatus
 from app.state import AppState, state
+from app.station_views import StationView, encode_json
 from app.stations import StationFilter, find_stations
 
 blueprint = Blueprint("stations", __name__, url_prefix="/api/stations")
