@@ -21,6 +21,7 @@ from app.config import Settings, load_settings
 from app.db import close_db, init_db
 from app.errors import register_error_handlers
 from app.state import EXTENSION, AppState, state
+from app.wire import ContractOpenAPI, IdConverter, JsonRequest
 
 __all__ = ["create_app"]
 
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     settings = settings or load_settings()
     app = Quart(__name__, static_folder="../static", template_folder="../templates")
     app.session_interface = NoCookieSession()
+    app.request_class = JsonRequest
+    app.url_map.converters["int"] = IdConverter
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=64 * 1024,
@@ -92,6 +95,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         swagger_ui_path="/docs",
         redoc_ui_path=None,
         scalar_ui_path=None,
+        openapi_provider_class=ContractOpenAPI,
     )
     register_error_handlers(app)
     _register_request_hooks(app)

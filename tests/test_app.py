@@ -64,6 +64,20 @@ async def test_malformed_json_is_422(client: ApiClient) -> None:
     assert (await response.get_json())["code"] == "validation_error"
 
 
+async def test_body_that_is_not_utf8_is_422_not_500(client: ApiClient) -> None:
+    response = await client.post("/api/auth/login", data=b"\xee\x8f{", headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert (await response.get_json())["code"] == "validation_error"
+
+
+async def test_openapi_documents_errors_as_problem_json_and_ids_within_column_range(client: ApiClient) -> None:
+    spec = await (await client.get("/openapi.json")).get_json()
+    operation = spec["paths"]["/api/bookings/{booking_id}"]["get"]
+    assert list(operation["responses"]["404"]["content"]) == ["application/problem+json"]
+    assert list(operation["responses"]["200"]["content"]) == ["application/json"]
+    assert operation["parameters"][0]["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+
+
 async def test_internal_error_is_500_without_internals(client: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
     async def explode(*args: object) -> None:
         raise RuntimeError("secret internal detail from SELECT * FROM users")

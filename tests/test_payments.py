@@ -397,7 +397,7 @@ async def test_payment_flow_is_documented_with_examples(client: ApiClient, db) -
     assert "idempotency-key" in [p["name"].lower() for p in operation.get("parameters", [])]
     request_schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert request_schema["examples"][0]["amount"] == "250.00"
-    declined = operation["responses"]["402"]["content"]["application/json"]["schema"]
+    declined = operation["responses"]["402"]["content"]["application/problem+json"]["schema"]
     assert declined["examples"][0]["code"] == "payment_declined"
     assert "/api/payments/{payment_id}" in spec["paths"]
     assert "/api/payments" in spec["paths"]

@@ -307,6 +307,16 @@ async def test_unknown_station_is_problem_json_404(client: ApiClient, path: str)
     assert (body["status"], body["code"], body["detail"]) == (404, "not_found", "Station not found.")
 
 
+@pytest.mark.parametrize("station_id", [2**31, 2**64])
+@pytest.mark.parametrize("suffix", ["", "/status", "/chargers/available?slot_time=2026-12-02T12:00:00"])
+async def test_station_id_beyond_any_row_is_404_not_an_overflow(
+    client: ApiClient, station_id: int, suffix: str
+) -> None:
+    response = await client.get(f"/api/stations/{station_id}{suffix}")
+    assert response.status_code == 404
+    assert (await response.get_json())["code"] == "not_found"
+
+
 async def book(station_id: int, number: int, start: datetime, minutes: int, driver, status=BookingStatus.PAID) -> None:
     charger = await Charger.get(station_id=station_id, charger_number=number)
     await Booking.create(

@@ -15,19 +15,9 @@ from app.auth import authorize
 from app.errors import Forbidden
 from app.models import BookingStatus, User
 from app.state import state
+from app.wire import Problem
 
 blueprint = Blueprint("bookings", __name__, url_prefix="/api/bookings")
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details (``application/problem+json``); clients branch on ``code``."""
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    code: str
-    detail: str
-    errors: list[dict[str, Any]] | None = None
 
 
 def check_user_id(sent: int | None, user: User) -> None:

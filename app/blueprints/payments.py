@@ -11,9 +11,10 @@ from quart_schema import document_headers, document_response, validate_querystri
 
 from app import payments
 from app.auth import authorize
-from app.blueprints.bookings import Problem, check_user_id
+from app.blueprints.bookings import check_user_id
 from app.errors import PROBLEM_JSON, ValidationFailed
 from app.models import PaymentMethod, PaymentStatus
+from app.wire import Problem
 
 blueprint = Blueprint("payments", __name__, url_prefix="/api/payments")
 

@@ -1,0 +1,68 @@
+"""What the HTTP layer promises before any handler runs, kept true in ``/openapi.json`` as well.
+
+Three gaps between a raw request and the contract live here: an undecodable body is a malformed
+one (422, never a 500); an id in a path names a database row, so a number no row can have is an
+unknown URL (404) rather than an integer overflow in the driver; and error responses are documented
+with the media type they are sent with.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+from quart import Request
+from quart_schema import OpenAPIProvider
+from werkzeug.routing import BaseConverter, IntegerConverter, Map
+
+from app.errors import PROBLEM_JSON
+
+#: Primary keys are PostgreSQL ``integer`` columns.
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in every route: a positive integer that fits an id column, else no match (404)."""
+
+    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = 1, max: int | None = MAX_ID) -> None:
+        super().__init__(map, fixed_digits, min=min, max=max)
+
+
+class JsonRequest(Request):
+    async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        """Bytes that are not UTF-8 are malformed JSON: the same 422 as any other unparsable body."""
+        try:
+            return await super().get_json(force, silent, cache)
+        except UnicodeDecodeError as error:
+            return None if silent else self.on_json_loading_failed(error)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``); clients branch on ``code``."""
+
+    media_type: ClassVar[str] = PROBLEM_JSON
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    code: str
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class ContractOpenAPI(OpenAPIProvider):
+    """quart-schema's document, corrected where it would disagree with the responses sent."""
+
+    def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
+        parameter = super().build_path_parameter(name, converter)
+        if isinstance(converter, IntegerConverter):
+            bounds = {"minimum": converter.min, "maximum": converter.max}
+            parameter["schema"].update({key: value for key, value in bounds.items() if value is not None})
+        return parameter
+
+    def build_response_object(self, model: type[Any], headers_model: type[Any] | None) -> tuple[dict, dict]:
+        response, definitions = super().build_response_object(model, headers_model)
+        media_type = getattr(model, "media_type", None)
+        if media_type is not None:
+            response["content"][media_type] = response["content"].pop("application/json")
+        return response, definitions
