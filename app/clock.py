@@ -6,8 +6,22 @@ nothing in app/ calls datetime.now() directly.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol, TypeVar
+
+#: The years a date or time sent to the API may fall in. Far enough inside ``datetime``'s own range
+#: that moving between zones and adding a day or a slot never overflows; wide enough for anything real.
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+YEARS = f"in the years {FIRST_YEAR} to {LAST_YEAR}"
+
+Day = TypeVar("Day", date, datetime)
+
+
+def supported_year(value: Day) -> Day:
+    """``value`` unchanged, or ValueError when it is outside ``FIRST_YEAR``..``LAST_YEAR``."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"must be {YEARS}")
+    return value
 
 
 def aware(value: datetime) -> datetime:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from app.clock import FIRST_YEAR, LAST_YEAR, YEARS
 from app.hours import (
     MAX_EXCEPTIONAL_PERIODS,
     MAX_REGULAR_PERIODS,
@@ -74,7 +75,7 @@ def parse_hours(payload: object, loc_prefix: Sequence[str | int] = ("hours",)) -
             begin, end = bounds = [_instant(period.get(key)) for key in _EXCEPTIONAL_KEYS]
             for key, bound in zip(_EXCEPTIONAL_KEYS, bounds, strict=True):
                 if key in period and bound is None:
-                    report([field, i, key], "must be an ISO 8601 date-time with a UTC offset")
+                    report([field, i, key], f"must be an ISO 8601 date-time with a UTC offset, {YEARS}")
             if begin and end and begin >= end:
                 report([field, i, "period_end"], "must be after period_begin")
             elif begin and end:
@@ -134,6 +135,6 @@ def _instant(value: object) -> datetime | None:
             value = datetime.fromisoformat(value)
         except ValueError:
             return None
-    if isinstance(value, datetime) and value.utcoffset() is not None:
+    if isinstance(value, datetime) and value.utcoffset() is not None and FIRST_YEAR <= value.year <= LAST_YEAR:
         return value.astimezone(UTC)
     return None

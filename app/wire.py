@@ -8,9 +8,9 @@ with the media type they are sent with.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, Field, StrictInt
 from quart import Request
 from quart_schema import OpenAPIProvider
 from werkzeug.routing import BaseConverter, IntegerConverter, Map
@@ -19,6 +19,23 @@ from app.errors import PROBLEM_JSON
 
 #: Primary keys are PostgreSQL ``integer`` columns.
 MAX_ID = 2**31 - 1
+
+#: An id in a body or query: outside the column's range it can name no row, and the driver would
+#: refuse to even send it, so it is a 422 like any other malformed field.
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+StrictId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+
+
+def _without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+#: Text that is stored or looked up: PostgreSQL cannot hold a NUL character in a text value.
+PlainStr = Annotated[str, AfterValidator(_without_nul)]
+#: Paging past this many rows is never meant; beyond 2^63 the database cannot take the number.
+Offset = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
 class IdConverter(IntegerConverter):

@@ -147,6 +147,14 @@ async def test_bad_email_and_username_are_both_named(client: ApiClient) -> None:
     assert [e["loc"] for e in (await response.get_json())["errors"]] == [["body", "email"], ["body", "username"]]
 
 
+@pytest.mark.parametrize("path", ["/api/auth/register", "/api/auth/login"])
+async def test_nul_character_in_email_is_422_not_a_database_error(client: ApiClient, path: str) -> None:
+    body = {"email": "ada\u0000@example.com", "username": "ada", "password": "Tr4m-Qx9-lantern"}
+    response = await client.post(path, json=body)
+    assert response.status_code == 422
+    assert ["body", "email"] in [e["loc"] for e in (await response.get_json())["errors"]]
+
+
 @pytest.mark.parametrize(
     "email",
     ["plainaddress", "a@b", "a@@example.com", "a b@example.com", "@example.com", ".a@example.com", "a..b@example.com",

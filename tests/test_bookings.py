@@ -163,6 +163,12 @@ async def test_overnight_slot_at_an_overnight_station_is_accepted(driver_client:
         {"station_id": 1, "slot_time": 1764654000, "duration_minutes": 60},
         {"station_id": 1, "slot_time": SLOT, "duration_minutes": "60"},
         {"station_id": "1", "slot_time": SLOT, "duration_minutes": 60},
+        # Beyond what the database and datetime arithmetic can hold: refused, not a 500.
+        {"station_id": 2**31, "slot_time": SLOT, "duration_minutes": 60},
+        {"station_id": 1, "slot_time": SLOT, "duration_minutes": 60, "charger_id": 2**63},
+        {"station_id": 1, "slot_time": "0001-01-01T00:00:00", "duration_minutes": 60},
+        {"station_id": 1, "slot_time": "9999-12-31T23:30:00-05:00", "duration_minutes": 60},
+        {"station_id": 1, "slot_time": SLOT, "duration_minutes": 60, "vehicle_number": "MH01\u0000"},
     ],
 )
 async def test_malformed_request_is_422_before_anything_else(client: ApiClient, body: dict[str, Any]) -> None:
@@ -376,6 +382,13 @@ async def test_list_shows_own_bookings_and_operators_see_all_with_filters(
     assert [b["booking_id"] for b in cancelled] == [mine["booking_id"]]
     assert await ok(await operator_client.get("/api/bookings?station_id=999")) == []
     await problem(await operator_client.get("/api/bookings?limit=500"), 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    "query", ["station_id=2147483648", "date=9999-12-31", "date=0001-01-01", "offset=9223372036854775808"]
+)
+async def test_list_filters_beyond_what_can_be_stored_are_422(operator_client: ApiClient, query: str) -> None:
+    await problem(await operator_client.get(f"/api/bookings?{query}"), 422, "validation_error")
 
 
 async def test_cancelling_a_held_booking_frees_its_charger(driver_client: ApiClient, other_client, make_user) -> None:

@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 
 from app import stations as stations_module
+from app.blueprints.operator import MAX_PRICE_PER_HOUR
+from app.bookings import amount_for
 from app.bus import Subscription
 from app.models import Charger, Station
 from app.state import state
+from app.wire import MAX_ID
 from tests.conftest import ApiClient
 
 NEW_STATION: dict[str, Any] = {
@@ -114,6 +117,18 @@ async def test_ocpi_hours_with_an_exceptional_closing_are_accepted(operator_clie
         ({"timezone": "Mars/Olympus_Mons"}, ["body", "timezone"]),
         ({"timezone": "localtime"}, ["body", "timezone"]),
         ({"price_per_hour": "12.345"}, ["body", "price_per_hour"]),
+        ({"price_per_hour": "1000000.01"}, ["body", "price_per_hour"]),  # a 4-hour slot would overflow
+        ({"name": "Hub\u0000"}, ["body", "name"]),  # PostgreSQL text cannot hold NUL
+        (
+            {
+                "hours": {
+                    "exceptional_closings": [
+                        {"period_begin": "0001-01-01T00:00:00+05:00", "period_end": "2026-12-02T08:00:00Z"}
+                    ]
+                }
+            },
+            ["body", "hours", "exceptional_closings", 0, "period_begin"],
+        ),
         ({"currency": "RUPEES"}, ["body", "currency"]),
         ({"latitude": 123}, ["body", "latitude"]),
         (
@@ -276,6 +291,18 @@ async def test_exception_needs_an_end_after_its_begin_with_offsets(operator_clie
         response = await operator_client.post(path, json=payload)
         assert response.status_code == 422
         assert [e["loc"] for e in (await response.get_json())["errors"]] == [loc]
+
+
+async def test_exception_in_year_one_is_422_not_an_overflow(operator_client: ApiClient) -> None:
+    station = await create(operator_client)
+    payload = {"kind": "closing", "period_begin": "0001-01-01T00:00:00+05:00", "period_end": "2026-12-02T09:00:00Z"}
+    response = await operator_client.post(f"/api/stations/{station['id']}/exceptions", json=payload)
+    assert response.status_code == 422
+    assert [e["loc"] for e in (await response.get_json())["errors"]] == [["body", "period_begin"]]
+
+
+def test_the_highest_price_still_fits_the_longest_slot_in_an_integer_column() -> None:
+    assert amount_for(MAX_PRICE_PER_HOUR, 240) <= MAX_ID
 
 
 async def test_chargers_are_numbered_next_and_can_go_out_of_service(operator_client: ApiClient, app) -> None:

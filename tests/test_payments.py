@@ -136,6 +136,7 @@ async def test_a_paid_charger_stays_taken_after_the_hold_would_have_lapsed(drive
         {"booking_id": 1, "payment_method": "UPI"},
         {"booking_id": 1, "payment_method": "UPI", "amount": 100},
         {"booking_id": 1, "payment_method": "UPI", "amount": 100.0},
+        {"booking_id": 2**31, "payment_method": "UPI", "amount": "100.00"},
     ],
 )
 async def test_malformed_payment_is_422_even_before_sign_in(client: ApiClient, db, body: dict[str, Any]) -> None:
@@ -387,6 +388,11 @@ async def test_other_users_payments_are_404_and_not_listed(
     assert await ok(await rival_client.get("/api/payments")) == []
     assert [p["payment_id"] for p in await ok(await operator_client.get("/api/payments"))] == [paid["payment_id"]]
     assert (await ok(await operator_client.get(f"/api/payments/{paid['payment_id']}")))["status"] == "SUCCESS"
+
+
+@pytest.mark.parametrize("query", ["booking_id=2147483648", "offset=9223372036854775808"])
+async def test_list_filters_beyond_what_can_be_stored_are_422(operator_client: ApiClient, query: str) -> None:
+    await problem(await operator_client.get(f"/api/payments?{query}"), 422, "validation_error")
 
 
 async def test_payment_flow_is_documented_with_examples(client: ApiClient, db) -> None:

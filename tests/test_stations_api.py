@@ -370,6 +370,8 @@ async def test_chargers_available_for_a_slot(client: ApiClient, driver) -> None:
         ("slot_time=2026-12-02T12:00:00&duration_minutes=20", "duration_minutes"),
         ("slot_time=2026-12-02T12:00:00&duration_minutes=255", "duration_minutes"),
         ("duration_minutes=60", "slot_time"),
+        ("slot_time=0001-01-01T00:00:00", "slot_time"),
+        ("slot_time=9999-12-31T23:59:00", "slot_time"),
     ],
 )
 async def test_bad_slot_queries_are_422(client: ApiClient, query: str, field: str) -> None:

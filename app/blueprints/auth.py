@@ -12,13 +12,14 @@ from app import accounts
 from app.auth import authorize, sign_in, sign_out
 from app.models import User
 from app.ratelimit import throttle
+from app.wire import PlainStr
 
 blueprint = Blueprint("auth", __name__, url_prefix="/api/auth")
 
 
 class RegisterIn(BaseModel):
-    email: str = Field(max_length=320, description="Trimmed and lower-cased before use.")
-    username: str = Field(max_length=128, description="3 to 64 letters, digits, dots, hyphens or underscores.")
+    email: PlainStr = Field(max_length=320, description="Trimmed and lower-cased before use.")
+    username: PlainStr = Field(max_length=128, description="3 to 64 letters, digits, dots, hyphens or underscores.")
     password: str = Field(
         max_length=1024,
         description="8 to 128 characters; not a common password and not containing the email or username.",
@@ -26,7 +27,7 @@ class RegisterIn(BaseModel):
 
 
 class LoginIn(BaseModel):
-    email: str = Field(max_length=320)
+    email: PlainStr = Field(max_length=320)
     password: str = Field(max_length=1024)
 
 

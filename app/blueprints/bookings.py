@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from datetime import date as LocalDate
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator
 from quart import Blueprint
 from quart_schema import document_response, validate_querystring, validate_request, validate_response
 
 from app import bookings
 from app.auth import authorize
+from app.clock import supported_year
 from app.errors import Forbidden
 from app.models import BookingStatus, User
 from app.state import state
-from app.wire import Problem
+from app.wire import Id, Offset, PlainStr, Problem, StrictId
 
 blueprint = Blueprint("bookings", __name__, url_prefix="/api/bookings")
 
@@ -43,7 +44,7 @@ class BookingIn(BaseModel):
         }
     )
 
-    station_id: StrictInt
+    station_id: StrictId
     slot_time: datetime = Field(
         description="ISO 8601 start. Without a UTC offset it is wall-clock time at the station "
         "(its own time zone); with an offset it is that instant."
@@ -52,11 +53,11 @@ class BookingIn(BaseModel):
         description="15 to 240, in steps of 15.",
         json_schema_extra={"minimum": 15, "maximum": 240, "multipleOf": 15},
     )
-    charger_id: StrictInt | None = Field(None, description="Book this charger; 409 if it is taken for the slot.")
-    charger_type: str | None = Field(
+    charger_id: StrictId | None = Field(None, description="Book this charger; 409 if it is taken for the slot.")
+    charger_type: PlainStr | None = Field(
         None, max_length=32, description="Only chargers with this connector (e.g. CCS2); lowest-numbered free one."
     )
-    vehicle_number: str | None = Field(None, max_length=32)
+    vehicle_number: PlainStr | None = Field(None, max_length=32)
     user_id: StrictInt | None = Field(
         None, description="Optional and never needed: if sent it must be the signed-in user's id, else 403."
     )
@@ -67,9 +68,10 @@ class BookingIn(BaseModel):
         if not isinstance(value, str):
             raise ValueError("slot_time must be an ISO 8601 date-time string")
         try:
-            return datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(value)
         except ValueError:
             raise ValueError("slot_time must be an ISO 8601 date-time such as 2026-12-02T18:00:00") from None
+        return supported_year(parsed)
 
     @field_validator("vehicle_number", "charger_type")
     @classmethod
@@ -122,11 +124,13 @@ class BookingOut(BaseModel):
 
 
 class BookingQuery(BaseModel):
-    station_id: int | None = None
+    station_id: Id | None = None
     status: BookingStatus | None = None
-    date: LocalDate | None = Field(None, description="Slot start date (YYYY-MM-DD) at the booking's station.")
+    date: Annotated[LocalDate, AfterValidator(supported_year)] | None = Field(
+        None, description="Slot start date (YYYY-MM-DD) at the booking's station."
+    )
     limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
 
 
 class Breakdown(BaseModel):

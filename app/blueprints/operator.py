@@ -18,20 +18,27 @@ from quart_schema import validate_request, validate_response
 from app import events, stations
 from app.auth import authorize
 from app.blueprints.stations import ChargerNow, ExceptionOut, StationDetail, station_detail, station_or_404
+from app.clock import supported_year
 from app.errors import ValidationFailed
 from app.hours import HoursSpec, HoursValidationError, validate_timezone
 from app.hours_input import parse_hours
 from app.models import ChargerStatus, Role, StationStatus
 from app.state import state
+from app.wire import PlainStr
 
 blueprint = Blueprint("operator", __name__, url_prefix="/api/stations")
 
 OPERATORS = (Role.OPERATOR, Role.ADMIN)
 
 
+#: Minor units. Four hours at this price still fit the integer ``amount_due`` column.
+MAX_PRICE_PER_HOUR = 1_000_000_00
+
+
 def _money(value: str | int) -> str:
     text = str(value)
-    stations.parse_money(text)
+    if stations.parse_money(text) > MAX_PRICE_PER_HOUR:
+        raise ValueError(f"must be at most {stations.format_money(MAX_PRICE_PER_HOUR)}")
     return text
 
 
@@ -42,7 +49,7 @@ def _timezone(value: str) -> str:
         raise ValueError(error.errors[0]["msg"]) from None
 
 
-Text = Annotated[str, Field(min_length=1)]
+Text = Annotated[PlainStr, Field(min_length=1)]
 Money = Annotated[str | int, AfterValidator(_money), Field(description='Major units, e.g. "150.00".')]
 Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code."), AfterValidator(str.upper)]
 Timezone = Annotated[str, AfterValidator(_timezone), Field(description="IANA zone, e.g. Asia/Kolkata.")]
@@ -108,8 +115,8 @@ class StationPatch(BaseModel):
 class ExceptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["closing", "opening"]
-    period_begin: AwareDatetime
-    period_end: AwareDatetime
+    period_begin: Annotated[AwareDatetime, AfterValidator(supported_year)]
+    period_end: Annotated[AwareDatetime, AfterValidator(supported_year)]
 
     @field_validator("period_end")
     @classmethod

@@ -14,7 +14,7 @@ from app.auth import authorize
 from app.blueprints.bookings import check_user_id
 from app.errors import PROBLEM_JSON, ValidationFailed
 from app.models import PaymentMethod, PaymentStatus
-from app.wire import Problem
+from app.wire import Id, Offset, Problem, StrictId
 
 blueprint = Blueprint("payments", __name__, url_prefix="/api/payments")
 
@@ -44,7 +44,7 @@ class PaymentIn(BaseModel):
         }
     )
 
-    booking_id: StrictInt
+    booking_id: StrictId
     payment_method: PaymentMethod
     amount: StrictStr = Field(
         max_length=32,
@@ -104,10 +104,10 @@ class IdempotencyHeaders(BaseModel):
 
 
 class PaymentQuery(BaseModel):
-    booking_id: int | None = None
+    booking_id: Id | None = None
     status: PaymentStatus | None = None
     limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
 
 
 def _idempotency_key() -> str | None:

@@ -19,6 +19,7 @@ from quart import Blueprint, Response
 from quart_schema import document_response, validate_querystring, validate_response
 
 from app.availability import busy_charger_ids
+from app.clock import YEARS, supported_year
 from app.directory import directory
 from app.errors import NotFound, ValidationFailed
 from app.models import ChargerStatus
@@ -320,11 +321,10 @@ class StatusFastLane:
 def slot_start(text: str, view: StationView) -> datetime:
     """An ISO 8601 instant; a time without an offset is read as the station's wall clock."""
     try:
-        value = datetime.fromisoformat(text)
+        value = supported_year(datetime.fromisoformat(text))
     except ValueError:
-        raise ValidationFailed(
-            [{"loc": ["query", "slot_time"], "msg": "must be an ISO 8601 date-time, e.g. 2026-12-02T18:00:00+05:30"}]
-        ) from None
+        msg = f"must be an ISO 8601 date-time, e.g. 2026-12-02T18:00:00+05:30, {YEARS}"
+        raise ValidationFailed([{"loc": ["query", "slot_time"], "msg": msg}]) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=view.zone)
     return value.astimezone(UTC)
