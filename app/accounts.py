@@ -131,7 +131,8 @@ async def authenticate(email: str, password: str, client: str = "unknown") -> Us
     email = normalise_email(email)
     limiter = throttle()
     await limiter.begin_sign_in(email, client)
-    user = await User.get_or_none(email=email)
+    # An address longer than the column can belong to no account (and the ORM refuses to look it up).
+    user = await User.get_or_none(email=email) if len(email) <= EMAIL_MAX else None
     if user is None:
         await hash_password(password)  # spend the same time as a real check
         raise Unauthenticated(SIGN_IN_FAILED)

@@ -26,14 +26,20 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 StrictId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 
 
-def _without_nul(value: str) -> str:
+def _storable(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text") from None
     return value
 
 
-#: Text that is stored or looked up: PostgreSQL cannot hold a NUL character in a text value.
-PlainStr = Annotated[str, AfterValidator(_without_nul)]
+#: Text that is stored or looked up. PostgreSQL cannot hold a NUL character, and a lone surrogate
+#: (``"\ud800"`` is valid JSON) cannot be encoded for either database.
+PlainStr = Annotated[str, AfterValidator(_storable)]
 #: Paging past this many rows is never meant; beyond 2^63 the database cannot take the number.
 Offset = Annotated[int, Field(ge=0, le=MAX_ID)]
 

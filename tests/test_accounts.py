@@ -147,6 +147,12 @@ async def test_bad_email_and_username_are_both_named(client: ApiClient) -> None:
     assert [e["loc"] for e in (await response.get_json())["errors"]] == [["body", "email"], ["body", "username"]]
 
 
+async def test_sign_in_with_an_email_longer_than_any_account_is_the_usual_401(client: ApiClient) -> None:
+    response = await client.post("/api/auth/login", json={"email": "a" * 300 + "@example.com", "password": "x" * 10})
+    assert response.status_code == 401
+    assert (await response.get_json())["code"] == "unauthenticated"
+
+
 @pytest.mark.parametrize("path", ["/api/auth/register", "/api/auth/login"])
 async def test_nul_character_in_email_is_422_not_a_database_error(client: ApiClient, path: str) -> None:
     body = {"email": "ada\u0000@example.com", "username": "ada", "password": "Tr4m-Qx9-lantern"}

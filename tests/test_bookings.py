@@ -169,6 +169,7 @@ async def test_overnight_slot_at_an_overnight_station_is_accepted(driver_client:
         {"station_id": 1, "slot_time": "0001-01-01T00:00:00", "duration_minutes": 60},
         {"station_id": 1, "slot_time": "9999-12-31T23:30:00-05:00", "duration_minutes": 60},
         {"station_id": 1, "slot_time": SLOT, "duration_minutes": 60, "vehicle_number": "MH01\u0000"},
+        {"station_id": 1, "slot_time": SLOT, "duration_minutes": 60, "vehicle_number": "MH01\udfff"},
     ],
 )
 async def test_malformed_request_is_422_before_anything_else(client: ApiClient, body: dict[str, Any]) -> None:
