@@ -1,9 +1,10 @@
 """What the HTTP layer promises before any handler runs, kept true in ``/openapi.json`` as well.
 
-Three gaps between a raw request and the contract live here: an undecodable body is a malformed
-one (422, never a 500); an id in a path names a database row, so a number no row can have is an
-unknown URL (404) rather than an integer overflow in the driver; and error responses are documented
-with the media type they are sent with.
+The gaps between a raw request and the contract live here: an undecodable body is a malformed one
+(422, never a 500); an id names a database row, so a number no row can have is an unknown URL in a
+path (404) and a malformed field in a body or query (422), never an overflow in the driver; text
+that is stored must be text the database can hold; and error responses are documented with the
+media type they are sent with.
 """
 
 from __future__ import annotations
