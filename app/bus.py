@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -80,7 +81,7 @@ class Subscription:
         self.close()
 
 
-class Bus:
+class Bus(ABC):
     """Common fan-out; subclasses provide the transport."""
 
     def __init__(self) -> None:
@@ -106,16 +107,16 @@ class Bus:
         self._subscribers.add(subscription)
         return subscription
 
-    async def publish(self, channel: str, message: dict[str, Any]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def publish(self, channel: str, message: dict[str, Any]) -> None: ...
 
+    @abstractmethod
     async def next_seq(self, key: str) -> int:
         """A counter shared by every process on this bus, used for per-station event order."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def current_seqs(self, keys: list[str]) -> list[int]:
         """The last value ``next_seq`` handed out for each key (0 if none), for snapshots."""
-        raise NotImplementedError
 
     async def current_seq(self, key: str) -> int:
         (value,) = await self.current_seqs([key])
