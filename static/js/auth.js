@@ -1,6 +1,6 @@
 // Sign-in and registration forms.
 import { messageOf, post } from "./api.js";
-import { busy, clearError, showError } from "./ui.js";
+import { busy, clearError, showError, showErrorAndFocus } from "./ui.js";
 
 const form = document.getElementById("auth-form");
 const errorBox = document.getElementById("auth-error");
@@ -38,12 +38,11 @@ if (form) {
       await busy(button, () => post(form.dataset.endpoint, body), "Please wait…");
       window.location.assign(form.dataset.next || "/");
     } catch (err) {
-      showError(errorBox, messageOf(err));
       for (const e of err.errors ?? []) {
         const name = e.loc?.[e.loc.length - 1];
         form.querySelector(`[name="${name}"]`)?.setAttribute("aria-invalid", "true");
       }
-      errorBox.focus?.();
+      showErrorAndFocus(errorBox, messageOf(err));
     }
   });
 }

@@ -5,7 +5,7 @@
 import { ApiError, get, messageOf, post } from "./api.js";
 import { METHOD_LABEL } from "./status.js";
 import { localDate, localTime, money, slotText, timeText } from "./time.js";
-import { $, announce, busy, clearError, el, showError } from "./ui.js";
+import { $, announce, busy, clearError, el, showError, showErrorAndFocus } from "./ui.js";
 
 const DURATIONS = Array.from({ length: 16 }, (_, i) => (i + 1) * 15);
 const HORIZON_DAYS = 7;
@@ -100,12 +100,18 @@ export class BookingFlow {
 
   render() {
     const open = this.bookable;
+    const focused = document.activeElement;
     $("#booking-title").textContent = { form: "Book a charging slot", payment: "Your booking", done: "You're booked" }[this.mode];
     this.form.hidden = !(open && this.mode === "form");
     this.payment.hidden = !(open && this.mode === "payment");
     this.paused.hidden = !(!open && this.mode === "payment");
     this.confirmation.hidden = this.mode !== "done";
     $("#book-another").hidden = !open;
+    // Keyboard users whose control just vanished (the station closed under them) land on the
+    // section heading instead of the top of the page.
+    if (focused && focused !== document.body && $("#booking").contains(focused) && !focused.checkVisibility()) {
+      $("#booking-title").focus();
+    }
   }
 
   // -- slot picker ------------------------------------------------------------------------
@@ -191,7 +197,7 @@ export class BookingFlow {
     clearError(errorBox);
     const data = new FormData(this.form);
     if (!data.get("slot_date") || !data.get("slot_time")) {
-      showError(errorBox, "Choose a date and a start time.");
+      showErrorAndFocus(errorBox, "Choose a date and a start time.");
       return;
     }
     try {
@@ -202,7 +208,7 @@ export class BookingFlow {
       this.showPayment();
       announce(`Charger ${booking.charger_number} is held for you. Complete the payment to confirm.`);
     } catch (err) {
-      showError(errorBox, messageOf(err));
+      showErrorAndFocus(errorBox, messageOf(err));
       if (err.code === "station_closed") this.onClosed?.().catch(() => {});
     }
   }
@@ -242,7 +248,7 @@ export class BookingFlow {
     clearError($("#payment-error"));
     this.mode = "payment";
     this.render();
-    if (!this.payment.hidden) $("#payment-title").scrollIntoView({ block: "nearest" });
+    if (!this.payment.hidden) $("#payment-title").focus();
   }
 
   paymentBody() {
@@ -275,7 +281,7 @@ export class BookingFlow {
     } catch (err) {
       const retrySame = err.status === 0 || err.code === "idempotency_in_progress";
       if (!retrySame) this.attempt = null;
-      showError(errorBox, messageOf(err));
+      showErrorAndFocus(errorBox, messageOf(err));
       if (err.code === "station_closed") this.onClosed?.().catch(() => {});
       if (err.code === "booking_not_payable") {
         showError(errorBox, `${messageOf(err)} Your hold may have expired: please book again.`);
@@ -312,7 +318,7 @@ export class BookingFlow {
         announce("Booking cancelled.");
       } catch (err) {
         if (err.code !== "not_found" && err.code !== "booking_not_payable") {
-          showError(errorBox, messageOf(err));
+          showErrorAndFocus(errorBox, messageOf(err));
           return;
         }
       }

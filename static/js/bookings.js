@@ -2,7 +2,7 @@
 import { get, messageOf, post } from "./api.js";
 import { METHOD_LABEL } from "./status.js";
 import { dateTimeText, money, slotText } from "./time.js";
-import { $, announce, busy, clone, el, setState, showError } from "./ui.js";
+import { $, announce, busy, clone, el, setState, showError, showErrorAndFocus } from "./ui.js";
 
 const list = $("#booking-list");
 const stateBox = $("#bookings-state");
@@ -116,9 +116,12 @@ async function cancelBooking(card, id, button) {
     await busy(button, () => post(`/api/bookings/${id}/cancel`), "Cancelling…");
     announce(`Booking ${id} cancelled.`);
     await load();
-    list.querySelector(`[data-booking-id="${id}"] .status-pill`)?.focus?.();
+    // The Cancel button is gone now: keep keyboard focus on the same booking, at its new status.
+    const pill = list.querySelector(`[data-booking-id="${id}"] .status-pill`);
+    pill?.setAttribute("tabindex", "-1");
+    pill?.focus();
   } catch (err) {
-    showError(errorBox, messageOf(err));
+    showErrorAndFocus(errorBox, messageOf(err));
   }
 }
 

@@ -23,6 +23,12 @@ export function showError(el, message) {
   el.hidden = !message;
 }
 
+/** Show an error and move focus to it, so keyboard and screen-reader users land on the message. */
+export function showErrorAndFocus(el, message) {
+  showError(el, message);
+  if (el && message) el.focus();
+}
+
 export function clearError(el) {
   showError(el, "");
 }
