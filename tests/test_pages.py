@@ -167,3 +167,11 @@ async def test_header_shows_who_is_signed_in(client: ApiClient, driver: Any) -> 
 async def test_pages_stay_out_of_the_api_document(client: ApiClient) -> None:
     paths = (await (await client.get("/openapi.json")).get_json())["paths"]
     assert not [p for p in paths if not p.startswith(("/api/", "/ws/", "/healthz", "/readyz"))]
+
+
+async def test_charger_type_filter_lists_each_connector_once(client: ApiClient) -> None:
+    await make_station()
+    html = await page(client, "/")
+    options = re.findall(r'<option value="([^"]*)"', html.split('id="filter-type"', 1)[-1].split("</select>", 1)[0])
+    types = [value for value in options if value]
+    assert sorted(types) == ["CCS2", "CHADEMO", "TYPE2"]

@@ -50,7 +50,9 @@ def _is_operator(user: User | None) -> bool:
 async def home() -> str:
     stations = await directory().catalogue()
     cities = sorted({view.city for view in stations}, key=str.casefold)
-    charger_types = sorted(set(CHARGER_TYPES).union(*(view.charger_types for view in stations)))
+    # Offer the types as stored (upper case); the views' own set is case-folded for filtering.
+    stored = {charger.charger_type.upper() for view in stations for charger in view.chargers}
+    charger_types = sorted(stored.union(CHARGER_TYPES))
     return await _render("home.html", cities=cities, charger_types=charger_types)
 
 
