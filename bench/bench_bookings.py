@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from quart import Quart  # noqa: E402
 
 from bench.bench_http import drop_database  # noqa: E402
-from bench.common import machine, record_section  # noqa: E402
+from bench.common import app_environment, machine, record_section  # noqa: E402
 
 SECTION = "## Bookings and payments"
 RACERS = 200
@@ -324,15 +324,7 @@ async def run() -> dict[str, Any]:
     server_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     database_url, name = await create_database(server_url)
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "REDIS_PREFIX": f"bench-{secrets.token_hex(4)}",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "COOKIE_SECURE": "false",
-        "RUN_BACKGROUND_TASKS": "false",
-    }
+    env = app_environment(database_url, redis_url)
     results: dict[str, Any] = {}
     try:
         migrate = await asyncio.create_subprocess_exec(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import secrets
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,3 +34,17 @@ def record_section(heading: str, body: str) -> Path:
         updated = current.rstrip("\n") + "\n\n" + section
     RESULTS.write_text(updated.rstrip("\n") + "\n")
     return RESULTS
+
+
+def app_environment(database_url: str, redis_url: str) -> dict[str, str]:
+    """The environment of a benchmarked Chargeslot process: a fresh database, its own Redis prefix,
+    and no background tasks of the web process getting in the measurement's way."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": f"bench-{secrets.token_hex(4)}",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "COOKIE_SECURE": "false",
+        "RUN_BACKGROUND_TASKS": "false",
+    }

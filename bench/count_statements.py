@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import re
-import secrets
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_bookings import clean_redis, create_database, seed  # noqa: E402
 from bench.bench_http import drop_database  # noqa: E402
+from bench.common import app_environment  # noqa: E402
 
 WARM_UP = 3
 MEASURED = 5
@@ -84,15 +84,7 @@ async def run(verbose: bool) -> dict[str, list[str]]:
     server_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     database_url, name = await create_database(server_url)
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "REDIS_PREFIX": f"bench-{secrets.token_hex(4)}",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "COOKIE_SECURE": "false",
-        "RUN_BACKGROUND_TASKS": "false",
-    }
+    env = app_environment(database_url, redis_url)
     per_request: dict[str, list[str]] = {}
     try:
         migrate = await asyncio.create_subprocess_exec(
