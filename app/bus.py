@@ -118,10 +118,6 @@ class Bus(ABC):
     async def current_seqs(self, keys: list[str]) -> list[int]:
         """The last value ``next_seq`` handed out for each key (0 if none), for snapshots."""
 
-    async def current_seq(self, key: str) -> int:
-        (value,) = await self.current_seqs([key])
-        return value
-
     def _fan_out(self, channel: str, message: dict[str, Any]) -> None:
         for subscription in list(self._subscribers):
             if subscription.wants(channel):
