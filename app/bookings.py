@@ -36,9 +36,10 @@ from app.errors import (
 )
 from app.hours import Schedule, compile_schedule
 from app.models import Booking, BookingStatus, Charger, ChargerStatus, Station, StationStatus, User
+from app.money import format_money
 from app.payments import publish_availability, refund_booking
 from app.state import state
-from app.stations import format_money, load_hours_spec
+from app.stations import load_hours_spec
 
 #: Unpaid bookings with a running hold that one user may have at once.
 HOLD_LIMIT = 3

@@ -28,12 +28,10 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
 
@@ -66,31 +64,27 @@ from app.models import (
     StationStatus,
     User,
 )
+from app.money import format_money, parse_money
 from app.payment_provider import ProviderResult
 from app.state import state
-from app.stations import format_money, load_hours_spec
+from app.stations import load_hours_spec
 
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 CLAIM_LEASE = timedelta(minutes=2)
 _KEY_PREFIX, _CLAIM_PREFIX = "key:", "claim:booking:"
-_AMOUNT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
-MINOR_PER_MAJOR = 100  # every currency we price in has two decimals (see app.stations.format_money)
 
 
 # -- money on the wire ---------------------------------------------------------------------------
 
 
 def parse_amount(text: str) -> int:
-    """A decimal string in major units ("100", "100.0", "100.00") as minor units. Signs, exponents,
-    NaN, infinities and fractions of a minor unit are refused."""
-    if not _AMOUNT.fullmatch(text):
-        raise AmountInvalid('The amount must be a decimal string in major units, such as "250.00".')
-    minor = Decimal(text) * MINOR_PER_MAJOR
-    if minor != minor.to_integral_value():
-        raise AmountInvalid("The amount has more decimal places than the currency has.")
-    return int(minor)
+    """The payment's amount in minor units; anything that is not an exact amount is a 400."""
+    try:
+        return parse_money(text)
+    except ValueError as error:
+        raise AmountInvalid(f"The amount {error}.") from None
 
 
 # -- views ---------------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from app.availability import BookingSpan, load_spans, next_busy_change
 from app.clock import aware
 from app.hours import HoursSpec, Schedule, compile_schedule
 from app.models import Charger, ChargerStatus, ExceptionalPeriod, RegularHours, Station
-from app.stations import format_money, spec_from_values
+from app.money import format_money
+from app.stations import spec_from_values
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 

@@ -7,7 +7,6 @@ and turned into an ``app.hours.HoursSpec`` for every decision.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -117,23 +116,6 @@ async def create_station(
 
 #: Fields whose change can flip whether the station is open or bookable.
 STATUS_FIELDS = frozenset({"timezone", "status"})
-_MONEY = re.compile(r"(\d{1,9})(?:\.(\d{1,2}))?")
-
-
-def parse_money(text: str) -> int:
-    """A non-negative major-unit decimal string ("150", "150.5", "150.00") in minor units."""
-    match = _MONEY.fullmatch(text.strip())
-    if match is None:
-        raise ValueError('must be an amount in major units with at most two decimals, e.g. "150.00"')
-    return int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))
-
-
-def format_money(minor: int) -> str:
-    """Minor units as the wire's decimal string in major units (every currency we price in has two
-    decimals)."""
-    sign = "-" if minor < 0 else ""
-    whole, cents = divmod(abs(minor), 100)
-    return f"{sign}{whole}.{cents:02d}"
 
 
 async def _locked_station(station_id: int) -> Station:

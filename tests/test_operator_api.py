@@ -117,6 +117,7 @@ async def test_ocpi_hours_with_an_exceptional_closing_are_accepted(operator_clie
         ({"timezone": "Mars/Olympus_Mons"}, ["body", "timezone"]),
         ({"timezone": "localtime"}, ["body", "timezone"]),
         ({"price_per_hour": "12.345"}, ["body", "price_per_hour"]),
+        ({"price_per_hour": "\u0661\u0665\u0660"}, ["body", "price_per_hour"]),  # Arabic-Indic 150
         ({"price_per_hour": "1000000.01"}, ["body", "price_per_hour"]),  # a 4-hour slot would overflow
         ({"name": "Hub\u0000"}, ["body", "name"]),  # PostgreSQL text cannot hold NUL
         (

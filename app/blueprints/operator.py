@@ -23,6 +23,7 @@ from app.errors import ValidationFailed
 from app.hours import HoursSpec, HoursValidationError, validate_timezone
 from app.hours_input import parse_hours
 from app.models import ChargerStatus, Role, StationStatus
+from app.money import format_money, parse_money
 from app.state import state
 from app.wire import PlainStr
 
@@ -37,8 +38,8 @@ MAX_PRICE_PER_HOUR = 1_000_000_00
 
 def _money(value: str | int) -> str:
     text = str(value)
-    if stations.parse_money(text) > MAX_PRICE_PER_HOUR:
-        raise ValueError(f"must be at most {stations.format_money(MAX_PRICE_PER_HOUR)}")
+    if parse_money(text) > MAX_PRICE_PER_HOUR:
+        raise ValueError(f"must be at most {format_money(MAX_PRICE_PER_HOUR)}")
     return text
 
 
@@ -143,7 +144,7 @@ def _columns(data: BaseModel, names: set[str]) -> dict[str, Any]:
     """Request fields as station columns (money in minor units)."""
     columns = {name: getattr(data, name) for name in names}
     if "price_per_hour" in columns:
-        columns["price_per_hour"] = stations.parse_money(str(columns["price_per_hour"]))
+        columns["price_per_hour"] = parse_money(str(columns["price_per_hour"]))
     return columns
 
 
