@@ -23,6 +23,7 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from app.availability import overlapping
+from app.clock import station_instant
 from app.db import is_postgres, write_transaction
 from app.errors import (
     Conflict,
@@ -120,7 +121,7 @@ class _Request:
 
 
 def _valid_slot(schedule: Schedule, slot_time: datetime, duration: int, now: datetime) -> tuple[datetime, datetime]:
-    start = _to_instant(slot_time, schedule.timezone)
+    start = station_instant(slot_time, schedule.timezone)
     errors: list[dict[str, Any]] = []
 
     def error(field: str, msg: str) -> None:
@@ -146,18 +147,6 @@ def _valid_slot(schedule: Schedule, slot_time: datetime, duration: int, now: dat
             [{"loc": ["body", "slot_time"], "msg": "The whole slot must lie inside the station's opening hours"}]
         )
     return start, end
-
-
-def _to_instant(slot_time: datetime, timezone: str) -> datetime | None:
-    """UTC instant of ``slot_time``; naive means station-local (a fold means its first occurrence,
-    a time the clocks skip in a DST gap does not exist and gives None)."""
-    if slot_time.tzinfo is not None:
-        return slot_time.astimezone(UTC)
-    zone = ZoneInfo(timezone)
-    instant = slot_time.replace(tzinfo=zone, fold=0).astimezone(UTC)
-    if instant.astimezone(zone).replace(tzinfo=None) != slot_time:
-        return None
-    return instant
 
 
 class _LostRace(Exception):

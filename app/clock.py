@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
 #: The years a date or time sent to the API may fall in. Far enough inside ``datetime``'s own range
 #: that moving between zones and adding a day or a slot never overflows; wide enough for anything real.
@@ -22,6 +23,19 @@ def supported_year(value: Day) -> Day:
     if not FIRST_YEAR <= value.year <= LAST_YEAR:
         raise ValueError(f"must be {YEARS}")
     return value
+
+
+def station_instant(value: datetime, timezone: str) -> datetime | None:
+    """The UTC instant a driver means: an aware time as it is, a naive one as the station's wall
+    clock. In a fold that is the first occurrence; a time the clocks skip in a DST gap does not
+    exist at the station and gives None."""
+    if value.tzinfo is not None:
+        return value.astimezone(UTC)
+    zone = ZoneInfo(timezone)
+    instant = value.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) != value:
+        return None
+    return instant
 
 
 def aware(value: datetime) -> datetime:

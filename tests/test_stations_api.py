@@ -380,6 +380,14 @@ async def test_bad_slot_queries_are_422(client: ApiClient, query: str, field: st
     assert [error["loc"] for error in body["errors"]] == [["query", field]]
 
 
+async def test_a_local_time_the_clocks_skip_is_422_not_a_guess(client: ApiClient) -> None:
+    station_id = await add_station(timezone="Europe/Berlin")
+    # 28 March 2027, Berlin springs from 02:00 to 03:00: 02:30 never happens there.
+    query = "slot_time=2027-03-28T02:30:00&duration_minutes=60"
+    body = await json_of(client, f"/api/stations/{station_id}/chargers/available?{query}", 422)
+    assert [error["loc"] for error in body["errors"]] == [["query", "slot_time"]]
+
+
 async def test_operator_change_reaches_a_second_app_instance_through_redis(
     client: ApiClient, operator_client: ApiClient, backend, clock
 ) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -19,7 +19,7 @@ from quart import Blueprint, Response
 from quart_schema import document_response, validate_querystring, validate_response
 
 from app.availability import busy_charger_ids
-from app.clock import YEARS, supported_year
+from app.clock import YEARS, station_instant, supported_year
 from app.directory import directory
 from app.errors import NotFound, ValidationFailed
 from app.models import ChargerStatus
@@ -325,6 +325,8 @@ def slot_start(text: str, view: StationView) -> datetime:
     except ValueError:
         msg = f"must be an ISO 8601 date-time, e.g. 2026-12-02T18:00:00+05:30, {YEARS}"
         raise ValidationFailed([{"loc": ["query", "slot_time"], "msg": msg}]) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=view.zone)
-    return value.astimezone(UTC)
+    instant = station_instant(value, view.timezone)
+    if instant is None:
+        msg = f"does not exist in {view.timezone}: the clocks skip it"
+        raise ValidationFailed([{"loc": ["query", "slot_time"], "msg": msg}])
+    return instant
