@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
+import gc
 import logging
-import secrets
 from typing import Any
 
 from quart import Quart, Response, g, request
@@ -15,42 +15,18 @@ from quart_schema import Info, QuartSchema
 
 from app import live
 from app.auth import init_auth
-from app.bus import create_bus
-from app.clock import Clock, SystemClock
+from app.clock import Clock
 from app.config import Settings, load_settings
 from app.db import close_db, init_db
 from app.errors import register_error_handlers
+from app.fast_lane import StatusFastLane
+from app.headers import HeaderPolicy, request_id
 from app.state import EXTENSION, AppState, state
 from app.wire import ContractOpenAPI, IdConverter, JsonRequest
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "start_services", "stop_services"]
 
 log = logging.getLogger("app")
-
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
-)
-# The API browser served at /docs loads Swagger UI from its CDN and starts it with an inline script.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
-    "connect-src 'self'; frame-ancestors 'none'; object-src 'none'"
-)
-STATIC_SECURITY_HEADERS = (
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "strict-origin-when-cross-origin"),
-    ("X-Frame-Options", "DENY"),
-    ("Cross-Origin-Opener-Policy", "same-origin"),
-)
-
-#: What every /api/ response carries besides its own headers (the fast status lane sends the same).
-API_HEADERS = (("Content-Security-Policy", CSP), *STATIC_SECURITY_HEADERS, ("Cache-Control", "no-store"))
-
-
-def request_id(incoming: str | None) -> str:
-    """The client's X-Request-ID when it is sensible, else a fresh one."""
-    return incoming if incoming and len(incoming) <= 64 else secrets.token_hex(8)
 
 
 class NoCookieSession(SecureCookieSessionInterface):
@@ -78,12 +54,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         QUART_AUTH_DURATION=14 * 24 * 3600,
         QUART_SCHEMA_CONVERSION_PREFERENCE="pydantic",
     )
-    app_state = AppState(
-        settings=settings, clock=clock or SystemClock(), bus=create_bus(settings.redis_url, settings.redis_prefix)
-    )
-    app_state.services[live.SERVICE] = live.Hub(app_state.bus, app_state.directory, app_state.tasks)
+    app_state = AppState.build(settings, clock)
     live.decline_websocket_compression()
     app.extensions[EXTENSION] = app_state
+    headers = HeaderPolicy()
     QuartSchema(
         app,
         info=Info(
@@ -98,13 +72,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         openapi_provider_class=ContractOpenAPI,
     )
     register_error_handlers(app)
-    _register_request_hooks(app)
+    _register_request_hooks(app, headers)
     init_auth(app)
     _register_lifecycle(app)
     _register_blueprints(app)
-    from app.blueprints.stations import StatusFastLane
-
-    app.asgi_app = StatusFastLane(app.asgi_app, state(app), API_HEADERS, request_id)  # type: ignore[method-assign,assignment]
+    fast_lane = StatusFastLane(app.asgi_app, app_state.directory, app_state.clock, headers)
+    app.asgi_app = fast_lane  # type: ignore[method-assign,assignment]
     return app
 
 
@@ -121,18 +94,37 @@ def _register_lifecycle(app: Quart) -> None:
     async def startup() -> None:
         app_state = state(app)
         await init_db(app_state.settings)
-        await app_state.bus.start()
-        app_state.tasks.spawn(app_state.directory.run(), name="station-directory")
-        live.hub_of(app_state).start()
-        if app_state.settings.run_background_tasks:
-            _start_background_jobs(app_state)
+        await start_services(app_state)
 
     @app.after_serving
     async def shutdown() -> None:
-        app_state = state(app)
-        await app_state.tasks.cancel_all()
-        await app_state.bus.close()
+        await stop_services(state(app))
         await close_db()
+
+
+async def start_services(app_state: AppState) -> None:
+    """Start what a web process serves with besides the database: the bus, the live hub and, in
+    the embedded default, the worker's jobs. Tests that need a second live process call it too."""
+    await app_state.bus.start()
+    app_state.hub.start()
+    if app_state.settings.run_background_tasks:
+        _start_background_jobs(app_state)
+    # Loading the catalogue now makes the first list request fast, and it is the bulk of the
+    # long-lived objects: tens of thousands of them make every full pass of the cycle collector
+    # take 100 ms or more, stalling all requests. Frozen once here, the collector skips them;
+    # views hold no reference cycles, so reference counting alone frees them when dropped.
+    try:
+        await app_state.directory.catalogue()
+    except Exception:
+        log.warning("could not load the station catalogue at start-up; it loads on first use", exc_info=True)
+    else:
+        gc.freeze()
+
+
+async def stop_services(app_state: AppState) -> None:
+    await app_state.tasks.cancel_all()
+    await app_state.throttle.close()
+    await app_state.bus.close()
 
 
 def _start_background_jobs(app_state: AppState) -> None:
@@ -141,14 +133,12 @@ def _start_background_jobs(app_state: AppState) -> None:
     from app.closeout import run_close_out
     from app.transitions import TransitionScheduler
 
-    scheduler = TransitionScheduler(app_state.bus, app_state.directory, app_state.clock)
-    app_state.tasks.spawn(scheduler.run(), name="transition-scheduler")
-    app_state.tasks.spawn(
-        run_close_out(app_state.clock, bus=app_state.bus, directory=app_state.directory), name="close-out"
-    )
+    scheduler = TransitionScheduler(app_state.bus, app_state.clock)
+    app_state.tasks.supervise("transition-scheduler", scheduler.run)
+    app_state.tasks.supervise("close-out", lambda: run_close_out(app_state.clock, bus=app_state.bus))
 
 
-def _register_request_hooks(app: Quart) -> None:
+def _register_request_hooks(app: Quart, policy: HeaderPolicy) -> None:
     @app.before_request
     async def assign_request_id() -> None:
         g.request_id = request_id(request.headers.get("X-Request-ID"))
@@ -160,11 +150,7 @@ def _register_request_hooks(app: Quart) -> None:
         headers: Any = response.headers
         headers["X-Request-ID"] = g.get("request_id", "")
         present = {name.lower() for name, _ in headers.items()}
-        path = request.path
-        csp = DOCS_CSP if path == "/docs" else CSP
-        for name, value in (("Content-Security-Policy", csp), *STATIC_SECURITY_HEADERS):
+        for name, value in policy.defaults(request.path):
             if name.lower() not in present:
                 headers.add(name, value)
-        if path.startswith("/api/") and "cache-control" not in present:
-            headers.add("Cache-Control", "no-store")
         return response

@@ -19,7 +19,7 @@ from tortoise.exceptions import IntegrityError
 from app.errors import Conflict, Unauthenticated, UserInactive, ValidationFailed
 from app.models import Role, User
 from app.passwords import hash_password, needs_rehash, normalise_password, verify_password
-from app.ratelimit import throttle
+from app.ratelimit import Throttle
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 USERNAME_MIN, USERNAME_MAX = 3, 64
@@ -126,10 +126,9 @@ async def create_user(email: str, username: str, password: str, role: Role = Rol
         raise Conflict(CONFLICT_DETAIL) from None
 
 
-async def authenticate(email: str, password: str, client: str = "unknown") -> User:
+async def authenticate(limiter: Throttle, email: str, password: str, client: str = "unknown") -> User:
     """The user for these credentials, counting the attempt against brute force first."""
     email = normalise_email(email)
-    limiter = throttle()
     await limiter.begin_sign_in(email, client)
     # An address longer than the column can belong to no account (and the ORM refuses to look it up).
     user = await User.get_or_none(email=email) if len(email) <= EMAIL_MAX else None

@@ -21,7 +21,6 @@ from quart_auth import current_user as auth_cookie
 
 from app.errors import CsrfFailed, Forbidden, Unauthenticated
 from app.models import Role, Session, User
-from app.ratelimit import init_throttle
 from app.state import state
 
 SESSION_DAYS = 14
@@ -142,6 +141,5 @@ async def _set_csrf_cookie(response: Response) -> Response:
 
 def init_auth(app: Quart) -> None:
     QuartAuth(app, cookie_name="chargeslot_session", cookie_samesite="Lax", duration=SESSION_DAYS * 24 * 3600)
-    init_throttle(app)
     app.before_request(_check_csrf)
     app.after_request(_set_csrf_cookie)

@@ -21,8 +21,16 @@ from app.clock import aware
 from app.models import Booking, BookingStatus, Charger, ChargerStatus, Station
 
 
+def holds_charger(status: str, hold_expires_at: datetime | None, now: datetime) -> bool:
+    """Whether a booking holds its charger at ``now``: the one rule, for booking, the free-chargers
+    hint and the live views alike. ``blocking`` is the same rule as a query."""
+    if status == BookingStatus.PAID:
+        return True
+    return status == BookingStatus.CONFIRMED and hold_expires_at is not None and hold_expires_at > now
+
+
 def blocking(now: datetime) -> Q:
-    """Bookings that hold their charger at ``now``."""
+    """Bookings that hold their charger at ``now`` (``holds_charger`` as a query)."""
     return Q(status=BookingStatus.PAID) | Q(status=BookingStatus.CONFIRMED, hold_expires_at__gt=now)
 
 

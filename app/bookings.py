@@ -22,8 +22,10 @@ from zoneinfo import ZoneInfo
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
-from app.availability import overlapping
+from app.availability import holds_charger, overlapping
+from app.bus import Bus
 from app.clock import station_instant
+from app.config import Settings
 from app.db import is_postgres, write_transaction
 from app.errors import (
     Conflict,
@@ -35,11 +37,11 @@ from app.errors import (
     UserInactive,
     ValidationFailed,
 )
+from app.events import publish_availability, quietly
 from app.hours import Schedule, compile_schedule
 from app.models import Booking, BookingStatus, Charger, ChargerStatus, Station, StationStatus, User
-from app.money import format_money
-from app.payments import publish_availability, refund_booking
-from app.state import state
+from app.payment_provider import PaymentProvider
+from app.payments import refund_booking
 from app.stations import load_hours_spec
 
 #: Unpaid bookings with a running hold that one user may have at once.
@@ -48,6 +50,18 @@ MIN_DURATION, MAX_DURATION, DURATION_STEP = 15, 240, 15
 LOST_RACE = frozenset({"23P01", "40P01"})
 #: Every zone's offset lies within this, so a local date's bookings start inside ±1 day of it.
 _MAX_OFFSET = timedelta(hours=14)
+
+
+@dataclass(frozen=True)
+class BookingPolicy:
+    """How long an unpaid hold lasts and how far ahead a slot may start."""
+
+    hold_minutes: int = 10
+    horizon_days: int = 7
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BookingPolicy:
+        return cls(hold_minutes=settings.booking_hold_minutes, horizon_days=settings.booking_horizon_days)
 
 
 async def fresh_schedule(station: Station) -> Schedule:
@@ -69,14 +83,16 @@ async def create_booking(
     charger_id: int | None = None,
     charger_type: str | None = None,
     vehicle_number: str | None = None,
-    now: datetime | None = None,
+    *,
+    now: datetime,
+    policy: BookingPolicy,
+    bus: Bus,
 ) -> Booking:
     """Book a charger for ``[slot_time, slot_time + duration)``.
 
     A naive ``slot_time`` is wall-clock time at the station (its IANA zone), which is what a driver
     standing there means; an aware one is taken as the instant it names.
     """
-    now = now or state().clock.now()
     station = await Station.get_or_none(id=station_id)
     if station is None:
         raise NotFound("Station not found.")
@@ -87,7 +103,7 @@ async def create_booking(
         raise StationClosed("Station is closed. Booking not allowed.")
     if not user.is_active:
         raise UserInactive()
-    start, end = _valid_slot(schedule, slot_time, duration_minutes, now)
+    start, end = check_slot(schedule, slot_time, duration_minutes, now, policy)
     request = _Request(
         user=user,
         station=station,
@@ -97,11 +113,11 @@ async def create_booking(
         charger_type=charger_type,
         vehicle_number=vehicle_number,
         amount_due=amount_for(station.price_per_hour, duration_minutes),
-        hold_expires_at=now + timedelta(minutes=state().settings.booking_hold_minutes),
+        hold_expires_at=now + timedelta(minutes=policy.hold_minutes),
         now=now,
     )
     booking = await _insert_with_retry(request)
-    await publish_availability(station.id)
+    await quietly(publish_availability(bus, station.id, now))
     return booking
 
 
@@ -120,7 +136,13 @@ class _Request:
     avoid: frozenset[int] = frozenset()
 
 
-def _valid_slot(schedule: Schedule, slot_time: datetime, duration: int, now: datetime) -> tuple[datetime, datetime]:
+def check_slot(
+    schedule: Schedule, slot_time: datetime, duration: int, now: datetime, policy: BookingPolicy
+) -> tuple[datetime, datetime]:
+    """The slot ``[start, end)`` as instants, if a booking may ask for it: it exists on the
+    station's clock, starts no earlier than now and within the horizon, has an allowed length and
+    lies wholly inside opening hours. Otherwise ``ValidationFailed`` says why, in words a driver
+    understands. Booking decides with this, and the free-chargers hint explains with it."""
     start = station_instant(slot_time, schedule.timezone)
     errors: list[dict[str, Any]] = []
 
@@ -128,15 +150,15 @@ def _valid_slot(schedule: Schedule, slot_time: datetime, duration: int, now: dat
         errors.append({"loc": ["body", field], "msg": msg})
 
     if start is None:
-        error("slot_time", f"slot_time does not exist in {schedule.timezone}: the clocks skip it")
+        error("slot_time", "That time does not exist at the station: the clocks skip it.")
     elif start < now:
-        error("slot_time", "slot_time is in the past")
-    elif start > now + timedelta(days=state().settings.booking_horizon_days):
-        error("slot_time", f"slot_time is more than {state().settings.booking_horizon_days} days ahead")
+        error("slot_time", "The slot starts in the past.")
+    elif start > now + timedelta(days=policy.horizon_days):
+        error("slot_time", f"Slots can be booked at most {policy.horizon_days} days ahead.")
     if not (MIN_DURATION <= duration <= MAX_DURATION and duration % DURATION_STEP == 0):
         error(
             "duration_minutes",
-            f"duration_minutes must be {MIN_DURATION}-{MAX_DURATION} in steps of {DURATION_STEP}",
+            f"A slot lasts {MIN_DURATION} to {MAX_DURATION} minutes, in steps of {DURATION_STEP}.",
         )
     if errors:
         raise ValidationFailed(errors)
@@ -144,7 +166,7 @@ def _valid_slot(schedule: Schedule, slot_time: datetime, duration: int, now: dat
     end = start + timedelta(minutes=duration)
     if not schedule.covers(start, end):
         raise ValidationFailed(
-            [{"loc": ["body", "slot_time"], "msg": "The whole slot must lie inside the station's opening hours"}]
+            [{"loc": ["body", "slot_time"], "msg": "The whole slot must lie inside the station's opening hours."}]
         )
     return start, end
 
@@ -256,10 +278,9 @@ async def _taken_expiring_lapsed(request: _Request) -> set[int]:
     ).values("id", "charger_id", "status", "hold_expires_at")
     taken, lapsed = set(), []
     for row in rows:
-        hold = row["hold_expires_at"]
-        if row["status"] == BookingStatus.PAID or (hold is not None and hold > request.now):
+        if holds_charger(row["status"], row["hold_expires_at"], request.now):
             taken.add(row["charger_id"])
-        elif hold is not None:
+        else:
             lapsed.append(row["id"])
     if lapsed:
         await Booking.filter(id__in=lapsed, status=BookingStatus.CONFIRMED).update(status=BookingStatus.EXPIRED)
@@ -290,11 +311,10 @@ async def list_bookings(
     on_date: date | None = None,
     limit: int = 50,
     offset: int = 0,
-    now: datetime | None = None,
+    now: datetime,
 ) -> list[Booking]:
     """Newest slot first. ``status`` filters on what ``effective_status`` reports and ``on_date`` on
     the slot's start date at its station."""
-    now = now or state().clock.now()
     query = _visible(user)
     if station_id is not None:
         query = query.filter(station_id=station_id)
@@ -324,54 +344,29 @@ def effective_status(booking: Booking, now: datetime) -> BookingStatus:
     return BookingStatus(booking.status)
 
 
-def booking_view(booking: Booking, now: datetime) -> dict[str, Any]:
-    """The API shape. Slot times carry the station's own UTC offset; other instants are UTC."""
-    station: Station = booking.station
-    charger: Charger = booking.charger
-    zone = ZoneInfo(station.timezone)
-    minutes = int((booking.slot_end - booking.slot_start).total_seconds() // 60)
-    return {
-        "booking_id": booking.id,
-        "station_id": station.id,
-        "station_name": station.name,
-        "charger_id": charger.id,
-        "charger_number": charger.charger_number,
-        "charger_type": charger.charger_type,
-        "slot_time": booking.slot_start.astimezone(zone).isoformat(),
-        "slot_end": booking.slot_end.astimezone(zone).isoformat(),
-        "duration_minutes": minutes,
-        "status": effective_status(booking, now).value,
-        "amount_due": format_money(booking.amount_due),
-        "currency": booking.currency,
-        "hold_expires_at": booking.hold_expires_at.astimezone(UTC).isoformat() if booking.hold_expires_at else None,
-        "vehicle_number": booking.vehicle_number,
-        "user_id": booking.user_id,  # type: ignore[attr-defined]
-        "created_at": booking.created_at.astimezone(UTC).isoformat(),
-    }
+@dataclass(frozen=True)
+class Quote:
+    """What paying a booking costs (``amount_due`` was fixed when it was made), and whether it can
+    be paid now."""
+
+    booking: Booking
+    payable: bool
+
+    @property
+    def duration_minutes(self) -> int:
+        return int((self.booking.slot_end - self.booking.slot_start).total_seconds() // 60)
 
 
-async def quote(user: User, booking_id: int, now: datetime | None = None) -> dict[str, Any]:
-    """What paying this booking costs. ``amount_due`` was fixed when the booking was made; the
-    breakdown shows the station's hourly price and the slot length it came from."""
-    now = now or state().clock.now()
+async def quote(user: User, booking_id: int, now: datetime) -> Quote:
     booking = await get_booking(user, booking_id)
-    minutes = int((booking.slot_end - booking.slot_start).total_seconds() // 60)
-    return {
-        "booking_id": booking.id,
-        "amount_due": format_money(booking.amount_due),
-        "currency": booking.currency,
-        "payable": effective_status(booking, now) == BookingStatus.CONFIRMED,
-        "hold_expires_at": booking.hold_expires_at.astimezone(UTC).isoformat() if booking.hold_expires_at else None,
-        "breakdown": {"price_per_hour": format_money(booking.station.price_per_hour), "duration_minutes": minutes},
-    }
+    return Quote(booking, payable=effective_status(booking, now) == BookingStatus.CONFIRMED)
 
 
 # -- cancelling ----------------------------------------------------------------------------------
 
 
-async def cancel_booking(user: User, booking_id: int, now: datetime | None = None) -> Booking:
+async def cancel_booking(user: User, booking_id: int, *, now: datetime, provider: PaymentProvider, bus: Bus) -> Booking:
     """CONFIRMED → CANCELLED; PAID → CANCELLED with a refund, only before the slot starts."""
-    now = now or state().clock.now()
     await get_booking(user, booking_id)
     async with write_transaction():
         query = Booking.filter(id=booking_id)
@@ -383,10 +378,10 @@ async def cancel_booking(user: User, booking_id: int, now: datetime | None = Non
         if current == BookingStatus.PAID:
             if now >= booking.slot_start:
                 raise Conflict("A paid booking can only be cancelled before its slot starts.")
-            await refund_booking(booking)
+            await refund_booking(provider, booking)
         elif current != BookingStatus.CONFIRMED:
             raise Conflict(f"This booking is {current.value.lower()} and cannot be cancelled.")
         booking.status = BookingStatus.CANCELLED
         await booking.save(update_fields=["status", "updated_at"])
-    await publish_availability(booking.station_id)  # type: ignore[attr-defined]
+    await quietly(publish_availability(bus, booking.station_id, now))  # type: ignore[attr-defined]
     return await get_booking(user, booking_id)

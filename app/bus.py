@@ -2,9 +2,14 @@
 
 Two transports behind one interface. The in-process bus serves the embedded single-process site;
 the Redis bus serves many processes. Each process holds exactly one Redis subscriber connection and
-one listener task, and fans messages out to in-process queues, one per consumer (a WebSocket, a
-cache). Redis pub/sub is at-most-once, so after the listener reconnects every subscriber is told to
+one listener task, and fans messages out to in-process queues, one per consumer (a WebSocket), and
+to synchronous listeners (a cache, which must forget a view the moment it learns of a change).
+Redis pub/sub is at-most-once, so after the listener reconnects every subscriber is told to
 resynchronise (``RESYNC``) instead of trusting that nothing was missed.
+
+A message is delivered in the publishing process first, before ``publish`` returns, and reaches
+the other processes through Redis; a process skips its own messages when Redis echoes them back.
+So the process that made a change reads its own write at once, whatever Redis is doing.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -22,12 +28,18 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from app.tasks import TaskSet
+
 log = logging.getLogger(__name__)
 
 #: Delivered to every subscriber (on every channel) when messages may have been lost.
 RESYNC: dict[str, Any] = {"type": "resync"}
 #: Seconds of silence on the subscriber connection before we check that Redis is still there.
 PING_INTERVAL = 5.0
+#: Marks which process published a message, so that it does not deliver its own message twice.
+ORIGIN = "_origin"
+
+Listener = Callable[[dict[str, Any]], None]
 
 
 class Subscription:
@@ -86,6 +98,7 @@ class Bus(ABC):
 
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
+        self._listeners: list[Listener] = []
 
     @property
     def connected(self) -> bool:
@@ -107,8 +120,14 @@ class Bus(ABC):
         self._subscribers.add(subscription)
         return subscription
 
+    def listen(self, listener: Listener) -> None:
+        """Call ``listener`` with every message (and every ``RESYNC``) as it is delivered, before
+        any subscription's queue sees it. For caches: nothing can read them between the two."""
+        self._listeners.append(listener)
+
     @abstractmethod
-    async def publish(self, channel: str, message: dict[str, Any]) -> None: ...
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        """Deliver ``message`` to this process's listeners and subscribers, then to the others."""
 
     @abstractmethod
     async def next_seq(self, key: str) -> int:
@@ -119,11 +138,16 @@ class Bus(ABC):
         """The last value ``next_seq`` handed out for each key (0 if none), for snapshots."""
 
     def _fan_out(self, channel: str, message: dict[str, Any]) -> None:
+        delivered = {**message, "channel": channel}
+        for listener in self._listeners:
+            listener(delivered)
         for subscription in list(self._subscribers):
             if subscription.wants(channel):
-                subscription.deliver({**message, "channel": channel})
+                subscription.deliver(delivered)
 
     def _resync_all(self) -> None:
+        for listener in self._listeners:
+            listener(dict(RESYNC))
         for subscription in list(self._subscribers):
             subscription.deliver(dict(RESYNC))
 
@@ -149,8 +173,18 @@ class InProcessBus(Bus):
 class RedisBus(Bus):
     """Redis pub/sub with one subscriber connection per process and reconnection with backoff."""
 
-    def __init__(self, url: str, prefix: str, max_backoff: float = 2.0, socket_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        max_backoff: float = 2.0,
+        socket_timeout: float = 5.0,
+        tasks: TaskSet | None = None,
+    ) -> None:
         super().__init__()
+        self._origin = secrets.token_hex(8)
+        #: The process's background tasks, which restart the listener if it ever dies.
+        self._tasks = tasks if tasks is not None else TaskSet()
         self._url = url
         self._prefix = prefix
         self._max_backoff = max_backoff
@@ -170,7 +204,7 @@ class RedisBus(Bus):
         return self._client
 
     async def start(self) -> None:
-        self._listener = asyncio.create_task(self._listen(), name="bus-listener")
+        self._listener = self._tasks.supervise("bus-listener", self._listen)
 
     async def wait_connected(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -188,8 +222,9 @@ class RedisBus(Bus):
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         """Publish; a Redis outage is logged, not raised, because the caller's work is done and
         every subscriber is resynchronised when the bus comes back."""
+        self._fan_out(channel, message)
         try:
-            await self._client.publish(f"{self._prefix}:{channel}", json.dumps(message))
+            await self._client.publish(f"{self._prefix}:{channel}", json.dumps({**message, ORIGIN: self._origin}))
         except (RedisError, OSError) as exc:
             log.warning("bus publish on %s failed: %s", channel, exc)
 
@@ -265,8 +300,10 @@ class RedisBus(Bus):
             channel = raw["channel"].decode()[skip:]
             if channel.startswith("seq:"):
                 continue
-            self._fan_out(channel, json.loads(raw["data"]))
+            message = json.loads(raw["data"])
+            if message.pop(ORIGIN, None) != self._origin:
+                self._fan_out(channel, message)
 
 
-def create_bus(redis_url: str | None, prefix: str) -> Bus:
-    return RedisBus(redis_url, prefix) if redis_url else InProcessBus()
+def create_bus(redis_url: str | None, prefix: str, tasks: TaskSet) -> Bus:
+    return RedisBus(redis_url, prefix, tasks=tasks) if redis_url else InProcessBus()

@@ -20,10 +20,9 @@ from tortoise.expressions import Q
 
 from app.bus import Bus
 from app.clock import Clock
-from app.directory import StationDirectory
-from app.events import availability_changed
+from app.events import publish_availability
 from app.models import Booking, BookingStatus, IdempotencyRecord, Session
-from app.transitions import Sleeper
+from app.tasks import Sleeper, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ async def _move(condition: Q, to: BookingStatus, now: datetime) -> tuple[int, se
     return int(changed), {row["station_id"] for row in rows}
 
 
-async def close_out(now: datetime, *, bus: Bus | None = None, directory: StationDirectory | None = None) -> CloseOut:
+async def close_out(now: datetime, *, bus: Bus) -> CloseOut:
     """Expire lapsed holds and complete ended bookings as of ``now``, then publish availability
     for every station touched (after the updates are committed)."""
     expired, expired_at = await _move(
@@ -56,7 +55,7 @@ async def close_out(now: datetime, *, bus: Bus | None = None, directory: Station
     completed, completed_at = await _move(Q(status=BookingStatus.PAID, slot_end__lte=now), BookingStatus.COMPLETED, now)
     station_ids = tuple(sorted(expired_at | completed_at))
     for station_id in station_ids:
-        await availability_changed(station_id, bus=bus, directory=directory)
+        await publish_availability(bus, station_id, now)
     purged = await IdempotencyRecord.filter(expires_at__lte=now).delete()
     purged += await Session.filter(expires_at__lte=now).delete()
     if expired or completed or purged:
@@ -69,17 +68,15 @@ async def close_out(now: datetime, *, bus: Bus | None = None, directory: Station
 async def run_close_out(
     clock: Clock,
     *,
-    bus: Bus | None = None,
-    directory: StationDirectory | None = None,
+    bus: Bus,
     interval: float = INTERVAL_SECONDS,
     sleep: Sleeper = asyncio.sleep,
 ) -> None:
     """The embedded default's close-out: run now, then every ``interval`` seconds."""
     while True:
         try:
-            await close_out(clock.now(), bus=bus, directory=directory)
-        except asyncio.CancelledError:
-            raise
+            await close_out(clock.now(), bus=bus)
         except Exception:
+            stop_if_cancelled()
             log.exception("close-out failed; trying again at the next interval")
         await sleep(interval)

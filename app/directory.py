@@ -1,9 +1,11 @@
 """The in-process directory of stations: what the public station endpoints answer from.
 
 It caches one ``StationView`` (``app.station_views``) per station. A view only goes stale when
-rows change, and every such change publishes on the station's bus channel (``app.events``), on
-which every process's directory drops its copy. After a bus reconnect (messages may have been lost)
-it drops everything. While the bus is down, copies live at most ``OUTAGE_TTL`` seconds.
+rows change, and every such change publishes on the station's bus channel (``app.events``). The
+directory listens to the bus synchronously: it drops its copy the moment a message is delivered,
+which in the publishing process is before ``publish`` returns, so nothing can read a stale view
+after a change it made. After a bus reconnect (messages may have been lost) it drops everything.
+While the bus is down, copies live at most ``OUTAGE_TTL`` seconds.
 
 The whole catalogue is held too (``catalogue()``), loaded in bulk with a handful of queries, so a
 page of the station list costs no database round trip; stations invalidated since are reloaded
@@ -16,19 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import logging
 import time as monotonic
 from bisect import bisect_left
-from datetime import datetime
 from typing import Any
 
-from app.bus import Bus
+from app.bus import RESYNC, Bus
 from app.clock import Clock
-from app.state import state
+from app.events import station_of
 from app.station_views import StationView, load_views
-
-log = logging.getLogger(__name__)
 
 #: How long a cached view may be trusted while the bus is disconnected (no invalidations arrive).
 OUTAGE_TTL = 5.0
@@ -50,9 +47,7 @@ class StationDirectory:
         self._stale: set[int] = set()
         self._refreshing: asyncio.Future[None] | None = None
         self._outage_since: float | None = None
-
-    def now(self) -> datetime:
-        return self._clock.now()
+        bus.listen(self._handle)
 
     # -- single stations -------------------------------------------------------------------
 
@@ -145,10 +140,6 @@ class StationDirectory:
                     self._views[view.id] = view
             self._catalogue_ids = sorted(view.id for view in views)
             self._catalogue = None
-            # Tens of thousands of long-lived objects make every full pass of the cycle collector
-            # take 100 ms or more, stalling all requests. Frozen, the collector skips them; views
-            # hold no reference cycles, so reference counting alone frees them when dropped.
-            gc.freeze()
             return
         ids = set(self._stale)
         self._stale.clear()
@@ -194,27 +185,11 @@ class StationDirectory:
                 self.invalidate(None)
             self._outage_since = started
 
-    async def run(self) -> None:
-        """Drop cached views as change messages arrive; runs for the life of the process."""
-        while True:
-            with self._bus.subscribe(maxsize=4096) as subscription:
-                # Anything may have changed before this subscription existed.
-                self.invalidate(None)
-                async for message in subscription:
-                    self._handle(message)
-            log.warning("station directory fell behind the bus; dropping every cached view")
-
     def _handle(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind in ("resync", "overflow"):
+        """A bus listener: forget what the message says has changed."""
+        if message.get("type") == RESYNC["type"]:
             self.invalidate(None)
             return
-        channel = message.get("channel", "")
-        if isinstance(channel, str) and channel.startswith("station:"):
-            with contextlib.suppress(ValueError):
-                self.invalidate(int(channel.removeprefix("station:")))
-
-
-def directory() -> StationDirectory:
-    """This process's directory."""
-    return state().directory
+        station_id = station_of(message)
+        if station_id is not None:
+            self.invalidate(station_id)

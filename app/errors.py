@@ -109,8 +109,9 @@ class Unavailable(DomainError):
     status, code, detail = 503, "unavailable", "The service is temporarily unavailable."
 
 
-def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
-    body = {
+def problem_body(status: int, code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """The RFC 9457 body: what every error response sends, and what an idempotent replay stores."""
+    return {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase,
         "status": status,
@@ -118,6 +119,10 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
         "detail": detail,
         **extra,
     }
+
+
+def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
+    body = problem_body(status, code, detail, **extra)
     return Response(json.dumps(body), status=status, content_type=PROBLEM_JSON)
 
 

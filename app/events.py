@@ -1,92 +1,100 @@
-"""Station events on the bus (DESIGN §7): what live clients see and what keeps caches honest.
+"""Station events on the bus (DESIGN §7): the one seam through which changes are published.
+
+**Who publishes:** the code that commits a change publishes it, after the commit, through one of
+the ``publish_*`` functions below, and nothing else publishes station events. A listener that
+reloads on the message must see the new rows, so never publish inside the transaction. A request
+that committed wraps the publish in ``quietly``: the change is done and must not be reported as
+failed (and retried) because the announcement failed; the bus resynchronises everyone when it is
+back. Scheduled broadcasts let failures propagate, so their job is retried.
 
 Every message goes out on the station's own channel with a per-station ``seq``, so a client that
-sees a gap knows it missed something. Every process's ``StationDirectory`` drops its cached view of
-a station on any message on that channel, which is why an edit that changes neither status nor
-availability still publishes a payload-free ``"changed"`` message.
-
-Publish only after the transaction has committed: a listener that reloads on the message must see
-the new rows. The local directory is invalidated before publishing as well, so the process that
-made the change reads its own write even before the bus has delivered the message back to it.
+sees a gap knows it missed something. Publishers never touch caches: every process's
+``StationDirectory`` drops its cached view of a station when any message on that channel is
+delivered to it, and the bus delivers in the publishing process first, before ``publish``
+returns, so the process that made a change reads its own write. That is also why an edit that
+changes neither status nor availability still publishes a payload-free ``changed`` message.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import contextlib
+import logging
+from collections.abc import Awaitable, Mapping
+from datetime import datetime
+from typing import Any
 
 from app.availability import chargers_now
 from app.bus import Bus
-from app.state import state
+from app.station_views import StationView, load_views
 
-if TYPE_CHECKING:
-    from app.directory import StationDirectory
+log = logging.getLogger(__name__)
 
 AVAILABILITY, STATUS, CHANGED = "availability", "status", "changed"
+_CHANNEL_PREFIX = "station:"
 
 
 def station_channel(station_id: int) -> str:
-    return f"station:{station_id}"
+    return f"{_CHANNEL_PREFIX}{station_id}"
 
 
-async def publish_station_event(bus: Bus, station_id: int, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
+def station_of(message: Mapping[str, Any]) -> int | None:
+    """The station a delivered bus message is about, from its channel (``station:{id}``)."""
+    channel = message.get("channel")
+    if isinstance(channel, str) and channel.startswith(_CHANNEL_PREFIX):
+        with contextlib.suppress(ValueError):
+            return int(channel.removeprefix(_CHANNEL_PREFIX))
+    return None
+
+
+def status_fields(view: StationView, now: datetime) -> dict[str, Any]:
+    """What ``status`` events and live snapshots say about a station at ``now``."""
+    status = view.status_at(now)
+    return {
+        "is_open": status["is_open"],
+        "open_time": status["open_time"],
+        "close_time": status["close_time"],
+        "next_change_at": status["next_change_at"],
+        "server_time": status["current_server_time"],
+        "station_status": status["station_status"],
+        "available_chargers": status["available_chargers"],
+    }
+
+
+async def quietly(publishing: Awaitable[object]) -> None:
+    """Publish after a committed change: a failure is logged, never the change's failure."""
+    try:
+        await publishing
+    except Exception:
+        log.warning("could not publish a station event after a committed change", exc_info=True)
+
+
+async def _publish(bus: Bus, station_id: int, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
     seq = await bus.next_seq(station_channel(station_id))
     message = {"type": type_, "seq": seq, "station_id": station_id, **payload}
     await bus.publish(station_channel(station_id), message)
     return message
 
 
-def _services(bus: Bus | None, directory: StationDirectory | None) -> tuple[Bus, StationDirectory]:
-    """The app's bus and directory unless given (a worker process passes its own)."""
-    if bus is None or directory is None:
-        app_state = state()
-        bus = bus or app_state.bus
-        directory = directory or app_state.directory
-    return bus, directory
-
-
-async def availability_changed(
-    station_id: int, *, bus: Bus | None = None, directory: StationDirectory | None = None
-) -> dict[str, Any] | None:
-    """Tell everyone which chargers are free now; call after a booking or charger change commits.
-    Only the chargers and the bookings holding them now are read: the message carries nothing
-    else, and the directories reload the rest of the station when they next need it."""
-    bus, directory = _services(bus, directory)
-    directory.invalidate(station_id)
-    chargers = await chargers_now(station_id, directory.now())
+async def publish_availability(bus: Bus, station_id: int, now: datetime) -> dict[str, Any] | None:
+    """Which chargers are free now: after a booking or charger change commits, and when a booked
+    slot starts or ends. Only the chargers and the bookings holding them now are read: the message
+    carries nothing else, and caches reload the rest of the station when they next need it."""
+    chargers = await chargers_now(station_id, now)
     if chargers is None:
         return None
     payload = {"chargers": chargers, "available_chargers": sum(c["available_now"] for c in chargers)}
-    return await publish_station_event(bus, station_id, AVAILABILITY, payload)
+    return await _publish(bus, station_id, AVAILABILITY, payload)
 
 
-async def status_changed(
-    station_id: int, *, bus: Bus | None = None, directory: StationDirectory | None = None
-) -> dict[str, Any] | None:
-    """Tell everyone whether the station is open; call after hours or station status change, and
-    at every open/close instant."""
-    bus, directory = _services(bus, directory)
-    directory.invalidate(station_id)
-    view = await directory.load(station_id)
-    if view is None:
+async def publish_status(bus: Bus, station_id: int, now: datetime) -> dict[str, Any] | None:
+    """Whether the station is open: after its hours or status change, and at every open/close
+    instant. The view is read fresh from the database, never from a cache."""
+    views = await load_views([station_id], now)
+    if not views:
         return None
-    status = view.status_at(directory.now())
-    payload = {
-        "is_open": status["is_open"],
-        "open_time": status["open_time"],
-        "close_time": status["close_time"],
-        "next_change_at": status["next_change_at"],
-        "server_time": status["current_server_time"],
-        "station_status": view.status,
-        "available_chargers": status["available_chargers"],
-    }
-    return await publish_station_event(bus, station_id, STATUS, payload)
+    return await _publish(bus, station_id, STATUS, status_fields(views[0], now))
 
 
-async def station_changed(
-    station_id: int, *, bus: Bus | None = None, directory: StationDirectory | None = None
-) -> dict[str, Any]:
-    """Invalidate every process's cached view after an edit that live clients need not hear about
-    (name, address, price)."""
-    bus, directory = _services(bus, directory)
-    directory.invalidate(station_id)
-    return await publish_station_event(bus, station_id, CHANGED, {})
+async def publish_changed(bus: Bus, station_id: int) -> dict[str, Any]:
+    """After an edit live clients need not hear about (name, address, price): caches forget it."""
+    return await _publish(bus, station_id, CHANGED, {})

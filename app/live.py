@@ -23,16 +23,15 @@ from typing import Any, Final
 from quart import Websocket
 from wsproto.extensions import PerMessageDeflate
 
-from app.bus import Bus, Subscription
+from app.bus import Bus
+from app.clock import Clock
 from app.directory import StationDirectory
-from app.events import AVAILABILITY, STATUS, station_channel
-from app.state import AppState, state
+from app.events import AVAILABILITY, STATUS, station_channel, status_fields
 from app.station_views import StationView
 from app.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-SERVICE = "live"
 #: Event types clients see; anything else on a station channel (``changed``) is for caches only.
 FORWARDED = frozenset({STATUS, AVAILABILITY})
 HEARTBEAT_SECONDS = 20.0
@@ -90,6 +89,7 @@ class Hub:
         self,
         bus: Bus,
         directory: StationDirectory,
+        clock: Clock,
         tasks: TaskSet,
         *,
         heartbeat: float = HEARTBEAT_SECONDS,
@@ -97,21 +97,20 @@ class Hub:
     ) -> None:
         self._bus = bus
         self._directory = directory
+        self._clock = clock
         self._tasks = tasks
         self.heartbeat = heartbeat
         self.client_queue_size = client_queue_size
         self._by_station: dict[int, set[LiveClient]] = {}
         self._everywhere: set[LiveClient] = set()
-        self._subscription: Subscription | None = None
         self._listener: asyncio.Task[None] | None = None
 
     # -- registration ----------------------------------------------------------------------
 
     def start(self) -> None:
         """Subscribe to the bus and start fanning out (idempotent)."""
-        if self._listener is None or self._listener.done():
-            self._subscription = self._bus.subscribe(maxsize=HUB_QUEUE_SIZE)
-            self._listener = self._tasks.spawn(self._listen(), name="live-hub")
+        if self._listener is None:
+            self._listener = self._tasks.supervise("live-hub", self._listen)
 
     @contextlib.contextmanager
     def subscribed(self, stations: Iterable[int] | None) -> Iterator[LiveClient]:
@@ -150,19 +149,14 @@ class Hub:
     # -- fan-out ---------------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        try:
-            while True:
-                assert self._subscription is not None
-                async for message in self._subscription:
-                    self.dispatch(message)
-                log.warning("live hub fell behind the bus; resynchronising every socket")
-                self._subscription.close()
-                self._subscription = self._bus.subscribe(maxsize=HUB_QUEUE_SIZE)
+        """Move bus messages to the sockets' queues. Whenever this (re)starts, or falls behind the
+        bus, messages may have been missed: every socket gets a fresh snapshot."""
+        while True:
+            with self._bus.subscribe(maxsize=HUB_QUEUE_SIZE) as subscription:
                 self._resync_everyone()
-        finally:
-            if self._subscription is not None:
-                self._subscription.close()
-                self._subscription = None
+                async for message in subscription:
+                    self.dispatch(message)
+            log.warning("live hub fell behind the bus; resynchronising every socket")
 
     def dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -172,9 +166,6 @@ class Hub:
         station_id = message.get("station_id")
         if kind not in FORWARDED or not isinstance(station_id, int):
             return
-        # The directory hears the same message on its own subscription, perhaps later: drop its
-        # copy now so that a socket connecting after this point cannot get an older snapshot.
-        self._directory.invalidate(station_id)
         text = encode({key: value for key, value in message.items() if key != "channel"})
         for client in self._by_station.get(station_id, ()):
             client.deliver(text)
@@ -185,7 +176,6 @@ class Hub:
         return self._everywhere.union(*self._by_station.values())
 
     def _resync_everyone(self) -> None:
-        self._directory.invalidate()
         for client in self._clients():
             client.deliver(RESYNC)
 
@@ -200,19 +190,12 @@ class Hub:
         view = await self._directory.get(station_id)
         if view is None:
             return None
-        now = self._directory.now()
-        status = view.status_at(now)
+        now = self._clock.now()
         return {
             "type": "snapshot",
             "seq": seq,
             "station_id": station_id,
-            "is_open": status["is_open"],
-            "open_time": status["open_time"],
-            "close_time": status["close_time"],
-            "next_change_at": status["next_change_at"],
-            "server_time": status["current_server_time"],
-            "station_status": status["station_status"],
-            "available_chargers": status["available_chargers"],
+            **status_fields(view, now),
             "chargers": [{key: c[key] for key in CHARGER_FIELDS} for c in view.chargers_now(now)],
         }
 
@@ -222,7 +205,7 @@ class Hub:
         if station_ids is not None:
             views = [view for view in views if view.id in station_ids]
         seqs = await self._seqs([view.id for view in views])
-        now = self._directory.now()
+        now = self._clock.now()
         stations = []
         for view, seq in zip(views, seqs, strict=True):
             status = view.status_at(now)
@@ -283,17 +266,11 @@ def decline_websocket_compression() -> None:
     declining keeps thousands of idle kiosks and browser tabs cheap. Clients fall back to plain
     frames, as the protocol requires.
     """
-    with contextlib.suppress(ImportError):
-        from hypercorn.protocol import ws_stream
+    from hypercorn.protocol import ws_stream
 
-        ws_stream.PerMessageDeflate = _NoCompression  # type: ignore[misc]
-
-
-def hub_of(app_state: AppState) -> Hub:
-    found: Hub = app_state.services[SERVICE]
-    return found
-
-
-def hub() -> Hub:
-    """This process's hub."""
-    return hub_of(state())
+    if not isinstance(getattr(ws_stream, "PerMessageDeflate", None), type):
+        raise RuntimeError(
+            "hypercorn.protocol.ws_stream.PerMessageDeflate moved: WebSocket compression can no longer be "
+            "declined, and every idle socket would cost about 136 KiB again. Update app/live.py."
+        )
+    ws_stream.PerMessageDeflate = _NoCompression  # type: ignore[misc]

@@ -17,9 +17,10 @@ Never charged twice:
 ``Idempotency-Key`` (IETF draft, Stripe's semantics): the key's record is inserted before any work,
 so a concurrent duplicate sees it (409 ``idempotency_in_progress``); a different body under the
 same key is 422 ``idempotency_key_reused``. Outcomes that reached the provider — 200 and the 402 of
-a decline — are stored for ``IDEMPOTENCY_TTL`` and replayed verbatim. Refusals before the provider
-(404, 409, 403, 400) are not stored: nothing was charged, so the same key may be retried once the
-cause is gone (the booking paid elsewhere, the station open again).
+a decline — are stored for ``IDEMPOTENCY_TTL`` and replayed: a decline's problem body verbatim, a
+success from its payment row. Refusals before the provider (404, 409, 403, 400) are not stored:
+nothing was charged, so the same key may be retried once the cause is gone (the booking paid
+elsewhere, the station open again).
 """
 
 from __future__ import annotations
@@ -31,19 +32,17 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
-from app import events
+from app.bus import Bus
 from app.db import write_transaction
 from app.errors import (
     AmountInvalid,
     BookingNotPayable,
     Conflict,
-    DomainError,
     IdempotencyInProgress,
     IdempotencyKeyReused,
     NotFound,
@@ -52,7 +51,9 @@ from app.errors import (
     StationInactive,
     Unavailable,
     UserInactive,
+    problem_body,
 )
+from app.events import publish_availability, quietly
 from app.hours import compile_schedule
 from app.models import (
     Booking,
@@ -65,8 +66,7 @@ from app.models import (
     User,
 )
 from app.money import format_money, parse_money
-from app.payment_provider import ProviderResult
-from app.state import state
+from app.payment_provider import PaymentProvider, ProviderResult
 from app.stations import load_hours_spec
 
 log = logging.getLogger(__name__)
@@ -87,41 +87,18 @@ def parse_amount(text: str) -> int:
         raise AmountInvalid(f"The amount {error}.") from None
 
 
-# -- views ---------------------------------------------------------------------------------------
+# -- outcomes ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a payment request answered: the status and JSON body, and whether it is a replay."""
+    """What a payment request answered: the payment on success, else the status and problem body
+    of a refusal replayed under its Idempotency-Key; and whether it is a replay."""
 
     status: int
-    body: dict[str, Any]
+    payment: Payment | None = None
+    problem: dict[str, Any] | None = None
     replayed: bool = False
-
-
-def payment_view(payment: Payment) -> dict[str, Any]:
-    return {
-        "payment_id": payment.id,
-        "booking_id": payment.booking_id,  # type: ignore[attr-defined]
-        "transaction_id": payment.transaction_id,
-        "amount": format_money(payment.amount),
-        "currency": payment.currency,
-        "payment_method": PaymentMethod(payment.payment_method).value,
-        "status": PaymentStatus(payment.status).value,
-        "created_at": payment.created_at.astimezone(UTC).isoformat(),
-    }
-
-
-def _problem_body(error: DomainError) -> dict[str, Any]:
-    """The body the error handler sends for ``error``, kept for an idempotent replay."""
-    return {
-        "type": "about:blank",
-        "title": HTTPStatus(error.status).phrase,
-        "status": error.status,
-        "code": error.code,
-        "detail": error.detail,
-        **error.extra,
-    }
 
 
 def _declined(payment: Payment, reason: str | None) -> PaymentDeclined:
@@ -134,10 +111,20 @@ def _declined(payment: Payment, reason: str | None) -> PaymentDeclined:
     )
 
 
-def _outcome_of(payment: Payment, reason: str | None = None) -> Outcome:
+def _stored_reply(payment: Payment, reason: str | None = None) -> tuple[int, dict[str, Any]]:
+    """What an Idempotency-Key keeps of an outcome that reached the provider: the decline's problem
+    body verbatim, or the id of the payment a success made (replayed from its row)."""
     if payment.status == PaymentStatus.FAILED:
-        return Outcome(402, _problem_body(_declined(payment, reason)))
-    return Outcome(200, payment_view(payment))
+        error = _declined(payment, reason)
+        return error.status, problem_body(error.status, error.code, error.detail, **error.extra)
+    return 200, {"payment_id": payment.id}
+
+
+async def _replay(user: User, status: int, body: dict[str, Any]) -> Outcome:
+    if status != 200:
+        return Outcome(status, problem=body, replayed=True)
+    payment = await Payment.get(id=body["payment_id"], user_id=user.id)
+    return Outcome(200, payment=payment, replayed=True)
 
 
 async def get_payment(user: User, payment_id: int) -> Payment:
@@ -177,6 +164,8 @@ class _Attempt:
     method: PaymentMethod
     amount: str
     now: datetime
+    provider: PaymentProvider
+    bus: Bus
     key: str | None = None
     fingerprint: str | None = None
     record_id: int | None = None
@@ -193,13 +182,15 @@ async def process_payment(
     payment_method: PaymentMethod,
     amount: str,
     idempotency_key: str | None = None,
-    now: datetime | None = None,
+    *,
+    now: datetime,
+    provider: PaymentProvider,
+    bus: Bus,
 ) -> Outcome:
     """Pay a booking. Refusals raise ``DomainError``; a replayed refusal comes back as an Outcome."""
-    now = now or state().clock.now()
-    attempt = _Attempt(user, booking_id, PaymentMethod(payment_method), amount, now)
+    attempt = _Attempt(user, booking_id, PaymentMethod(payment_method), amount, now, provider, bus)
     if idempotency_key is None:
-        return Outcome(200, payment_view(await _pay(attempt)))
+        return Outcome(200, await _pay(attempt))
     fingerprint = request_fingerprint(booking_id, attempt.method, amount)
     record, replay = await _start_keyed(user, idempotency_key, fingerprint, now)
     if replay is not None:
@@ -211,7 +202,7 @@ async def process_payment(
         # Declines completed the record in their transaction; anything else leaves the key reusable.
         await IdempotencyRecord.filter(id=record.id, in_progress=True).delete()
         raise
-    return Outcome(200, payment_view(payment))
+    return Outcome(200, payment)
 
 
 async def _insert_record(user_id: int, key: str, fingerprint: str, expires_at: datetime) -> IdempotencyRecord | None:
@@ -238,10 +229,10 @@ async def _start_keyed(
             if prior.request_fingerprint != fingerprint:
                 await record.delete()
                 raise IdempotencyKeyReused()
-            outcome = _outcome_of(prior)
-            record.in_progress, record.response_status, record.response_body = False, outcome.status, outcome.body
+            status, body = _stored_reply(prior)
+            record.in_progress, record.response_status, record.response_body = False, status, body
             await record.save(update_fields=["in_progress", "response_status", "response_body"])
-            return None, replace(outcome, replayed=True)
+            return None, await _replay(user, status, body)
         existing = await IdempotencyRecord.get_or_none(user_id=user.id, key=stored_key)
         if existing is None:
             continue  # the first attempt ended without a stored outcome in between: go again
@@ -249,7 +240,7 @@ async def _start_keyed(
             raise IdempotencyKeyReused()
         if existing.in_progress or existing.response_status is None:
             raise IdempotencyInProgress()
-        return None, Outcome(existing.response_status, existing.response_body, replayed=True)
+        return None, await _replay(user, existing.response_status, existing.response_body)
     raise IdempotencyInProgress()
 
 
@@ -303,7 +294,7 @@ async def _claim(user_id: int, booking_id: int, now: datetime) -> AsyncIterator[
 
 
 async def _charge_and_record(attempt: _Attempt, booking: Booking) -> Payment:
-    provider = state().payment_provider
+    provider = attempt.provider
     reference = f"booking-{booking.id}-" + (f"key-{attempt.key}" if attempt.key else f"at-{attempt.now.timestamp()}")
     async with _claim(attempt.user.id, booking.id, attempt.now):
         _ensure_payable(await Booking.get(id=booking.id), attempt.now)  # an earlier attempt may have paid
@@ -319,17 +310,8 @@ async def _charge_and_record(attempt: _Attempt, booking: Booking) -> Payment:
     if not result.approved:
         raise _declined(payment, result.reason)
     # Still taken, but no longer a hold that lapses: caches must stop expecting it to free up.
-    await publish_availability(booking.station_id)  # type: ignore[attr-defined]
+    await quietly(publish_availability(attempt.bus, booking.station_id, attempt.now))  # type: ignore[attr-defined]
     return payment
-
-
-async def publish_availability(station_id: int) -> None:
-    """Tell live clients and every process's cache that a station's bookings changed. Called after
-    the change has committed, so a failed publish is logged, never turned into a failed request."""
-    try:
-        await events.availability_changed(station_id)
-    except Exception:
-        log.warning("could not publish availability for station %s", station_id, exc_info=True)
 
 
 async def _record(attempt: _Attempt, booking: Booking, result: ProviderResult) -> Payment | None:
@@ -345,16 +327,16 @@ async def _record(attempt: _Attempt, booking: Booking, result: ProviderResult) -
         status = PaymentStatus.SUCCESS if result.approved else PaymentStatus.FAILED
         payment = await _store_payment(attempt, booking, result.transaction_id, status, keyed=True)
         if attempt.record_id is not None:
-            outcome = _outcome_of(payment, result.reason)
+            reply_status, body = _stored_reply(payment, result.reason)
             await IdempotencyRecord.filter(id=attempt.record_id).update(
-                in_progress=False, response_status=outcome.status, response_body=outcome.body
+                in_progress=False, response_status=reply_status, response_body=body
             )
         return payment
 
 
 async def _refund_charge(attempt: _Attempt, booking: Booking, result: ProviderResult) -> None:
     """Give back a charge that could not be applied, and keep a REFUNDED row as the audit trail."""
-    refund = await state().payment_provider.refund(result.transaction_id, booking.amount_due)
+    refund = await attempt.provider.refund(result.transaction_id, booking.amount_due)
     if not refund.approved:
         log.error("refund of %s for booking %s refused: %s", result.transaction_id, booking.id, refund.reason)
     status = PaymentStatus.REFUNDED if refund.approved else PaymentStatus.SUCCESS
@@ -378,10 +360,9 @@ async def _store_payment(
     )
 
 
-async def refund_booking(booking: Booking) -> None:
+async def refund_booking(provider: PaymentProvider, booking: Booking) -> None:
     """Refund what was paid for ``booking``; call inside the cancelling transaction so a refusal
     leaves the booking PAID."""
-    provider = state().payment_provider
     for payment in await Payment.filter(booking_id=booking.id, status=PaymentStatus.SUCCESS):
         try:
             result = await provider.refund(payment.transaction_id, payment.amount)

@@ -23,16 +23,12 @@ from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
-from quart import Quart
 
 from app.clock import Clock
 from app.config import Settings
 from app.errors import RateLimited
-from app.state import state
 
 log = logging.getLogger(__name__)
-
-SERVICE = "throttle"
 
 
 @dataclass(frozen=True)
@@ -167,18 +163,3 @@ class Throttle:
             await self._pool.disconnect()
         self._pool = None
         self._limiter = None
-
-
-def init_throttle(app: Quart) -> None:
-    app_state = state(app)
-    service = Throttle.from_settings(app_state.settings, app_state.clock)
-    app_state.services[SERVICE] = service
-
-    @app.after_serving
-    async def close_throttle() -> None:
-        await service.close()
-
-
-def throttle(app: Quart | None = None) -> Throttle:
-    value: Throttle = state(app).services[SERVICE]
-    return value

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from app.hours import HoursSpec, RegularPeriod
 from app.models import Role, Station, User
 from app.passwords import hash_password
-from app.stations import ChargerSpec, create_station
+from app.stations import ChargerSpec, insert_station
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ async def seed_demo(progress: bool = False) -> tuple[int, int]:
         hours = fields.pop("hours")
         chargers = fields.pop("chargers")
         assert isinstance(hours, HoursSpec) and isinstance(chargers, list)
-        await create_station(hours=hours, chargers=chargers, **fields)
+        await insert_station(hours=hours, chargers=chargers, **fields)
         stations += 1
         if progress:
             print(f"  station: {fields['name']}")

@@ -1,44 +1,67 @@
-"""The per-process services a request or background task reaches through the app."""
+"""The composition root: every per-process service, built once and handed down as typed fields.
+
+``Services`` is what any Chargeslot process needs (settings, clock, bus, payment provider, booking
+policy, background tasks); the arq worker builds exactly that. A web process builds ``AppState``,
+which adds what serves requests: the station directory (a cache), the live hub and the sign-in
+throttle. Domain modules never reach back here: blueprints and the worker pass them what they need.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Self
 
 from quart import Quart, current_app
 
-from app.bus import Bus
-from app.clock import Clock
+from app.bookings import BookingPolicy
+from app.bus import Bus, create_bus
+from app.clock import Clock, SystemClock
 from app.config import Settings
+from app.directory import StationDirectory
+from app.live import Hub
 from app.payment_provider import PaymentProvider, SimulatedProvider
+from app.ratelimit import Throttle
 from app.tasks import TaskSet
-
-if TYPE_CHECKING:
-    from app.directory import StationDirectory
 
 EXTENSION = "chargeslot"
 
 
 @dataclass
-class AppState:
+class Services:
     settings: Settings
     clock: Clock
     bus: Bus
-    tasks: TaskSet = field(default_factory=TaskSet)
-    #: Other per-process services (caches, hubs), registered by the modules that own them.
-    services: dict[str, Any] = field(default_factory=dict)
-    #: Who charges and refunds; tests and deployments may swap in another implementation.
-    payment_provider: PaymentProvider = field(default_factory=SimulatedProvider)
-    #: Cached station views, invalidated through the bus (app/directory.py).
+    tasks: TaskSet
+    policy: BookingPolicy
+    #: Who charges and refunds; a deployment with a real acquirer swaps in another implementation.
+    provider: PaymentProvider = field(default_factory=SimulatedProvider)
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock | None = None) -> Self:
+        tasks = TaskSet()
+        return cls(
+            settings=settings,
+            clock=clock or SystemClock(),
+            bus=create_bus(settings.redis_url, settings.redis_prefix, tasks),
+            tasks=tasks,
+            policy=BookingPolicy.from_settings(settings),
+        )
+
+
+@dataclass
+class AppState(Services):
     directory: StationDirectory = field(init=False)
+    hub: Hub = field(init=False)
+    throttle: Throttle = field(init=False)
 
     def __post_init__(self) -> None:
-        from app.directory import StationDirectory  # the directory module itself reads state()
-
         self.directory = StationDirectory(self.bus, self.clock)
+        self.hub = Hub(self.bus, self.directory, self.clock, self.tasks)
+        self.throttle = Throttle.from_settings(self.settings, self.clock)
 
 
 def state(app: Quart | None = None) -> AppState:
+    """The app's services: for blueprints and lifecycle hooks, never for domain modules."""
     target = app if app is not None else current_app
     value: AppState = target.extensions[EXTENSION]
     return value

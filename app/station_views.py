@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, TypeVar
@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 from app.availability import BookingSpan, load_spans, next_busy_change
 from app.clock import aware
-from app.hours import HoursSpec, Schedule, compile_schedule
+from app.hours import ExceptionalPeriod as ExceptionalSpec
+from app.hours import HoursSpec, RegularPeriod, Schedule, compile_schedule
 from app.models import Charger, ChargerStatus, ExceptionalPeriod, RegularHours, Station
 from app.money import format_money
-from app.stations import spec_from_values
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
@@ -226,6 +226,26 @@ class StationView:
             "available_chargers": available,
         }
         return Moment(now, min(edges), is_open, open_time, close_time, next_change_at, available, summary)
+
+
+def spec_from_values(
+    twentyfourseven: bool, regular: Iterable[Mapping[str, Any]], exceptional: Iterable[Mapping[str, Any]]
+) -> HoursSpec:
+    """The hours from plain row values (``.values()`` queries, as the bulk loaders use)."""
+    periods = sorted(exceptional, key=lambda e: e["period_begin"])
+    return HoursSpec(
+        twentyfourseven=bool(twentyfourseven),
+        regular_hours=tuple(
+            RegularPeriod(weekday=r["weekday"], begin=r["period_begin"], end=r["period_end"])
+            for r in sorted(regular, key=lambda r: (r["weekday"], r["period_begin"]))
+        ),
+        exceptional_openings=tuple(
+            ExceptionalSpec(begin=e["period_begin"], end=e["period_end"]) for e in periods if not e["is_closing"]
+        ),
+        exceptional_closings=tuple(
+            ExceptionalSpec(begin=e["period_begin"], end=e["period_end"]) for e in periods if e["is_closing"]
+        ),
+    )
 
 
 def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:

@@ -1,53 +1,37 @@
-"""Stations: creating them, and storing and loading their opening hours.
+"""Stations: creating and changing them, and storing and loading their opening hours.
 
 Hours are stored relationally (a 24/7 flag on the station, weekly periods, exceptional periods)
 and turned into an ``app.hours.HoursSpec`` for every decision.
+
+Every operator change commits in one transaction holding the station row (PostgreSQL) or the
+write lock (SQLite), so concurrent edits of one station apply one after the other, and then
+publishes on the station's channel (``app.events``): ``status`` when it can change whether the
+station is open or bookable, ``availability`` when it changes which chargers are usable,
+``changed`` otherwise.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from app.bus import Bus
 from app.db import is_postgres, write_transaction
 from app.errors import NotFound, ValidationFailed
-from app.hours import MAX_EXCEPTIONAL_PERIODS, HoursSpec, RegularPeriod
-from app.hours import ExceptionalPeriod as ExceptionalSpec
+from app.events import publish_availability, publish_changed, publish_status, quietly
+from app.hours import MAX_EXCEPTIONAL_PERIODS, HoursSpec
 from app.models import Charger, ChargerStatus, ExceptionalPeriod, RegularHours, Station
-
-if TYPE_CHECKING:
-    from app.station_views import StationView
+from app.station_views import spec_from_values
 
 
 @dataclass(frozen=True)
 class ChargerSpec:
     charger_type: str
     power_kw: float
-
-
-def spec_from_values(
-    twentyfourseven: bool, regular: Iterable[Mapping[str, Any]], exceptional: Iterable[Mapping[str, Any]]
-) -> HoursSpec:
-    """The hours from plain row values (``.values()`` queries, as the bulk loaders use)."""
-    periods = sorted(exceptional, key=lambda e: e["period_begin"])
-    return HoursSpec(
-        twentyfourseven=bool(twentyfourseven),
-        regular_hours=tuple(
-            RegularPeriod(weekday=r["weekday"], begin=r["period_begin"], end=r["period_end"])
-            for r in sorted(regular, key=lambda r: (r["weekday"], r["period_begin"]))
-        ),
-        exceptional_openings=tuple(
-            ExceptionalSpec(begin=e["period_begin"], end=e["period_end"]) for e in periods if not e["is_closing"]
-        ),
-        exceptional_closings=tuple(
-            ExceptionalSpec(begin=e["period_begin"], end=e["period_end"]) for e in periods if e["is_closing"]
-        ),
-    )
 
 
 async def load_hours_spec(station: Station) -> HoursSpec:
@@ -95,13 +79,9 @@ async def add_chargers(station: Station, chargers: Sequence[ChargerSpec]) -> lis
     return created
 
 
-async def create_station(
-    *,
-    hours: HoursSpec,
-    chargers: Sequence[ChargerSpec] = (),
-    **fields: Any,
-) -> Station:
-    """Create a station with its hours and chargers in one transaction: all of it or none."""
+async def insert_station(*, hours: HoursSpec, chargers: Sequence[ChargerSpec] = (), **fields: Any) -> Station:
+    """Store a station with its hours and chargers in one transaction, all of it or none, telling
+    nobody: for seeding a database no process serves yet (and tests that do the same)."""
     async with in_transaction():
         station = await Station.create(twentyfourseven=hours.twentyfourseven, **fields)
         await write_hours(station, hours)
@@ -109,10 +89,16 @@ async def create_station(
     return station
 
 
+async def create_station(
+    *, hours: HoursSpec, chargers: Sequence[ChargerSpec] = (), bus: Bus, now: datetime, **fields: Any
+) -> Station:
+    """An operator's new station: stored, then announced."""
+    station = await insert_station(hours=hours, chargers=chargers, **fields)
+    await quietly(publish_status(bus, station.id, now))
+    return station
+
+
 # -- operator changes -----------------------------------------------------------------------------
-# Each runs in one transaction holding the station row (PostgreSQL) or the write lock (SQLite), so
-# concurrent edits of one station apply one after the other; publishing is the caller's job, after
-# commit (app/events.py).
 
 #: Fields whose change can flip whether the station is open or bookable.
 STATUS_FIELDS = frozenset({"timezone", "status"})
@@ -128,8 +114,10 @@ async def _locked_station(station_id: int) -> Station:
     return station
 
 
-async def update_station(station_id: int, changes: Mapping[str, Any], hours: HoursSpec | None = None) -> bool:
-    """Apply field changes and/or new hours; True when openness or bookability may have changed."""
+async def update_station(
+    station_id: int, changes: Mapping[str, Any], hours: HoursSpec | None = None, *, bus: Bus, now: datetime
+) -> None:
+    """Apply field changes and/or new hours."""
     async with write_transaction():
         station = await _locked_station(station_id)
         if changes:
@@ -137,10 +125,21 @@ async def update_station(station_id: int, changes: Mapping[str, Any], hours: Hou
             await station.save(update_fields=[*changes, "updated_at"])
         if hours is not None:
             await write_hours(station, hours)
-    return hours is not None or bool(STATUS_FIELDS & changes.keys())
+    if hours is not None or STATUS_FIELDS & changes.keys():
+        await quietly(publish_status(bus, station_id, now))
+    else:
+        await quietly(publish_changed(bus, station_id))
 
 
-async def add_exception(station_id: int, *, closing: bool, begin: datetime, end: datetime) -> ExceptionalPeriod:
+async def add_exception(
+    station_id: int, *, closing: bool, begin: datetime, end: datetime, bus: Bus, now: datetime
+) -> ExceptionalPeriod:
+    period = await _insert_exception(station_id, closing, begin, end)
+    await quietly(publish_status(bus, station_id, now))
+    return period
+
+
+async def _insert_exception(station_id: int, closing: bool, begin: datetime, end: datetime) -> ExceptionalPeriod:
     async with write_transaction():
         await _locked_station(station_id)
         if await ExceptionalPeriod.filter(station_id=station_id, is_closing=closing).count() >= MAX_EXCEPTIONAL_PERIODS:
@@ -152,21 +151,31 @@ async def add_exception(station_id: int, *, closing: bool, begin: datetime, end:
         )
 
 
-async def remove_exception(station_id: int, exception_id: int) -> None:
+async def remove_exception(station_id: int, exception_id: int, *, bus: Bus, now: datetime) -> None:
     async with write_transaction():
         await _locked_station(station_id)
         if not await ExceptionalPeriod.filter(id=exception_id, station_id=station_id).delete():
             raise NotFound("Exceptional period not found.")
+    await quietly(publish_status(bus, station_id, now))
 
 
-async def add_charger(station_id: int, spec: ChargerSpec) -> Charger:
+async def add_charger(station_id: int, spec: ChargerSpec, *, bus: Bus, now: datetime) -> Charger:
     async with write_transaction():
         station = await _locked_station(station_id)
         (charger,) = await add_chargers(station, [spec])
+    await quietly(publish_availability(bus, station_id, now))
     return charger
 
 
-async def set_charger_status(station_id: int, charger_id: int, status: ChargerStatus) -> Charger:
+async def set_charger_status(
+    station_id: int, charger_id: int, status: ChargerStatus, *, bus: Bus, now: datetime
+) -> Charger:
+    charger = await _store_charger_status(station_id, charger_id, status)
+    await quietly(publish_availability(bus, station_id, now))
+    return charger
+
+
+async def _store_charger_status(station_id: int, charger_id: int, status: ChargerStatus) -> Charger:
     async with write_transaction():
         await _locked_station(station_id)
         charger = await Charger.filter(id=charger_id, station_id=station_id).first()
@@ -176,47 +185,3 @@ async def set_charger_status(station_id: int, charger_id: int, status: ChargerSt
             charger.status = status
             await charger.save(update_fields=["status"])
     return charger
-
-
-# -- the public station list ---------------------------------------------------------------------
-
-EARTH_RADIUS_KM = 6371.0088
-
-
-@dataclass(frozen=True)
-class StationFilter:
-    """What a driver narrows the list by; None means "any"."""
-
-    open_now: bool = False
-    city: str | None = None
-    text: str | None = None
-    charger_type: str | None = None
-    near: tuple[float, float] | None = None
-
-    def keeps(self, view: StationView, now: datetime) -> bool:
-        if self.city is not None and view.city_key != self.city.casefold():
-            return False
-        if self.text is not None and self.text.casefold() not in view.search_text:
-            return False
-        if self.charger_type is not None and self.charger_type.casefold() not in view.charger_types:
-            return False
-        return not self.open_now or view.is_open(now)
-
-
-def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
-
-
-def find_stations(
-    views: Sequence[StationView], now: datetime, where: StationFilter, limit: int, offset: int
-) -> tuple[int, list[tuple[StationView, float | None]]]:
-    """(total matching, the page as (view, km away or None)): in id order, or nearest first."""
-    unfiltered = where == StationFilter()
-    matching = views if unfiltered else [view for view in views if where.keeps(view, now)]
-    if where.near is None:
-        return len(matching), [(view, None) for view in matching[offset : offset + limit]]
-    origin = where.near
-    ranked = sorted((haversine_km(origin, (v.latitude, v.longitude)), v.id, v) for v in matching)
-    return len(ranked), [(view, km) for km, _, view in ranked[offset : offset + limit]]

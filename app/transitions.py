@@ -4,7 +4,7 @@ A station changes with nobody touching it in two ways: it opens or closes (a ``s
 transition: the opening-hours module's ``next_change``), and a charger becomes busy or free as a
 booked slot starts or ends or an unpaid hold runs out (an ``availability`` transition:
 ``app.availability.next_busy_change``). At the instant this module publishes the station's status
-(``app.events.status_changed``) or availability (``availability_changed``). Two runners share it:
+(``app.events.publish_status``) or availability (``publish_availability``). Two runners share it:
 the arq worker (``workers/``), which turns each next transition into a deferred job with a stable
 id so that any number of workers broadcast it once, and ``TransitionScheduler`` below, which does
 the same inside the web process in the embedded default.
@@ -20,7 +20,6 @@ then finds the next instant strictly after now, which is planned already, so not
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections import defaultdict
@@ -32,22 +31,20 @@ from typing import Any
 from app.availability import busy_changes, load_spans, next_busy_change
 from app.bus import Bus
 from app.clock import Clock
-from app.directory import StationDirectory
-from app.events import AVAILABILITY, CHANGED, STATUS, availability_changed, status_changed
+from app.events import AVAILABILITY, CHANGED, STATUS, publish_availability, publish_status, station_of
 from app.hours import Schedule, compile_schedule
 from app.models import ExceptionalPeriod, RegularHours, Station
-from app.stations import spec_from_values
+from app.station_views import spec_from_values
+from app.tasks import Sleeper, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
 _TICK = timedelta(microseconds=1)
 #: What a station's next change can be: it opens or closes, or a charger becomes busy or free.
 KINDS = (STATUS, AVAILABILITY)
-PUBLISH = {STATUS: status_changed, AVAILABILITY: availability_changed}
+PUBLISH = {STATUS: publish_status, AVAILABILITY: publish_availability}
 #: How many stations' statuses are computed and published at once when catching up.
 CATCH_UP_CONCURRENCY = 16
-
-Sleeper = Callable[[float], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,16 +123,14 @@ def flips_at(schedule: Schedule, at: datetime) -> bool:
     return schedule.is_open(at - _TICK) != schedule.is_open(at)
 
 
-async def broadcast(
-    station_id: int, at: datetime, *, bus: Bus, directory: StationDirectory, kind: str = STATUS
-) -> bool:
+async def broadcast(station_id: int, at: datetime, *, bus: Bus, now: datetime, kind: str = STATUS) -> bool:
     """Publish the station's status (or availability) for the transition at ``at``, unless the
     hours (or bookings) changed since it was planned and nothing changes then. Returns whether
     anything was published."""
     if not await _changes_at(station_id, at, kind):
         log.info("%s transition of station %s at %s is no longer one; nothing to publish", kind, station_id, at)
         return False
-    return await PUBLISH[kind](station_id, bus=bus, directory=directory) is not None
+    return await PUBLISH[kind](bus, station_id, now) is not None
 
 
 async def _changes_at(station_id: int, at: datetime, kind: str) -> bool:
@@ -147,42 +142,33 @@ async def _changes_at(station_id: int, at: datetime, kind: str) -> bool:
     return schedule is not None and flips_at(schedule, at)
 
 
-async def publish_each(station_ids: Iterable[int], *, bus: Bus, directory: StationDirectory, kind: str = STATUS) -> int:
+async def publish_each(station_ids: Iterable[int], *, bus: Bus, now: datetime, kind: str = STATUS) -> int:
     """Publish the current status (or availability) of every given station."""
     semaphore = asyncio.Semaphore(CATCH_UP_CONCURRENCY)
 
     async def one(station_id: int) -> bool:
         async with semaphore:
-            return await PUBLISH[kind](station_id, bus=bus, directory=directory) is not None
+            return await PUBLISH[kind](bus, station_id, now) is not None
 
     results = await asyncio.gather(*(one(station_id) for station_id in station_ids))
     return sum(results)
 
 
-async def catch_up(now: datetime, *, bus: Bus, directory: StationDirectory) -> int:
+async def catch_up(now: datetime, *, bus: Bus) -> int:
     """After a restart: publish every station's status, and the availability of every station with
     a booking under way, whose start may have passed with nobody broadcasting. (Ends and lapsed
     holds missed meanwhile are announced by close-out.) Returns how many events were published."""
-    statuses = await publish_each(await all_station_ids(), bus=bus, directory=directory)
+    statuses = await publish_each(await all_station_ids(), bus=bus, now=now)
     under_way = [
         station_id
         for station_id, spans in (await load_spans(None, now)).items()
         if any(span.blocks(now) for span in spans)
     ]
-    return statuses + await publish_each(under_way, bus=bus, directory=directory, kind=AVAILABILITY)
+    return statuses + await publish_each(under_way, bus=bus, now=now, kind=AVAILABILITY)
 
 
 async def all_station_ids() -> list[int]:
     return [row["id"] for row in await Station.all().order_by("id").values("id")]
-
-
-def station_of(message: Mapping[str, Any]) -> int | None:
-    """The station a bus message is about, from its channel (``station:{id}``)."""
-    channel = message.get("channel")
-    if isinstance(channel, str) and channel.startswith("station:"):
-        with contextlib.suppress(ValueError):
-            return int(channel.removeprefix("station:"))
-    return None
 
 
 #: Re-plans the given stations (every station when None), for the given kinds of transition.
@@ -234,9 +220,8 @@ async def _guarded(replan: Replan, station_ids: Collection[int] | None, kinds: C
     """A failed re-plan (database briefly away) is logged; the next event or resync retries."""
     try:
         await replan(station_ids, kinds)
-    except asyncio.CancelledError:
-        raise
     except Exception:
+        stop_if_cancelled()
         log.exception("re-planning transitions failed")
 
 
@@ -252,14 +237,12 @@ class TransitionScheduler:
     def __init__(
         self,
         bus: Bus,
-        directory: StationDirectory,
         clock: Clock,
         *,
         max_sleep: float = 60.0,
         sleep: Sleeper = asyncio.sleep,
     ) -> None:
         self._bus = bus
-        self._directory = directory
         self._clock = clock
         self._max_sleep = max_sleep
         self._sleep = sleep
@@ -295,7 +278,7 @@ class TransitionScheduler:
         now = self._clock.now()
         due = sorted((at, station_id, kind) for (station_id, kind), at in self._next.items() if at <= now)
         for at, station_id, kind in due:
-            await broadcast(station_id, at, bus=self._bus, directory=self._directory, kind=kind)
+            await broadcast(station_id, at, bus=self._bus, now=now, kind=kind)
         for kind in KINDS:
             fired = {station_id for _, station_id, fired_kind in due if fired_kind == kind}
             if fired:
@@ -308,7 +291,7 @@ class TransitionScheduler:
     async def run(self) -> None:
         """Catch up (``catch_up``), then follow changes and fire transitions."""
         try:
-            await catch_up(self._clock.now(), bus=self._bus, directory=self._directory)
+            await catch_up(self._clock.now(), bus=self._bus)
         except Exception:
             log.exception("catching up on station statuses failed")
         async with asyncio.TaskGroup() as group:
@@ -317,12 +300,12 @@ class TransitionScheduler:
 
     async def _fire_forever(self) -> None:
         while True:
+            stop_if_cancelled()  # a client library may have swallowed the cancellation
             self._wake.clear()
             try:
                 delay = await self.fire_due()
-            except asyncio.CancelledError:
-                raise
             except Exception:
+                stop_if_cancelled()
                 log.exception("broadcasting transitions failed; trying again shortly")
                 delay = 1.0
             await self._sleep_unless_woken(delay)

@@ -120,7 +120,7 @@ async def seed(env: dict[str, str]) -> Seeded:
     from app.db import close_db, init_db
     from app.hours import HoursSpec
     from app.models import Session, User
-    from app.stations import ChargerSpec, create_station
+    from app.stations import ChargerSpec, insert_station
 
     settings = load_settings(env)
     app = create_app(settings)
@@ -129,7 +129,7 @@ async def seed(env: dict[str, str]) -> Seeded:
     try:
         always = HoursSpec(twentyfourseven=True)
         common = {"location": "Bench Road 1", "city": "Bench", "latitude": 0.0, "longitude": 0.0}
-        race = await create_station(
+        race = await insert_station(
             hours=always,
             chargers=[ChargerSpec("CCS2", 60.0)],
             name="Race",
@@ -138,7 +138,7 @@ async def seed(env: dict[str, str]) -> Seeded:
             currency="EUR",
             **common,
         )
-        roomy = await create_station(
+        roomy = await insert_station(
             hours=always,
             chargers=[ChargerSpec("CCS2", 60.0) for _ in range(4)],
             name="Roomy",

@@ -52,9 +52,9 @@ from app.clock import SystemClock  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import close_db, init_db  # noqa: E402
 from app.directory import StationDirectory  # noqa: E402
-from app.events import status_changed  # noqa: E402
+from app.events import publish_status  # noqa: E402
 from app.hours import HoursSpec  # noqa: E402
-from app.stations import ChargerSpec, add_exception, create_station  # noqa: E402
+from app.stations import ChargerSpec, add_exception, insert_station  # noqa: E402
 from bench.bench_http import create_database, drop_database, free_port  # noqa: E402
 from bench.common import machine, record_section  # noqa: E402
 from workers.jobs import queue_for  # noqa: E402
@@ -271,7 +271,7 @@ async def measure_idle(stack: Stack, station_id: int, count: int, bus: RedisBus,
     await asyncio.sleep(1)
     after = rss_kib(stack.server.pid)
     published = time.monotonic()
-    await status_changed(station_id, bus=bus, directory=directory)
+    await publish_status(bus, station_id, datetime.now(UTC))
     reached = await wait_for(lambda: all(listener.statuses for listener in listeners), 60)
     fan_out = time.monotonic() - published
     await close_clients(tasks)
@@ -286,7 +286,7 @@ async def measure_transition(
         instant = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=lead + 1)
         # What POST /api/stations/{id}/exceptions does: store the closing, then announce the status.
         await add_exception(station_id, closing=True, begin=instant, end=instant + timedelta(hours=1))
-        await status_changed(station_id, bus=bus, directory=directory)
+        await publish_status(bus, station_id, datetime.now(UTC))
 
         def closings(listener: Listener) -> list[float]:
             return [arrived for arrived, message in listener.statuses if message["is_open"] is False]
@@ -372,7 +372,7 @@ async def run(args: argparse.Namespace) -> tuple[IdleResult, FanOutResult]:
     await bus.start()
     directory = StationDirectory(bus, SystemClock())
     try:
-        station = await create_station(
+        station = await insert_station(
             name="Bench Hub",
             location="1 Benchmark Road",
             city="Pune",

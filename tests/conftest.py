@@ -146,10 +146,7 @@ async def db(app: Quart, backend: Backend, clock: FrozenClock) -> AsyncIterator[
     clock.set(DEFAULT_NOW)
     await truncate_all(backend)
     state(app).directory.reset()
-    for service in state(app).services.values():
-        reset = getattr(service, "reset", None)
-        if reset is not None:
-            reset()
+    state(app).throttle.reset()
     yield backend
 
 

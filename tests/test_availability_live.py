@@ -98,7 +98,7 @@ async def test_an_instant_a_cancellation_removed_is_not_broadcast(app: Quart, db
     with app_state.bus.subscribe(events.station_channel(station.id)) as subscription:
         clock.set(DEFAULT_NOW + HOUR)
         kept = await broadcast(
-            station.id, DEFAULT_NOW + HOUR, bus=app_state.bus, directory=app_state.directory, kind=AVAILABILITY
+            station.id, DEFAULT_NOW + HOUR, bus=app_state.bus, now=app_state.clock.now(), kind=AVAILABILITY
         )
         await asyncio.sleep(0.05)  # give a (wrong) message time to arrive through Redis
         assert not kept and drain(subscription) == []
@@ -111,7 +111,7 @@ async def test_an_instant_a_cancellation_removed_is_not_broadcast(app: Quart, db
 async def running(app: Quart, db: Backend, clock: FrozenClock) -> AsyncIterator[TransitionScheduler]:
     """The embedded scheduler, running; it only looks at the clock when told to (``wake``)."""
     app_state = state(app)
-    scheduler = TransitionScheduler(app_state.bus, app_state.directory, clock, sleep=never)
+    scheduler = TransitionScheduler(app_state.bus, clock, sleep=never)
     task = asyncio.create_task(scheduler.run())
     await asyncio.wait_for(scheduler.ready.wait(), 5)
     yield scheduler
@@ -185,7 +185,7 @@ async def test_the_embedded_scheduler_catches_up_on_stations_with_a_booking_unde
     await book(busy, start=DEFAULT_NOW - HOUR, minutes=120, status=BookingStatus.PAID)
     await book(idle, start=DEFAULT_NOW + HOUR, status=BookingStatus.PAID)
     app_state = state(app)
-    scheduler = TransitionScheduler(app_state.bus, app_state.directory, clock, sleep=never)
+    scheduler = TransitionScheduler(app_state.bus, clock, sleep=never)
     with app_state.bus.subscribe() as subscription:
         task = asyncio.create_task(scheduler.run())
         await eventually(lambda: scheduler.next_at(idle.id, AVAILABILITY) == DEFAULT_NOW + HOUR)

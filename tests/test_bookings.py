@@ -20,7 +20,7 @@ from app.bookings import amount_for
 from app.hours import HoursSpec, RegularPeriod
 from app.models import Booking, BookingStatus, Charger, ChargerStatus, Role, Session, Station, StationStatus, User
 from app.state import state
-from app.stations import ChargerSpec, create_station
+from app.stations import ChargerSpec, insert_station
 from tests.conftest import DEFAULT_NOW, ApiClient
 
 KOLKATA = "Asia/Kolkata"
@@ -41,7 +41,7 @@ async def make_station(
     status: StationStatus = StationStatus.ACTIVE,
     name: str = "Mumbai Central Charging Hub",
 ) -> Station:
-    return await create_station(
+    return await insert_station(
         hours=hours or daily("08:00", "22:00"),
         chargers=[ChargerSpec(kind, 50.0) for kind in chargers],
         name=name,

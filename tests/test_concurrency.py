@@ -88,9 +88,9 @@ class CountingProvider(SimulatedProvider):
 @pytest.fixture
 def counting_provider(app: Quart) -> Any:
     app_state = state(app)
-    original, app_state.payment_provider = app_state.payment_provider, CountingProvider()
-    yield app_state.payment_provider
-    app_state.payment_provider = original
+    original, app_state.provider = app_state.provider, CountingProvider()
+    yield app_state.provider
+    app_state.provider = original
 
 
 @pytest.mark.parametrize("keys", ["none", "shared", "distinct"])

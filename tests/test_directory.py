@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,15 +15,8 @@ from app.hours import HoursSpec, RegularPeriod
 from app.models import Booking, BookingStatus, Charger, Station
 from app.state import state
 from app.station_views import StationView
-from app.stations import ChargerSpec, create_station
+from app.stations import ChargerSpec, insert_station
 from tests.conftest import Backend
-
-
-@pytest.fixture(autouse=True)
-async def app_context(app) -> AsyncIterator[None]:
-    """The event helpers reach the app's bus and directory as a request would."""
-    async with app.app_context():
-        yield
 
 
 def daily(begin: str, end: str) -> HoursSpec:
@@ -31,7 +24,7 @@ def daily(begin: str, end: str) -> HoursSpec:
 
 
 async def make_station(name: str = "Hub", *, timezone: str = "UTC", hours: HoursSpec | None = None, chargers: int = 2):
-    return await create_station(
+    return await insert_station(
         name=name,
         location="1 Main Road",
         city="Pune",
@@ -91,8 +84,8 @@ async def test_the_catalogue_picks_up_edited_and_new_stations_from_their_events(
     assert [v.name for v in await directory.catalogue()] == ["A"]
     second = await make_station("B")
     await Station.filter(id=first.id).update(name="A2")
-    await events.station_changed(first.id)
-    await events.station_changed(second.id)
+    await events.publish_changed(state(app).bus, first.id)
+    await events.publish_changed(state(app).bus, second.id)
     assert [v.name for v in await directory.catalogue()] == ["A2", "B"]
     assert (await directory.get(second.id)).name == "B"
 
@@ -113,7 +106,7 @@ async def test_availability_changed_publishes_fresh_charger_state(db: Backend, a
         currency="INR",
     )
     with state(app).bus.subscribe(events.station_channel(station.id)) as subscription:
-        message = await events.availability_changed(station.id)
+        message = await events.publish_availability(state(app).bus, station.id, state(app).clock.now())
         delivered = await asyncio.wait_for(subscription.get(), 5)
     assert message is not None
     assert delivered["type"] == "availability"
@@ -129,7 +122,7 @@ async def test_status_changed_carries_the_live_status_shape(db: Backend, app, cl
     station = await make_station(timezone="Asia/Kolkata", hours=daily("08:00", "22:00"))
     clock.set(datetime(2026, 12, 2, 5, 0, tzinfo=UTC))  # 10:30 in Kolkata
     with state(app).bus.subscribe(events.station_channel(station.id)) as subscription:
-        await events.status_changed(station.id)
+        await events.publish_status(state(app).bus, station.id, state(app).clock.now())
         delivered = await asyncio.wait_for(subscription.get(), 5)
     assert delivered["type"] == "status"
     assert delivered["is_open"] is True
@@ -230,7 +223,7 @@ async def test_a_failed_reload_is_retried_by_the_next_request(db: Backend, app, 
     station = await make_station("Before")
     await directory.catalogue()
     await Station.filter(id=station.id).update(name="After")
-    await events.station_changed(station.id)
+    await events.publish_changed(state(app).bus, station.id)
     real = directory_module.load_views
 
     async def database_down(*args: Any) -> Any:

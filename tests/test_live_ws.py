@@ -18,11 +18,11 @@ import pytest
 from quart import Quart
 from quart.testing.connections import WebsocketDisconnectError, WebsocketResponseError
 
-from app import create_app, events
+from app import create_app, events, start_services, stop_services
 from app.bus import RedisBus
 from app.clock import Clock
 from app.hours import ExceptionalPeriod, HoursSpec
-from app.live import CLOSE_TOO_SLOW, Hub, hub_of
+from app.live import CLOSE_TOO_SLOW, Hub
 from app.models import Booking, BookingStatus, Charger, Role, Station, User
 from app.state import state
 from tests import test_directory as directory_tests
@@ -88,14 +88,14 @@ async def receive_type(connection: Any, kind: str, timeout: float = 5.0) -> dict
 
 async def publish_status(app: Quart, station_id: int) -> dict[str, Any]:
     app_state = state(app)
-    message = await events.status_changed(station_id, bus=app_state.bus, directory=app_state.directory)
+    message = await events.publish_status(app_state.bus, station_id, app_state.clock.now())
     assert message is not None
     return message
 
 
 @contextmanager
 def hub_settings(app: Quart, **values: Any) -> Iterator[Hub]:
-    live = hub_of(state(app))
+    live = state(app).hub
     saved = {name: getattr(live, name) for name in values}
     for name, value in values.items():
         setattr(live, name, value)
@@ -132,15 +132,12 @@ async def live_stack(backend: Backend, redis_url: str, clock: Clock) -> AsyncIte
     settings = replace(backend.settings, redis_url=redis_url, redis_prefix=f"live-{secrets.token_hex(4)}")
     web = create_app(settings, clock=clock)
     app_state = state(web)
-    await app_state.bus.start()
+    await start_services(app_state)
     try:
         assert await app_state.bus.wait_connected(5)  # type: ignore[attr-defined]
-        app_state.tasks.spawn(app_state.directory.run(), name="station-directory")
-        hub_of(app_state).start()
         yield web
     finally:
-        await app_state.tasks.cancel_all()
-        await app_state.bus.close()
+        await stop_services(app_state)
 
 
 async def eventually(check: Any, timeout: float = 10.0) -> None:
@@ -195,7 +192,7 @@ async def test_a_booking_change_reaches_the_socket_as_availability(app: Quart, s
     await receive(socket)
     await book(station, start=DEFAULT_NOW, hold_until=DEFAULT_NOW + timedelta(minutes=10))
     app_state = state(app)
-    await events.availability_changed(station.id, bus=app_state.bus, directory=app_state.directory)
+    await events.publish_availability(app_state.bus, station.id, app_state.clock.now())
     event = await receive_type(socket, "availability")
     assert [c["available_now"] for c in event["chargers"]] == [False, True]
 
@@ -206,7 +203,7 @@ async def test_cache_only_messages_and_other_stations_events_are_not_forwarded(
     await receive(socket)
     other = await make_station("Other")
     app_state = state(app)
-    await events.station_changed(station.id, bus=app_state.bus, directory=app_state.directory)
+    await events.publish_changed(app_state.bus, station.id)
     await publish_status(app, other.id)
     await publish_status(app, station.id)
     event = await receive_type(socket, "status")
@@ -258,7 +255,7 @@ async def test_an_unknown_station_is_refused_with_404(app: Quart, db: Backend) -
         async with app.test_client().websocket("/ws/stations/999") as connection:
             await receive(connection)
     assert refused.value.response.status_code == 404
-    assert hub_of(state(app)).client_count == 0
+    assert state(app).hub.client_count == 0
 
 
 async def test_an_idle_socket_gets_heartbeats(app: Quart, station: Station) -> None:
@@ -316,10 +313,12 @@ async def test_with_redis_down_http_and_sockets_keep_working_and_resync_when_it_
                 status = await client.get(f"/api/stations/{station.id}/status")
                 assert status.status_code == 200 and (await status.get_json())["is_open"] is True
                 assert (await client.get("/readyz")).status_code == 503
-                # A change made meanwhile: announcing it must not fail the request that made it.
+                # A change made meanwhile: announcing it must not fail the request that made it,
+                # and this process's own sockets hear of it even without Redis.
                 await Station.filter(id=station.id).update(status="MAINTENANCE")
-                await events.status_changed(station.id, bus=app_state.bus, directory=app_state.directory)
-                assert hub_of(app_state).client_count == 1  # the socket is still open
+                await events.publish_status(app_state.bus, station.id, app_state.clock.now())
+                assert (await receive_type(socket, "status"))["station_status"] == "MAINTENANCE"
+                assert app_state.hub.client_count == 1  # the socket is still open
 
                 redis.enter_context(redis_server(port))  # Redis is back
                 fresh = await receive_type(socket, "snapshot", timeout=10)
@@ -353,3 +352,16 @@ def test_the_server_declines_per_message_compression_that_browsers_offer() -> No
     ]
     _, headers, _ = Handshake(offer, "1.1").accept(None, [])
     assert b"sec-websocket-extensions" not in dict(headers)
+
+
+def test_declining_compression_fails_loudly_if_the_hypercorn_internal_it_patches_moves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The decline works by replacing a name Hypercorn's handshake looks up in its own module; if
+    a Hypercorn upgrade moves it, starting the app must fail, not quietly cost 136 KiB a socket."""
+    from hypercorn.protocol import ws_stream
+
+    assert "PerMessageDeflate" in ws_stream.Handshake.accept.__code__.co_names
+    monkeypatch.delattr(ws_stream, "PerMessageDeflate")
+    with pytest.raises(RuntimeError, match="PerMessageDeflate moved"):
+        create_app(base_settings())

@@ -9,7 +9,7 @@ import pytest
 
 from app.hours import HoursSpec
 from app.models import Station
-from app.stations import ChargerSpec, create_station
+from app.stations import ChargerSpec, insert_station
 from tests.conftest import ApiClient
 
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
@@ -29,7 +29,7 @@ async def make_station(**overrides: Any) -> Station:
         currency="INR",
     )
     fields.update(overrides)
-    return await create_station(
+    return await insert_station(
         hours=HoursSpec(twentyfourseven=True), chargers=[ChargerSpec("CCS2", 150), ChargerSpec("TYPE2", 22)], **fields
     )
 

@@ -51,14 +51,14 @@ class HeldProvider(SimulatedProvider):
 @pytest.fixture
 def use_provider(app: Quart) -> Iterator[Any]:
     app_state = state(app)
-    original = app_state.payment_provider
+    original = app_state.provider
 
     def use(provider: PaymentProvider) -> PaymentProvider:
-        app_state.payment_provider = provider
+        app_state.provider = provider
         return provider
 
     yield use
-    app_state.payment_provider = original
+    app_state.provider = original
 
 
 @pytest.fixture

@@ -15,13 +15,12 @@ from quart.testing import WebsocketResponseError
 
 from app import create_app, passwords
 from app.auth import check_websocket_origin
-from app.bus import create_bus
 from app.clock import FrozenClock
 from app.config import Settings
 from app.errors import RateLimited, register_error_handlers
 from app.models import User
-from app.ratelimit import SIGN_IN_PER_ACCOUNT, Throttle, account_key, throttle
-from app.state import EXTENSION, AppState
+from app.ratelimit import SIGN_IN_PER_ACCOUNT, Throttle, account_key
+from app.state import EXTENSION, AppState, state
 from tests.conftest import DEFAULT_NOW, DEFAULT_PASSWORD, TEST_SECRET, ApiClient, Backend
 
 LOGIN = "/api/auth/login"
@@ -162,7 +161,7 @@ async def test_sign_in_counters_are_shared_through_redis_by_every_web_process(
 ) -> None:
     """A second process is a second ``Throttle`` on the same settings: with Redis it sees the same
     counters both ways; in the embedded single process its counters are its own."""
-    ours = throttle(app)
+    ours = state(app).throttle
     theirs = Throttle.from_settings(backend.settings, clock)
     theirs.generation = ours.generation
     first, second = await make_user(), await make_user()
@@ -225,7 +224,7 @@ async def test_cookies_are_secure_when_cookie_secure_is_set(backend: Backend, cl
         cookies = set_cookies(response)
         assert "Secure" in cookies["chargeslot_session"] and "Secure" in cookies["csrf_token"]
     finally:
-        await throttle(secure_app).close()
+        await state(secure_app).throttle.close()
 
 
 async def test_security_headers_are_on_pages_and_api_responses(client: ApiClient, driver: User) -> None:
@@ -250,7 +249,7 @@ def live_app(clock: FrozenClock) -> Quart:
     """A bare app with one WebSocket route guarded the way the live routes are."""
     settings = Settings(secret_key=TEST_SECRET, allowed_origins=("https://kiosk.example",))
     bare = Quart(__name__)
-    bare.extensions[EXTENSION] = AppState(settings=settings, clock=clock, bus=create_bus(None, "test"))
+    bare.extensions[EXTENSION] = AppState.build(settings, clock)
     register_error_handlers(bare)
 
     @bare.websocket("/ws/echo")

@@ -14,7 +14,7 @@ from app.bus import RedisBus
 from app.directory import StationDirectory
 from app.hours import HoursSpec, RegularPeriod
 from app.models import Booking, BookingStatus, Charger, ChargerStatus
-from app.stations import ChargerSpec, create_station
+from app.stations import ChargerSpec, insert_station
 from tests.conftest import ApiClient
 
 #: DEFAULT_NOW is 10:30 in Kolkata and 06:00 in Berlin, on a Wednesday.
@@ -36,7 +36,7 @@ async def add_station(
     latitude: float = 18.9690,
     longitude: float = 72.8205,
 ) -> int:
-    station = await create_station(
+    station = await insert_station(
         name=name,
         location=location,
         city=city,
@@ -332,6 +332,39 @@ async def book(station_id: int, number: int, start: datetime, minutes: int, driv
     )
 
 
+@pytest.mark.parametrize(
+    ("slot_time", "duration", "reason"),
+    [
+        ("2026-12-02T09:00:00", 60, "The slot starts in the past."),
+        ("2026-12-10T12:00:00", 60, "Slots can be booked at most 7 days ahead."),
+        ("2026-12-02T21:30:00", 60, "The whole slot must lie inside the station's opening hours."),
+    ],
+    ids=["past", "beyond-horizon", "outside-hours"],
+)
+async def test_free_chargers_hint_refuses_what_booking_refuses_and_says_why(
+    driver_client: ApiClient, slot_time: str, duration: int, reason: str
+) -> None:
+    station_id = await add_station()
+    query = f"slot_time={slot_time}&duration_minutes={duration}"
+    body = await json_of(driver_client, f"/api/stations/{station_id}/chargers/available?{query}")
+    assert (body["available"], body["available_count"], body["reason"]) == (False, 0, reason)
+    assert not any(charger["available"] for charger in body["chargers"])
+    booked = await driver_client.post(
+        "/api/bookings", json={"station_id": station_id, "slot_time": slot_time, "duration_minutes": duration}
+    )
+    assert booked.status_code == 422
+    assert (await booked.get_json())["detail"] == reason
+
+
+async def test_free_chargers_hint_says_a_station_under_maintenance_takes_no_bookings(client: ApiClient) -> None:
+    from app.models import Station, StationStatus
+
+    station_id = await add_station()
+    await Station.filter(id=station_id).update(status=StationStatus.MAINTENANCE)
+    body = await json_of(client, f"/api/stations/{station_id}/chargers/available?slot_time=2026-12-02T12:00:00")
+    assert (body["available"], body["reason"]) == (False, "The station is not taking bookings.")
+
+
 async def test_chargers_available_for_a_slot(client: ApiClient, driver) -> None:
     station_id = await add_station(chargers=("CCS2", "CCS2", "TYPE2"))
     noon_ist = datetime(2026, 12, 2, 6, 30, tzinfo=UTC)
@@ -349,6 +382,7 @@ async def test_chargers_available_for_a_slot(client: ApiClient, driver) -> None:
         "slot_end": "2026-12-02T13:00:00+05:30",
         "duration_minutes": 60,
         "within_opening_hours": True,
+        "reason": None,
     }
     assert [(c["charger_number"], c["status"], c["available"]) for c in chargers] == [
         (1, "AVAILABLE", False),
@@ -398,15 +432,14 @@ async def test_operator_change_reaches_a_second_app_instance_through_redis(
         pytest.skip("needs Redis: the embedded bus lives inside one process")
     from quart import Quart
 
-    from app import create_app
+    from app import create_app, start_services, stop_services
     from app.state import state
 
     station_id = await add_station()
     second: Quart = create_app(backend.settings, clock=clock)  # not started: the ORM is already up
     second_state = state(second)
     assert isinstance(second_state.bus, RedisBus)
-    await second_state.bus.start()
-    listener = asyncio.create_task(second_state.directory.run())
+    await start_services(second_state)
     try:
         assert await second_state.bus.wait_connected(5)
         second_client = second.test_client()
@@ -429,9 +462,7 @@ async def test_operator_change_reaches_a_second_app_instance_through_redis(
         current = await status()
         assert (current["is_open"], current["open_time"], current["close_time"]) == (False, "12:00:00", "13:00:00")
     finally:
-        listener.cancel()
-        await asyncio.gather(listener, return_exceptions=True)
-        await second_state.bus.close()
+        await stop_services(second_state)
 
 
 async def test_second_directory_keeps_its_copy_without_an_event(backend, clock) -> None:
@@ -446,7 +477,6 @@ async def test_second_directory_keeps_its_copy_without_an_event(backend, clock) 
     bus = RedisBus(backend.settings.redis_url, backend.settings.redis_prefix)
     directory = StationDirectory(bus, clock)
     await bus.start()
-    listener = asyncio.create_task(directory.run())
     try:
         assert await bus.wait_connected(5)
         assert (await directory.get(station_id)).name == "Mumbai Central Charging Hub"
@@ -454,8 +484,6 @@ async def test_second_directory_keeps_its_copy_without_an_event(backend, clock) 
         await asyncio.sleep(0.2)
         assert (await directory.get(station_id)).name == "Mumbai Central Charging Hub"
     finally:
-        listener.cancel()
-        await asyncio.gather(listener, return_exceptions=True)
         await bus.close()
 
 

@@ -88,7 +88,7 @@ async def test_a_broadcast_publishes_the_status_the_station_has_from_that_instan
     app_state = state(app)
     with app_state.bus.subscribe(events.station_channel(station.id)) as subscription:
         clock.set(EIGHT_PM)
-        assert await broadcast(station.id, EIGHT_PM, bus=app_state.bus, directory=app_state.directory)
+        assert await broadcast(station.id, EIGHT_PM, bus=app_state.bus, now=app_state.clock.now())
         event = await next_event(subscription)
     assert event["is_open"] is False
     assert datetime.fromisoformat(event["next_change_at"]) == DEFAULT_NOW.replace(hour=4) + timedelta(days=1)
@@ -102,7 +102,7 @@ async def test_a_planned_instant_that_hours_edits_removed_is_not_broadcast(
     app_state = state(app)
     with app_state.bus.subscribe(events.station_channel(station.id)) as subscription:
         clock.set(EIGHT_PM)
-        assert not await broadcast(station.id, EIGHT_PM, bus=app_state.bus, directory=app_state.directory)
+        assert not await broadcast(station.id, EIGHT_PM, bus=app_state.bus, now=app_state.clock.now())
         await asyncio.sleep(0.05)  # give a (wrong) message time to arrive through Redis
         assert drain(subscription) == []
 
@@ -125,7 +125,7 @@ async def never(seconds: float) -> None:
 @pytest.fixture
 async def scheduler(app: Quart, db: Backend, clock: FrozenClock) -> AsyncIterator[TransitionScheduler]:
     app_state = state(app)
-    yield TransitionScheduler(app_state.bus, app_state.directory, clock, sleep=never)
+    yield TransitionScheduler(app_state.bus, clock, sleep=never)
 
 
 async def test_the_embedded_scheduler_broadcasts_when_the_clock_reaches_the_instant(
@@ -155,7 +155,7 @@ async def test_the_embedded_scheduler_catches_up_replans_on_hours_changes_and_st
 
         # The operator moves closing time to 06:00: the stations API publishes the new status.
         await write_hours(station, daily("04:00", "06:00"))
-        await events.status_changed(station.id, bus=app_state.bus, directory=app_state.directory)
+        await events.publish_status(app_state.bus, station.id, app_state.clock.now())
         six_am = DEFAULT_NOW.replace(hour=6)
         await eventually(lambda: scheduler.next_at(station.id) == six_am)
 

@@ -20,11 +20,10 @@ Jobs may run twice (arq retries, a worker dies mid-job); all of them are idempot
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,11 +33,10 @@ from arq.constants import job_key_prefix, result_key_prefix
 
 from app import closeout, transitions
 from app.bus import RedisBus
-from app.clock import Clock, SystemClock
 from app.config import ConfigError, Settings, load_settings
 from app.db import close_db, init_db
-from app.directory import StationDirectory
 from app.events import STATUS
+from app.state import Services
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +50,19 @@ CONTEXT = "chargeslot"
 
 @dataclass
 class WorkerServices:
-    settings: Settings
-    bus: RedisBus
-    directory: StationDirectory
-    clock: Clock
+    """The process's ``Services``, built as ``create_app`` builds them, plus arq's Redis."""
+
+    services: Services
     redis: ArqRedis
     owns_db: bool
-    follower: asyncio.Task[None] | None = field(default=None)
+
+    @property
+    def bus(self) -> RedisBus:
+        assert isinstance(self.services.bus, RedisBus)
+        return self.services.bus
+
+    def now(self) -> datetime:
+        return self.services.clock.now()
 
 
 def services(ctx: dict[str, Any]) -> WorkerServices:
@@ -74,21 +78,19 @@ async def startup(ctx: dict[str, Any]) -> None:
     owns_db = not ctx.get("db_ready", False)
     if owns_db:
         await init_db(settings)
-    bus = RedisBus(settings.redis_url, settings.redis_prefix)
-    await bus.start()
-    await bus.wait_connected(5)
-    clock = SystemClock()
-    worker = WorkerServices(settings, bus, StationDirectory(bus, clock), clock, ctx["redis"], owns_db)
+    worker = WorkerServices(Services.build(settings), ctx["redis"], owns_db)
+    await worker.bus.start()
+    await worker.bus.wait_connected(5)
     ctx[CONTEXT] = worker
     if await _claim_catch_up(worker):
-        count = await transitions.catch_up(clock.now(), bus=bus, directory=worker.directory)
+        count = await transitions.catch_up(worker.now(), bus=worker.bus)
         log.info("caught up: published %d station events", count)
     # The follower plans every station once it has subscribed (so no change can fall between),
     # then follows changes; jobs are only picked up after the plan exists.
     planned = asyncio.Event()
-    worker.follower = asyncio.create_task(
-        transitions.follow_changes(bus, lambda ids, kinds: plan(worker, ids, kinds), planned=planned),
-        name="follow-changes",
+    worker.services.tasks.supervise(
+        "follow-changes",
+        lambda: transitions.follow_changes(worker.bus, lambda ids, kinds: plan(worker, ids, kinds), planned=planned),
     )
     await planned.wait()
 
@@ -97,17 +99,14 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     worker = ctx.pop(CONTEXT, None)
     if worker is None:
         return
-    if worker.follower is not None:
-        worker.follower.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker.follower
+    await worker.services.tasks.cancel_all()
     await worker.bus.close()
     if worker.owns_db:
         await close_db()
 
 
 async def _claim_catch_up(worker: WorkerServices) -> bool:
-    key = f"{worker.settings.redis_prefix}:catch-up"
+    key = f"{worker.services.settings.redis_prefix}:catch-up"
     return bool(await worker.redis.set(key, "1", nx=True, ex=CATCH_UP_WINDOW))
 
 
@@ -116,7 +115,7 @@ async def plan(
 ) -> int:
     """Enqueue each station's next transitions unless they are queued or done already; returns how
     many jobs were added."""
-    planned = await transitions.upcoming(station_ids, worker.clock.now(), kinds)
+    planned = await transitions.upcoming(station_ids, worker.now(), kinds)
     if not planned:
         return 0
     # One round trip to skip the (usual) case of jobs that exist; enqueue_job re-checks atomically.
@@ -143,11 +142,11 @@ async def plan(
 async def broadcast_transition(ctx: dict[str, Any], station_id: int, at: datetime, kind: str = STATUS) -> bool:
     worker = services(ctx)
     # arq defers to the nearest millisecond, which may be a fraction of one before the instant.
-    early = (at - worker.clock.now()).total_seconds()
+    early = (at - worker.now()).total_seconds()
     if 0 < early < 1:
         await asyncio.sleep(early)
     try:
-        sent = await transitions.broadcast(station_id, at, bus=worker.bus, directory=worker.directory, kind=kind)
+        sent = await transitions.broadcast(station_id, at, bus=worker.bus, now=worker.now(), kind=kind)
     except Exception as exc:
         # The instant has come and still needs announcing: try again shortly (the database may
         # be restarting) rather than dropping it.
@@ -164,7 +163,7 @@ async def plan_all(ctx: dict[str, Any]) -> int:
 
 async def close_out(ctx: dict[str, Any]) -> dict[str, int]:
     worker = services(ctx)
-    result = await closeout.close_out(worker.clock.now(), bus=worker.bus, directory=worker.directory)
+    result = await closeout.close_out(worker.now(), bus=worker.bus)
     return {"expired": result.expired, "completed": result.completed, "stations": len(result.station_ids)}
 
 

@@ -11,7 +11,7 @@ from quart_schema import validate_request, validate_response
 from app import accounts
 from app.auth import authorize, sign_in, sign_out
 from app.models import User
-from app.ratelimit import throttle
+from app.state import state
 from app.wire import PlainStr
 
 blueprint = Blueprint("auth", __name__, url_prefix="/api/auth")
@@ -66,7 +66,7 @@ def _client() -> str:
 async def register(data: RegisterIn) -> tuple[UserOut, int]:
     """Create a driver account and sign it in. 409 when the email or username is taken (without
     saying which), 429 after too many registrations from one client."""
-    await throttle().count_registration(_client())
+    await state().throttle.count_registration(_client())
     user = await accounts.create_user(data.email, data.username, data.password)
     await sign_in(user)
     return _user_out(user), 201
@@ -79,7 +79,7 @@ async def login(data: LoginIn) -> UserOut:
     """Sign in with email and password; sets the session and `csrf_token` cookies. 401 for any
     wrong email or password alike, 403 `user_inactive` for a deactivated account, 429 with
     `Retry-After` after repeated failures for the account or from the client."""
-    user = await accounts.authenticate(data.email, data.password, _client())
+    user = await accounts.authenticate(state().throttle, data.email, data.password, _client())
     await sign_in(user)
     return _user_out(user)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from datetime import date as LocalDate
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator
 from quart import Blueprint
@@ -14,7 +15,8 @@ from app import bookings
 from app.auth import authorize
 from app.clock import supported_year
 from app.errors import Forbidden
-from app.models import BookingStatus, User
+from app.models import Booking, BookingStatus, Charger, Station, User
+from app.money import format_money
 from app.state import state
 from app.wire import Id, Offset, PlainStr, Problem, StrictId
 
@@ -147,8 +149,37 @@ class QuoteOut(BaseModel):
     breakdown: Breakdown
 
 
-def _out(booking: Any) -> BookingOut:
-    return BookingOut(**bookings.booking_view(booking, state().clock.now()))
+def _instant(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def booking_out(booking: Booking, now: datetime) -> BookingOut:
+    """Slot times carry the station's own UTC offset; other instants are UTC."""
+    station: Station = booking.station
+    charger: Charger = booking.charger
+    zone = ZoneInfo(station.timezone)
+    return BookingOut(
+        booking_id=booking.id,
+        station_id=station.id,
+        station_name=station.name,
+        charger_id=charger.id,
+        charger_number=charger.charger_number,
+        charger_type=charger.charger_type,
+        slot_time=booking.slot_start.astimezone(zone).isoformat(),
+        slot_end=booking.slot_end.astimezone(zone).isoformat(),
+        duration_minutes=int((booking.slot_end - booking.slot_start).total_seconds() // 60),
+        status=bookings.effective_status(booking, now),
+        amount_due=format_money(booking.amount_due),
+        currency=booking.currency,
+        hold_expires_at=_instant(booking.hold_expires_at),
+        vehicle_number=booking.vehicle_number,
+        user_id=booking.user_id,  # type: ignore[attr-defined]
+        created_at=booking.created_at.astimezone(UTC).isoformat(),
+    )
+
+
+def _out(booking: Booking) -> BookingOut:
+    return booking_out(booking, state().clock.now())
 
 
 @blueprint.post("")
@@ -169,6 +200,7 @@ async def create_booking(data: BookingIn) -> BookingOut:
     """
     user = await authorize()
     check_user_id(data.user_id, user)
+    services = state()
     booking = await bookings.create_booking(
         user,
         data.station_id,
@@ -177,6 +209,9 @@ async def create_booking(data: BookingIn) -> BookingOut:
         charger_id=data.charger_id,
         charger_type=data.charger_type,
         vehicle_number=data.vehicle_number,
+        now=services.clock.now(),
+        policy=services.policy,
+        bus=services.bus,
     )
     return _out(booking)
 
@@ -194,6 +229,7 @@ async def list_bookings(query_args: BookingQuery) -> list[BookingOut]:
         on_date=query_args.date,
         limit=query_args.limit,
         offset=query_args.offset,
+        now=state().clock.now(),
     )
     return [_out(booking) for booking in found]
 
@@ -213,7 +249,18 @@ async def get_booking(booking_id: int) -> BookingOut:
 async def quote(booking_id: int) -> QuoteOut:
     """What to pay for a booking: send `amount_due` as the payment's `amount`."""
     user = await authorize()
-    return QuoteOut(**await bookings.quote(user, booking_id))
+    found = await bookings.quote(user, booking_id, state().clock.now())
+    return QuoteOut(
+        booking_id=found.booking.id,
+        amount_due=format_money(found.booking.amount_due),
+        currency=found.booking.currency,
+        payable=found.payable,
+        hold_expires_at=_instant(found.booking.hold_expires_at),
+        breakdown=Breakdown(
+            price_per_hour=format_money(found.booking.station.price_per_hour),
+            duration_minutes=found.duration_minutes,
+        ),
+    )
 
 
 @blueprint.post("/<int:booking_id>/cancel")
@@ -224,4 +271,8 @@ async def cancel(booking_id: int) -> BookingOut:
     """Cancel a booking: a held one at any time, a paid one before its slot starts (the payment is
     refunded and reads REFUNDED). Anything else is 409 `conflict`. Operators may cancel any booking."""
     user = await authorize()
-    return _out(await bookings.cancel_booking(user, booking_id))
+    services = state()
+    cancelled = await bookings.cancel_booking(
+        user, booking_id, now=services.clock.now(), provider=services.provider, bus=services.bus
+    )
+    return _out(cancelled)

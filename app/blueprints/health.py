@@ -26,5 +26,9 @@ async def readyz() -> tuple[Response, int]:
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
     checks["bus"] = "embedded" if app_state.settings.embedded else ("ok" if app_state.bus.connected else "unavailable")
-    ready = checks["database"] == "ok" and checks["bus"] != "unavailable"
+    # A background task that died is being restarted: until it runs again, this process is not
+    # doing all of its job.
+    for name, reason in sorted(app_state.tasks.down.items()):
+        checks[f"task:{name}"] = f"unavailable: {reason}"
+    ready = all(value in ("ok", "embedded") for value in checks.values())
     return jsonify({"status": "ready" if ready else "unavailable", "checks": checks}), 200 if ready else 503

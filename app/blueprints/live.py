@@ -10,7 +10,7 @@ from quart import Blueprint, websocket
 
 from app.auth import check_websocket_origin
 from app.errors import NotFound, ValidationFailed
-from app.live import hub
+from app.state import state
 
 blueprint = Blueprint("live", __name__)
 
@@ -33,7 +33,7 @@ def _station_ids(raw: str | None) -> frozenset[int] | None:
 @blueprint.websocket("/ws/stations/<int:station_id>")
 async def station_updates(station_id: int) -> None:
     check_websocket_origin()
-    live = hub()
+    live = state().hub
     # Subscribed before the snapshot is read, so no event can fall between the two.
     with live.subscribed([station_id]) as client:
         first = await live.station_snapshot(station_id)
@@ -46,7 +46,7 @@ async def station_updates(station_id: int) -> None:
 async def all_station_updates() -> None:
     check_websocket_origin()
     station_ids = _station_ids(websocket.args.get("ids"))
-    live = hub()
+    live = state().hub
     with live.subscribed(station_ids) as client:
         first = await live.stations_snapshot(station_ids)
         await live.serve(websocket, client, first, lambda: live.stations_snapshot(station_ids))

@@ -1,9 +1,7 @@
 """Operator endpoints (DESIGN §5): stations, their hours, exceptional periods and chargers.
 
-Every change commits in one transaction and is then published on the station's channel
-(``app.events``): ``status`` when it can change whether the station is open or bookable,
-``availability`` when it changes which chargers are usable, ``changed`` otherwise. Publishing also
-drops this process's cached view, so the response below is built from the new rows.
+The domain (``app.stations``) commits each change and publishes it; the publish reaches this
+process's directory before it returns, so the response below is built from the new rows.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from quart import Blueprint
 from quart_schema import validate_request, validate_response
 
-from app import events, stations
+from app import stations
 from app.auth import authorize
 from app.blueprints.stations import ChargerNow, ExceptionOut, StationDetail, station_detail, station_or_404
 from app.clock import supported_year
@@ -148,6 +146,12 @@ def _columns(data: BaseModel, names: set[str]) -> dict[str, Any]:
     return columns
 
 
+def _publishing() -> dict[str, Any]:
+    """What the domain needs to publish the change it commits."""
+    services = state()
+    return {"bus": services.bus, "now": services.clock.now()}
+
+
 async def _detail(station_id: int) -> StationDetail:
     return station_detail(await station_or_404(station_id), state().clock.now())
 
@@ -161,8 +165,7 @@ async def create_station(data: StationIn) -> tuple[StationDetail, int]:
     hours = _hours(data.hours)
     fields = _columns(data, set(StationIn.model_fields) - {"hours", "chargers"})
     chargers = [stations.ChargerSpec(c.charger_type, c.power_kw) for c in data.chargers]
-    station = await stations.create_station(hours=hours, chargers=chargers, **fields)
-    await events.status_changed(station.id)
+    station = await stations.create_station(hours=hours, chargers=chargers, **_publishing(), **fields)
     return await _detail(station.id), 201
 
 
@@ -177,11 +180,7 @@ async def update_station(station_id: int, data: StationPatch) -> StationDetail:
     if nulls:
         raise ValidationFailed([{"loc": ["body", name], "msg": "may not be null"} for name in nulls])
     hours = _hours(data.hours) if data.hours is not None else None
-    status_may_change = await stations.update_station(station_id, _columns(data, sent - {"hours"}), hours)
-    if status_may_change:
-        await events.status_changed(station_id)
-    else:
-        await events.station_changed(station_id)
+    await stations.update_station(station_id, _columns(data, sent - {"hours"}), hours, **_publishing())
     return await _detail(station_id)
 
 
@@ -191,8 +190,7 @@ async def update_station(station_id: int, data: StationPatch) -> StationDetail:
 async def replace_hours(station_id: int, data: HoursIn) -> StationDetail:
     """Replace the opening hours (OCPI-like or the `{open_time, close_time}` shorthand)."""
     await authorize(*OPERATORS)
-    await stations.update_station(station_id, {}, _hours(data, ("body",)))
-    await events.status_changed(station_id)
+    await stations.update_station(station_id, {}, _hours(data, ("body",)), **_publishing())
     return await _detail(station_id)
 
 
@@ -203,9 +201,8 @@ async def add_exception(station_id: int, data: ExceptionIn) -> tuple[ExceptionOu
     """Add an exceptional closing (beats everything) or opening for a period of UTC instants."""
     await authorize(*OPERATORS)
     period = await stations.add_exception(
-        station_id, closing=data.kind == "closing", begin=data.period_begin, end=data.period_end
+        station_id, closing=data.kind == "closing", begin=data.period_begin, end=data.period_end, **_publishing()
     )
-    await events.status_changed(station_id)
     out = ExceptionOut(
         id=period.id,
         kind=data.kind,
@@ -219,8 +216,7 @@ async def add_exception(station_id: int, data: ExceptionIn) -> tuple[ExceptionOu
 async def remove_exception(station_id: int, exception_id: int) -> tuple[str, int]:
     """Remove an exceptional closing or opening."""
     await authorize(*OPERATORS)
-    await stations.remove_exception(station_id, exception_id)
-    await events.status_changed(station_id)
+    await stations.remove_exception(station_id, exception_id, **_publishing())
     return "", 204
 
 
@@ -230,8 +226,8 @@ async def remove_exception(station_id: int, exception_id: int) -> tuple[str, int
 async def add_charger(station_id: int, data: ChargerIn) -> tuple[ChargerNow, int]:
     """Add a charger, numbered after the station's highest."""
     await authorize(*OPERATORS)
-    charger = await stations.add_charger(station_id, stations.ChargerSpec(data.charger_type, data.power_kw))
-    await events.availability_changed(station_id)
+    spec = stations.ChargerSpec(data.charger_type, data.power_kw)
+    charger = await stations.add_charger(station_id, spec, **_publishing())
     return await _charger_now(station_id, charger.id), 201
 
 
@@ -241,8 +237,7 @@ async def add_charger(station_id: int, data: ChargerIn) -> tuple[ChargerNow, int
 async def set_charger_status(station_id: int, charger_id: int, data: ChargerStatusIn) -> ChargerNow:
     """Take a charger out of service or bring it back."""
     await authorize(*OPERATORS)
-    await stations.set_charger_status(station_id, charger_id, data.status)
-    await events.availability_changed(station_id)
+    await stations.set_charger_status(station_id, charger_id, data.status, **_publishing())
     return await _charger_now(station_id, charger_id)
 
 

@@ -16,8 +16,8 @@ from quart import Blueprint, render_template, request, url_for
 from quart_schema import hide
 
 from app.auth import current_user
-from app.directory import directory
 from app.models import User
+from app.state import state
 
 blueprint = Blueprint("pages", __name__)
 
@@ -48,7 +48,7 @@ def _is_operator(user: User | None) -> bool:
 @blueprint.get("/")
 @hide
 async def home() -> str:
-    stations = await directory().catalogue()
+    stations = await state().directory.catalogue()
     cities = sorted({view.city for view in stations}, key=str.casefold)
     # Offer the types as stored (upper case); the views' own set is case-folded for filtering.
     stored = {charger.charger_type.upper() for view in stations for charger in view.chargers}
@@ -59,7 +59,7 @@ async def home() -> str:
 @blueprint.get("/stations/<int:station_id>")
 @hide
 async def station(station_id: int) -> str | tuple[str, int]:
-    station = await directory().get(station_id)
+    station = await state().directory.get(station_id)
     if station is None:
         return await _not_found()
     return await _render("station.html", station=station)
@@ -92,7 +92,7 @@ def station_qr_svg(url: str) -> Markup:
 @blueprint.get("/kiosk/<int:station_id>")
 @hide
 async def kiosk(station_id: int) -> str | tuple[str, int]:
-    station = await directory().get(station_id)
+    station = await state().directory.get(station_id)
     if station is None:
         return await _not_found()
     booking_url = url_for("pages.station", station_id=station.id, _external=True)
@@ -124,7 +124,7 @@ async def operator_new_station() -> str | tuple[str, int]:
 async def operator_station(station_id: int) -> str | tuple[str, int]:
     if not _is_operator(await current_user()):
         return await _operator_page("operator/station.html")
-    station = await directory().get(station_id)
+    station = await state().directory.get(station_id)
     if station is None:
         return await _not_found()
     return await _operator_page("operator/station.html", station=station)

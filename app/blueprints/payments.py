@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
@@ -13,7 +14,9 @@ from app import payments
 from app.auth import authorize
 from app.blueprints.bookings import check_user_id
 from app.errors import PROBLEM_JSON, ValidationFailed
-from app.models import PaymentMethod, PaymentStatus
+from app.models import Payment, PaymentMethod, PaymentStatus
+from app.money import format_money
+from app.state import state
 from app.wire import Id, Offset, Problem, StrictId
 
 blueprint = Blueprint("payments", __name__, url_prefix="/api/payments")
@@ -67,6 +70,19 @@ class PaymentOut(BaseModel):
     payment_method: PaymentMethod
     status: PaymentStatus
     created_at: str
+
+
+def payment_out(payment: Payment) -> PaymentOut:
+    return PaymentOut(
+        payment_id=payment.id,
+        booking_id=payment.booking_id,  # type: ignore[attr-defined]
+        transaction_id=payment.transaction_id,
+        amount=format_money(payment.amount),
+        currency=payment.currency,
+        payment_method=PaymentMethod(payment.payment_method),
+        status=PaymentStatus(payment.status),
+        created_at=payment.created_at.astimezone(UTC).isoformat(),
+    )
 
 
 class DeclinedProblem(Problem):
@@ -131,7 +147,7 @@ def _idempotency_key() -> str | None:
 @document_response(Problem, 404)
 @document_response(Problem, 409)
 @document_response(Problem, 422)
-async def process(data: PaymentIn) -> PaymentOut | Response | tuple[PaymentOut, int, dict[str, str]]:
+async def process(data: PaymentIn) -> Response | tuple[PaymentOut, int, dict[str, str]]:
     """Pay a held booking: the final gate before it is PAID.
 
     Get the amount from `GET /api/bookings/{id}/quote` and send it back exactly. Checked in this
@@ -160,13 +176,21 @@ async def process(data: PaymentIn) -> PaymentOut | Response | tuple[PaymentOut, 
     key = _idempotency_key()
     user = await authorize()
     check_user_id(data.user_id, user)
-    outcome = await payments.process_payment(user, data.booking_id, data.payment_method, data.amount, key)
-    if not outcome.replayed:
-        return PaymentOut(**outcome.body)
-    headers = {REPLAYED_HEADER: "true"}
-    if outcome.status == 200:
-        return PaymentOut(**outcome.body), 200, headers
-    return Response(json.dumps(outcome.body), status=outcome.status, content_type=PROBLEM_JSON, headers=headers)
+    services = state()
+    outcome = await payments.process_payment(
+        user,
+        data.booking_id,
+        data.payment_method,
+        data.amount,
+        key,
+        now=services.clock.now(),
+        provider=services.provider,
+        bus=services.bus,
+    )
+    headers = {REPLAYED_HEADER: "true"} if outcome.replayed else {}
+    if outcome.payment is not None:
+        return payment_out(outcome.payment), 200, headers
+    return Response(json.dumps(outcome.problem), status=outcome.status, content_type=PROBLEM_JSON, headers=headers)
 
 
 @blueprint.get("")
@@ -182,7 +206,7 @@ async def list_payments(query_args: PaymentQuery) -> list[PaymentOut]:
         limit=query_args.limit,
         offset=query_args.offset,
     )
-    return [PaymentOut(**payments.payment_view(payment)) for payment in found]
+    return [payment_out(payment) for payment in found]
 
 
 @blueprint.get("/<int:payment_id>")
@@ -191,4 +215,4 @@ async def list_payments(query_args: PaymentQuery) -> list[PaymentOut]:
 async def get_payment(payment_id: int) -> PaymentOut:
     """One payment. Somebody else's payment is a 404."""
     user = await authorize()
-    return PaymentOut(**payments.payment_view(await payments.get_payment(user, payment_id)))
+    return payment_out(await payments.get_payment(user, payment_id))

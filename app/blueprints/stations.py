@@ -9,23 +9,21 @@ response through pydantic.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 from quart import Blueprint, Response
 from quart_schema import document_response, validate_querystring, validate_response
 
 from app.availability import busy_charger_ids
+from app.bookings import BookingPolicy, check_slot
 from app.clock import YEARS, station_instant, supported_year
-from app.directory import directory
 from app.errors import NotFound, ValidationFailed
 from app.models import ChargerStatus
-from app.state import AppState, state
+from app.models import StationStatus as StationState
+from app.state import state
+from app.station_search import StationFilter, find_stations
 from app.station_views import StationView, encode_json
-from app.stations import StationFilter, find_stations
 
 blueprint = Blueprint("stations", __name__, url_prefix="/api/stations")
 
@@ -176,6 +174,10 @@ class SlotAvailability(BaseModel):
     slot_end: str
     duration_minutes: int
     within_opening_hours: bool
+    reason: str | None = Field(
+        None,
+        description="Why booking would refuse this slot whatever the chargers (every charger is then unavailable).",
+    )
     chargers: list[ChargerForSlot]
 
 
@@ -183,7 +185,7 @@ class SlotAvailability(BaseModel):
 
 
 async def station_or_404(station_id: int) -> StationView:
-    view = await directory().get(station_id)
+    view = await state().directory.get(station_id)
     if view is None:
         raise NotFound("Station not found.")
     return view
@@ -201,7 +203,7 @@ async def list_stations(query_args: StationsQuery) -> Response:
         charger_type=query_args.charger_type,
         near=parse_point(query_args.near) if query_args.near else None,
     )
-    views = await directory().catalogue()
+    views = await state().directory.catalogue()
     now = state().clock.now()
     total, page = find_stations(views, now, where, query_args.limit, query_args.offset)
     # Items are JSON fragments each view keeps until its answer can change: a page is a join.
@@ -244,11 +246,17 @@ async def get_status(station_id: int) -> Response:
 @validate_querystring(SlotQuery)
 @validate_response(SlotAvailability)
 async def chargers_for_slot(station_id: int, query_args: SlotQuery) -> SlotAvailability:
-    """Which chargers are free for a whole slot (a hint: booking checks again)."""
+    """Which chargers are free for a whole slot. A hint, but an honest one: a slot that booking
+    would refuse (the station closed now or not taking bookings, the slot in the past, beyond the
+    booking horizon or outside opening hours) is answered with `available: false` and the
+    `reason` in words, decided by the same checks booking makes (booking checks again)."""
     view = await station_or_404(station_id)
+    services = state()
+    now = services.clock.now()
     start = slot_start(query_args.slot_time, view)
     end = start + timedelta(minutes=query_args.duration_minutes)
-    busy = await busy_charger_ids(station_id, start, end, state().clock.now())
+    reason = refusal(view, start, query_args.duration_minutes, now, services.policy)
+    busy = await busy_charger_ids(station_id, start, end, now)
     chargers = [
         ChargerForSlot(
             id=c.id,
@@ -256,7 +264,7 @@ async def chargers_for_slot(station_id: int, query_args: SlotQuery) -> SlotAvail
             charger_type=c.charger_type,
             power_kw=c.power_kw,
             status=c.status,
-            available=c.status == ChargerStatus.AVAILABLE and c.id not in busy,
+            available=reason is None and c.status == ChargerStatus.AVAILABLE and c.id not in busy,
         )
         for c in view.chargers
     ]
@@ -270,52 +278,23 @@ async def chargers_for_slot(station_id: int, query_args: SlotQuery) -> SlotAvail
         slot_end=end.astimezone(view.zone).isoformat(),
         duration_minutes=query_args.duration_minutes,
         within_opening_hours=view.schedule.covers(start, end),
+        reason=reason,
         chargers=chargers,
     )
 
 
-class StatusFastLane:
-    """Answers ``GET /api/stations/{id}/status`` for a station already in the directory before the
-    request reaches Quart; everything else (a cold cache, an unknown id) goes on to the route above.
-
-    Every client without a WebSocket polls this endpoint, so it must be the cheapest thing the
-    service does. The answer is a dict lookup and a cached computation, but Quart's request
-    machinery and the app-wide hooks cost several times that; they have nothing to do here (a
-    public GET: no session, no CSRF, no cookies to set). The lane sends the same body and the same
-    headers as the route (``tests/test_stations_api.py`` compares the two).
-    """
-
-    _PATH = re.compile(r"/api/stations/([1-9][0-9]{0,9})/status")
-
-    def __init__(
-        self,
-        inner: Callable[..., Awaitable[None]],
-        app_state: AppState,
-        headers: Iterable[tuple[str, str]],
-        request_id: Callable[[str | None], str],
-    ) -> None:
-        self._inner = inner
-        self._state = app_state
-        self._headers = [(name.lower().encode(), value.encode()) for name, value in headers]
-        self._headers.append((b"content-type", b"application/json"))
-        self._request_id = request_id
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            match = self._PATH.fullmatch(scope["path"])
-            view = self._state.directory.cached(int(match[1])) if match else None
-            if view is not None:
-                body = encode_json(view.status_at(self._state.clock.now()))
-                incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
-                headers = [
-                    *self._headers,
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", self._request_id(incoming.decode("latin-1")).encode()),
-                ]
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self._inner(scope, receive, send)
+def refusal(view: StationView, start: datetime, duration: int, now: datetime, policy: BookingPolicy) -> str | None:
+    """Why booking would refuse this slot whatever the chargers, in booking's own order; None if
+    it would not."""
+    if view.status != StationState.ACTIVE:
+        return "The station is not taking bookings."
+    if not view.is_open(now):
+        return "The station is closed right now; bookings open when it does."
+    try:
+        check_slot(view.schedule, start, duration, now, policy)
+    except ValidationFailed as refused:
+        return " ".join(error["msg"] for error in refused.extra["errors"])
+    return None
 
 
 def slot_start(text: str, view: StationView) -> datetime:
