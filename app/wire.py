@@ -45,8 +45,33 @@ PlainStr = Annotated[str, AfterValidator(_storable)]
 Offset = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
+def decimal_range_pattern(limit: int) -> str:
+    """A regular expression for exactly the numbers 1..``limit`` in plain ASCII decimal digits.
+
+    Every number up to ``limit`` is written with fewer digits, or with as many digits and a smaller
+    digit where it first differs from ``limit``; one branch per such position, then ``limit`` itself.
+    """
+    digits = str(limit)
+    branches = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+    for position, digit in enumerate(digits):
+        lowest = 1 if position == 0 else 0
+        if int(digit) > lowest:
+            rest = len(digits) - position - 1
+            branches.append(f"{digits[:position]}[{lowest}-{int(digit) - 1}][0-9]{{{rest}}}")
+    branches.append(digits)
+    return f"(?:{'|'.join(branches)})"
+
+
 class IdConverter(IntegerConverter):
-    """``<int:…>`` in every route: a positive integer that fits an id column, else no match (404)."""
+    """``<int:…>`` in every route: an id a row can have, written the one way ids are written.
+
+    The URL map matches a path by this pattern before it looks at the method, so a path no id route
+    can take is an unknown URL (404) for every method, never a 405 from a neighbouring route. The
+    pattern, not ``int()``, is what refuses other spellings of a number: ``int`` would read
+    ``00001`` and a full-width ``"\uff11"`` as 1, giving one row several URLs.
+    """
+
+    regex = decimal_range_pattern(MAX_ID)
 
     def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = 1, max: int | None = MAX_ID) -> None:
         super().__init__(map, fixed_digits, min=min, max=max)
