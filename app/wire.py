@@ -1,14 +1,16 @@
 """What the HTTP layer promises before any handler runs, kept true in ``/openapi.json`` as well.
 
-The gaps between a raw request and the contract live here: an undecodable body is a malformed one
-(422, never a 500); an id names a database row, so a number no row can have is an unknown URL in a
-path (404) and a malformed field in a body or query (422), never an overflow in the driver; text
-that is stored must be text the database can hold; and error responses are documented with the
-media type they are sent with.
+The gaps between a raw request and the contract live here: an undecodable body, or one nested too
+deep to parse safely, is a malformed one (422, never a 500); an id names a database row, so a
+number no row can have is an unknown URL in a path (404) and a malformed field in a body or query
+(422), never an overflow in the driver; text that is stored must be text the database can hold;
+and error responses are documented with the media type they are sent with.
 """
 
 from __future__ import annotations
 
+import re
+from itertools import accumulate
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, Field, StrictInt
@@ -16,7 +18,7 @@ from quart import Request
 from quart_schema import OpenAPIProvider
 from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
-from app.errors import PROBLEM_JSON
+from app.errors import PROBLEM_JSON, ValidationFailed
 
 #: Primary keys are PostgreSQL ``integer`` columns.
 MAX_ID = 2**31 - 1
@@ -77,9 +79,41 @@ class IdConverter(IntegerConverter):
         super().__init__(map, fixed_digits, min=min, max=max)
 
 
+#: Deeper than any body the API takes (an hours document is four levels), far shallower than the
+#: parser's own recursion limit.
+MAX_JSON_DEPTH = 32
+#: A JSON string, escapes included: brackets inside one open no level.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+#: How each bracket moves the depth: an opener one level in, a closer one level out.
+_DEPTH_STEP = [1 if byte in b"[{" else -1 if byte in b"]}" else 0 for byte in range(256)]
+
+
+def nests_deeper_than(body: bytes, limit: int) -> bool:
+    """Whether arrays and objects in ``body`` nest more than ``limit`` levels, counted without parsing.
+
+    The JSON parser recurses once per level and fails with a RecursionError (a 500) near a thousand
+    levels, which a 2 KB body reaches; so the depth is counted first, as a running sum over the
+    brackets outside strings. A body with no more openers than the limit cannot exceed it, which
+    keeps the count off the path of every ordinary request.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets), initial=0)) > limit
+
+
 class JsonRequest(Request):
     async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
-        """Bytes that are not UTF-8 are malformed JSON: the same 422 as any other unparsable body."""
+        """Bytes that are not UTF-8 are malformed JSON: the same 422 as any other unparsable body.
+        Nesting deeper than ``MAX_JSON_DEPTH`` is refused before the parser can overflow its stack."""
+        # Read with the cache on: without it the parser below would find the body already consumed.
+        body = await self.get_data(cache=True, as_text=False, parse_form_data=False) if force or self.is_json else b""
+        if nests_deeper_than(body, MAX_JSON_DEPTH):
+            if silent:
+                return None
+            msg = f"must not nest arrays and objects more than {MAX_JSON_DEPTH} levels deep"
+            raise ValidationFailed([{"loc": ["body"], "msg": msg}])
         try:
             return await super().get_json(force, silent, cache)
         except UnicodeDecodeError as error:

@@ -47,3 +47,36 @@ async def test_a_known_path_with_another_method_is_still_405(operator_client: Ap
     response = await operator_client.delete("/api/stations/1")
     await problem_of(response, 405, "method_not_allowed")
     assert "PATCH" in response.headers["Allow"]
+
+
+# --- deeply nested JSON -------------------------------------------------------------------------
+
+#: About 2 KB, and a thousand levels: past the JSON parser's recursion limit.
+DEEP_ARRAY = b"[" * 1000 + b"]" * 1000
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/auth/login", DEEP_ARRAY),
+        ("/api/auth/register", b'{"email": ' + DEEP_ARRAY + b"}"),
+        ("/api/bookings", b'{"station_id": 1, "slot_time": ' + b'{"a": ' * 40 + b"1" + b"}" * 41),
+        ("/api/payments/process", b"[" * 33 + b"]" * 33),
+    ],
+    ids=["array", "in-object", "objects", "one-too-deep"],
+)
+async def test_json_nested_past_the_limit_is_422_before_it_is_parsed(client: ApiClient, path: str, body: bytes) -> None:
+    response = await client.post(path, data=body, headers={"Content-Type": "application/json"})
+    problem = await problem_of(response, 422, "validation_error")
+    assert problem["errors"] == [{"loc": ["body"], "msg": "must not nest arrays and objects more than 32 levels deep"}]
+
+
+async def test_json_nested_to_the_limit_and_brackets_inside_strings_are_fine(client: ApiClient) -> None:
+    at_limit = b"[" * 32 + b"]" * 32
+    response = await client.post("/api/auth/login", data=at_limit, headers={"Content-Type": "application/json"})
+    problem = await problem_of(response, 422, "validation_error")
+    assert "levels deep" not in problem["errors"][0]["msg"], "parsed, then refused as the wrong shape"
+
+    bracketed_text = {"email": "[" * 40 + '\\"{' * 40 + "@example.com", "password": "]" * 100}
+    response = await client.post("/api/auth/login", json=bracketed_text)
+    assert response.status_code == 401, await response.get_data(as_text=True)
