@@ -21,7 +21,7 @@ from app.config import Settings, load_settings
 from app.db import close_db, init_db
 from app.errors import register_error_handlers
 from app.state import EXTENSION, AppState, state
-from app.wire import ContractOpenAPI, IdConverter, JsonRequest
+from app.wire import ContractOpenAPI, ContractQuart, IdConverter, JsonRequest
 
 __all__ = ["create_app"]
 
@@ -66,7 +66,7 @@ class NoCookieSession(SecureCookieSessionInterface):
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Quart:
     settings = settings or load_settings()
-    app = Quart(__name__, static_folder="../static", template_folder="../templates")
+    app = ContractQuart(__name__, static_folder="../static", template_folder="../templates")
     app.session_interface = NoCookieSession()
     app.request_class = JsonRequest
     app.url_map.converters["int"] = IdConverter

@@ -9,13 +9,15 @@ and error responses are documented with the media type they are sent with.
 
 from __future__ import annotations
 
+import errno
 import re
 from itertools import accumulate
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, Field, StrictInt
-from quart import Request
+from quart import Quart, Request, Response
 from quart_schema import OpenAPIProvider
+from werkzeug.exceptions import NotFound
 from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
 from app.errors import PROBLEM_JSON, ValidationFailed
@@ -118,6 +120,20 @@ class JsonRequest(Request):
             return await super().get_json(force, silent, cache)
         except UnicodeDecodeError as error:
             return None if silent else self.on_json_loading_failed(error)
+
+
+class ContractQuart(Quart):
+    """Quart, corrected where it would answer a request the contract covers with a 500."""
+
+    async def send_static_file(self, filename: str) -> Response:
+        """A name longer than the filesystem allows is a file that does not exist: 404, as for any
+        other missing file. Looking it up raises OSError (ENAMETOOLONG) instead of finding nothing."""
+        try:
+            return await super().send_static_file(filename)
+        except OSError as error:
+            if error.errno != errno.ENAMETOOLONG:
+                raise
+            raise NotFound() from None
 
 
 class Problem(BaseModel):

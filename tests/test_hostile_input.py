@@ -80,3 +80,16 @@ async def test_json_nested_to_the_limit_and_brackets_inside_strings_are_fine(cli
     bracketed_text = {"email": "[" * 40 + '\\"{' * 40 + "@example.com", "password": "]" * 100}
     response = await client.post("/api/auth/login", json=bracketed_text)
     assert response.status_code == 401, await response.get_data(as_text=True)
+
+
+# --- static files -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a" * 256, "é" * 200, "a/" * 2100 + "x.css"], ids=["long", "long-utf8", "long-path"])
+async def test_a_static_name_too_long_for_the_filesystem_is_404_like_any_missing_file(
+    client: ApiClient, name: str
+) -> None:
+    missing = await client.get("/static/no-such-file.css", headers={"Accept": "text/html"})
+    too_long = await client.get(f"/static/{name}", headers={"Accept": "text/html"})
+    assert (too_long.status_code, too_long.content_type) == (404, missing.content_type)
+    assert await too_long.get_data() == await missing.get_data()
