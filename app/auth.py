@@ -101,9 +101,14 @@ async def _check_csrf() -> None:
         return
     if not auth_cookie.auth_id:
         return  # not authenticated by cookie: nothing a forged request could ride on
-    sent = request.headers.get(CSRF_HEADER, "")
-    if not sent or not hmac.compare_digest(sent, csrf_token_for(auth_cookie.auth_id)):
+    if not _tokens_match(request.headers.get(CSRF_HEADER, ""), csrf_token_for(auth_cookie.auth_id)):
         raise CsrfFailed()
+
+
+def _tokens_match(sent: str, expected: str) -> bool:
+    """Constant-time comparison of a token from a header, which may hold any character: compared as
+    bytes, because ``hmac.compare_digest`` raises TypeError for a non-ASCII string."""
+    return bool(sent) and hmac.compare_digest(sent.encode(), expected.encode())
 
 
 def check_websocket_origin() -> None:

@@ -93,3 +93,13 @@ async def test_a_static_name_too_long_for_the_filesystem_is_404_like_any_missing
     too_long = await client.get(f"/static/{name}", headers={"Accept": "text/html"})
     assert (too_long.status_code, too_long.content_type) == (404, missing.content_type)
     assert await too_long.get_data() == await missing.get_data()
+
+
+# --- CSRF header --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["é" * 64, "\u00ff", "\x80abc"], ids=["utf8", "latin1", "c1-control"])
+async def test_a_non_ascii_csrf_token_is_refused_as_any_wrong_token(driver_client: ApiClient, token: str) -> None:
+    response = await driver_client.post("/api/auth/logout", headers={"X-CSRF-Token": token.encode().decode("latin-1")})
+    await problem_of(response, 403, "csrf_failed")
+    assert (await driver_client.get("/api/auth/me")).status_code == 200, "still signed in"
