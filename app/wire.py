@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import re
+from datetime import datetime
 from itertools import accumulate
 from typing import Annotated, Any, ClassVar
 
@@ -20,6 +21,7 @@ from quart_schema import OpenAPIProvider
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
+from app.clock import YEARS, supported_year
 from app.errors import PROBLEM_JSON, ValidationFailed
 
 #: Primary keys are PostgreSQL ``integer`` columns.
@@ -47,6 +49,29 @@ def _storable(value: str) -> str:
 PlainStr = Annotated[str, AfterValidator(_storable)]
 #: Paging past this many rows is never meant; beyond 2^63 the database cannot take the number.
 Offset = Annotated[int, Field(ge=0, le=MAX_ID)]
+
+
+#: ISO 8601 as the API documents it: a calendar date, a time to the minute or finer, and an
+#: optional UTC offset.
+_ISO_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?"
+)
+DATE_TIME_FORM = f"must be an ISO 8601 date-time such as 2026-12-02T18:00:00 or 2026-12-02T12:30:00Z, {YEARS}"
+
+
+def parse_date_time(value: object) -> datetime:
+    """A date-time sent as ISO 8601 text; ValueError saying the expected form for anything else.
+
+    ``datetime.fromisoformat`` alone reads more than the API promises: week dates
+    (``2026-W49-3T10:00``), ordinal dates and trailing characters such as a NUL. Each would be one
+    more spelling of an instant, or a typo silently read as one.
+    """
+    if not isinstance(value, str) or not _ISO_DATE_TIME.fullmatch(value):
+        raise ValueError(DATE_TIME_FORM)
+    try:
+        return supported_year(datetime.fromisoformat(value))
+    except ValueError:
+        raise ValueError(DATE_TIME_FORM) from None
 
 
 def decimal_range_pattern(limit: int) -> str:

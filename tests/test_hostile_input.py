@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ApiClient
+from tests.test_bookings import book
 from tests.test_stations_api import add_station
 
 
@@ -19,6 +20,10 @@ async def problem_of(response: Any, status: int, code: str) -> dict[str, Any]:
     assert (response.status_code, response.content_type) == (status, "application/problem+json"), body
     assert body["code"] == code
     return body
+
+
+def error_locs(problem: dict[str, Any]) -> list[list[Any]]:
+    return [error["loc"] for error in problem["errors"]]
 
 
 # --- ids in paths -------------------------------------------------------------------------------
@@ -103,3 +108,31 @@ async def test_a_non_ascii_csrf_token_is_refused_as_any_wrong_token(driver_clien
     response = await driver_client.post("/api/auth/logout", headers={"X-CSRF-Token": token.encode().decode("latin-1")})
     await problem_of(response, 403, "csrf_failed")
     assert (await driver_client.get("/api/auth/me")).status_code == 200, "still signed in"
+
+
+# --- slot times --------------------------------------------------------------------------------
+
+
+MALFORMED_SLOT_TIMES = [
+    "2026-12-02T12:00:00\x00",
+    "2026-W49-3T12:00",
+    "2026-336T12:00",
+    "2026-12-02T12:00:00 ",
+    "20261202",
+]
+
+
+@pytest.mark.parametrize("slot_time", MALFORMED_SLOT_TIMES)
+async def test_a_slot_time_in_another_spelling_is_422_when_booking(driver_client: ApiClient, slot_time: str) -> None:
+    station_id = await add_station()
+    response = await book(driver_client, station_id, slot_time)
+    assert error_locs(await problem_of(response, 422, "validation_error")) == [["body", "slot_time"]]
+
+
+@pytest.mark.parametrize("slot_time", MALFORMED_SLOT_TIMES)
+async def test_a_slot_time_in_another_spelling_is_422_when_asking_for_free_chargers(
+    client: ApiClient, slot_time: str
+) -> None:
+    station_id = await add_station()
+    response = await client.get(f"/api/stations/{station_id}/chargers/available", query_string={"slot_time": slot_time})
+    assert error_locs(await problem_of(response, 422, "validation_error")) == [["query", "slot_time"]]

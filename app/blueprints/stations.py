@@ -19,13 +19,14 @@ from quart import Blueprint, Response
 from quart_schema import document_response, validate_querystring, validate_response
 
 from app.availability import busy_charger_ids
-from app.clock import YEARS, station_instant, supported_year
+from app.clock import station_instant
 from app.directory import directory
 from app.errors import NotFound, ValidationFailed
 from app.models import ChargerStatus
 from app.state import AppState, state
 from app.station_views import StationView, encode_json
 from app.stations import StationFilter, find_stations
+from app.wire import parse_date_time
 
 blueprint = Blueprint("stations", __name__, url_prefix="/api/stations")
 
@@ -321,10 +322,9 @@ class StatusFastLane:
 def slot_start(text: str, view: StationView) -> datetime:
     """An ISO 8601 instant; a time without an offset is read as the station's wall clock."""
     try:
-        value = supported_year(datetime.fromisoformat(text))
-    except ValueError:
-        msg = f"must be an ISO 8601 date-time, e.g. 2026-12-02T18:00:00+05:30, {YEARS}"
-        raise ValidationFailed([{"loc": ["query", "slot_time"], "msg": msg}]) from None
+        value = parse_date_time(text)
+    except ValueError as error:
+        raise ValidationFailed([{"loc": ["query", "slot_time"], "msg": str(error)}]) from None
     instant = station_instant(value, view.timezone)
     if instant is None:
         msg = f"does not exist in {view.timezone}: the clocks skip it"
