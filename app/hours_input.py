@@ -21,6 +21,7 @@ from app.hours import (
     RegularPeriod,
     regular_period_problems,
 )
+from app.wire import parse_date_time
 
 _HHMMSS = re.compile(r"([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
 
@@ -132,7 +133,7 @@ def _shorthand_time(hours: dict[Any, Any], key: str, report: _Report) -> str | N
 def _instant(value: object) -> datetime | None:
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            value = parse_date_time(value)
         except ValueError:
             return None
     if isinstance(value, datetime) and value.utcoffset() is not None and FIRST_YEAR <= value.year <= LAST_YEAR:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import ApiClient
 from tests.test_bookings import book
+from tests.test_operator_api import NEW_STATION
 from tests.test_stations_api import add_station
 
 
@@ -110,7 +111,55 @@ async def test_a_non_ascii_csrf_token_is_refused_as_any_wrong_token(driver_clien
     assert (await driver_client.get("/api/auth/me")).status_code == 200, "still signed in"
 
 
-# --- slot times --------------------------------------------------------------------------------
+# --- values of the wrong type -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("latitude", True),
+        ("longitude", False),
+        ("latitude", "18.969"),
+        ("price_per_hour", True),
+        ("price_per_hour", 150.5),
+        ("price_per_hour", ["150"]),
+    ],
+)
+async def test_a_station_field_of_the_wrong_json_type_is_422(
+    operator_client: ApiClient, field: str, value: object
+) -> None:
+    response = await operator_client.post("/api/stations", json={**NEW_STATION, field: value})
+    assert error_locs(await problem_of(response, 422, "validation_error")) == [["body", field]]
+    assert (await (await operator_client.get("/api/stations")).get_json())["total"] == 0
+
+
+async def test_wrong_json_types_are_422_in_patches_chargers_and_exceptions(operator_client: ApiClient) -> None:
+    created = await operator_client.post("/api/stations", json={**NEW_STATION, "price_per_hour": 150})
+    assert created.status_code == 201, "a whole number is still a price"
+    station = await created.get_json()
+    assert station["price_per_hour"] == "150.00"
+    path = f"/api/stations/{station['id']}"
+
+    patch = await operator_client.patch(path, json={"latitude": True, "price_per_hour": False})
+    problem = await problem_of(patch, 422, "validation_error")
+    assert error_locs(problem) == [["body", "latitude"], ["body", "price_per_hour"]]
+    charger = await operator_client.post(f"{path}/chargers", json={"charger_type": "CCS2", "power_kw": True})
+    assert error_locs(await problem_of(charger, 422, "validation_error")) == [["body", "power_kw"]]
+    timestamp = {"kind": "closing", "period_begin": 1796000000, "period_end": "2026-12-24T00:00:00Z"}
+    exception = await operator_client.post(f"{path}/exceptions", json=timestamp)
+    assert error_locs(await problem_of(exception, 422, "validation_error")) == [["body", "period_begin"]]
+    week_date = {"period_begin": "2026-W52-4T00:00:00+05:30", "period_end": "2026-12-25T00:00:00+05:30"}
+    hours = await operator_client.put(
+        f"{path}/hours", json={"twentyfourseven": True, "exceptional_closings": [week_date]}
+    )
+    locs = error_locs(await problem_of(hours, 422, "validation_error"))
+    assert locs == [["body", "exceptional_closings", 0, "period_begin"]]
+
+    unchanged = await (await operator_client.get(path)).get_json()
+    assert (unchanged["latitude"], unchanged["price_per_hour"], len(unchanged["chargers"])) == (18.969, "150.00", 2)
+
+
+# --- slot times ---------------------------------------------------------------------------------
 
 
 MALFORMED_SLOT_TIMES = [
