@@ -159,6 +159,23 @@ async def test_wrong_json_types_are_422_in_patches_chargers_and_exceptions(opera
     assert (unchanged["latitude"], unchanged["price_per_hour"], len(unchanged["chargers"])) == (18.969, "150.00", 2)
 
 
+async def test_hours_that_do_not_say_when_the_station_opens_are_422(operator_client: ApiClient) -> None:
+    silent = await operator_client.post("/api/stations", json={**NEW_STATION, "hours": {}})
+    assert error_locs(await problem_of(silent, 422, "validation_error")) == [["body", "hours"]]
+
+    station = await (await operator_client.post("/api/stations", json=NEW_STATION)).get_json()
+    path = f"/api/stations/{station['id']}"
+    for sent in ({}, {"twentyfourseven": False}, {"exceptional_closings": []}):
+        replaced = await operator_client.put(f"{path}/hours", json=sent)
+        assert error_locs(await problem_of(replaced, 422, "validation_error")) == [["body"]]
+        patched = await operator_client.patch(path, json={"hours": sent})
+        assert error_locs(await problem_of(patched, 422, "validation_error")) == [["body", "hours"]]
+    assert (await (await operator_client.get(path)).get_json())["is_open"] is True, "hours unchanged"
+
+    never = await operator_client.put(f"{path}/hours", json={"twentyfourseven": False, "regular_hours": []})
+    assert (never.status_code, (await never.get_json())["is_open"]) == (200, False), "said explicitly, it is kept"
+
+
 # --- slot times ---------------------------------------------------------------------------------
 
 
