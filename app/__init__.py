@@ -44,8 +44,16 @@ STATIC_SECURITY_HEADERS = (
     ("Cross-Origin-Opener-Policy", "same-origin"),
 )
 
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
 #: What every /api/ response carries besides its own headers (the fast status lane sends the same).
 API_HEADERS = (("Content-Security-Policy", CSP), *STATIC_SECURITY_HEADERS, ("Cache-Control", "no-store"))
+
+
+def transport_headers(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """HSTS when the site is served over HTTPS, which ``COOKIE_SECURE`` says: secure cookies need it.
+    Never over plain-http development, where browsers would then refuse the site's http:// URLs."""
+    return (HSTS,) if settings.cookie_secure else ()
 
 
 def request_id(incoming: str | None) -> str:
@@ -104,7 +112,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     _register_blueprints(app)
     from app.blueprints.stations import StatusFastLane
 
-    app.asgi_app = StatusFastLane(app.asgi_app, state(app), API_HEADERS, request_id)  # type: ignore[method-assign,assignment]
+    lane_headers = (*API_HEADERS, *transport_headers(settings))
+    app.asgi_app = StatusFastLane(app.asgi_app, state(app), lane_headers, request_id)  # type: ignore[method-assign,assignment]
     return app
 
 
@@ -149,6 +158,8 @@ def _start_background_jobs(app_state: AppState) -> None:
 
 
 def _register_request_hooks(app: Quart) -> None:
+    every_response = (*STATIC_SECURITY_HEADERS, *transport_headers(state(app).settings))
+
     @app.before_request
     async def assign_request_id() -> None:
         g.request_id = request_id(request.headers.get("X-Request-ID"))
@@ -162,7 +173,7 @@ def _register_request_hooks(app: Quart) -> None:
         present = {name.lower() for name, _ in headers.items()}
         path = request.path
         csp = DOCS_CSP if path == "/docs" else CSP
-        for name, value in (("Content-Security-Policy", csp), *STATIC_SECURITY_HEADERS):
+        for name, value in (("Content-Security-Policy", csp), *every_response):
             if name.lower() not in present:
                 headers.add(name, value)
         if path.startswith("/api/") and "cache-control" not in present:

@@ -1,4 +1,5 @@
-"""Requests nobody sends by accident: odd spellings, extreme shapes and values of the wrong type.
+"""Requests nobody sends by accident: odd spellings, extreme shapes and values of the wrong type,
+and pages of another origin riding on a visitor's browser.
 
 Each is answered as the contract says (a 4xx problem a client can act on), never with a 500 and
 never by quietly reading it as something else.
@@ -6,11 +7,17 @@ never by quietly reading it as something else.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from quart import Quart
 
-from tests.conftest import ApiClient
+from app import create_app
+from app.clock import FrozenClock
+from app.ratelimit import throttle
+from tests.conftest import DEFAULT_NOW, ApiClient, Backend
 from tests.test_bookings import book
 from tests.test_operator_api import NEW_STATION
 from tests.test_stations_api import add_station
@@ -202,3 +209,34 @@ async def test_a_slot_time_in_another_spelling_is_422_when_asking_for_free_charg
     station_id = await add_station()
     response = await client.get(f"/api/stations/{station_id}/chargers/available", query_string={"slot_time": slot_time})
     assert error_locs(await problem_of(response, 422, "validation_error")) == [["query", "slot_time"]]
+
+
+# --- HTTPS --------------------------------------------------------------------------------------
+
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+@pytest.fixture
+async def https_app(backend: Backend, db: Backend) -> AsyncIterator[Quart]:
+    """The site with COOKIE_SECURE on, i.e. served over HTTPS (here reached over plain HTTP, as behind
+    a proxy that ends TLS). It shares the running app's database and is never started itself."""
+    secure = create_app(replace(backend.settings, cookie_secure=True), clock=FrozenClock(DEFAULT_NOW))
+    yield secure
+    await throttle(secure).close()
+
+
+async def test_every_response_of_an_https_site_carries_hsts(https_app: Quart, client: ApiClient) -> None:
+    station_id = await add_station()
+    browser = https_app.test_client()
+    status = f"/api/stations/{station_id}/status"
+    responses = [
+        await browser.get("/healthz"),
+        await browser.get(status),  # the route; the next one is answered by the fast status lane
+        await browser.get(status),
+        await browser.get("/static/favicon.svg"),
+        await browser.get("/api/nothing-here"),
+        await browser.delete("/api/auth/me"),
+        await browser.get("/"),
+    ]
+    assert [response.headers.get("Strict-Transport-Security") for response in responses] == [HSTS] * len(responses)
+    assert "Strict-Transport-Security" not in (await client.get("/healthz")).headers, "not over plain-http development"
