@@ -7,17 +7,20 @@ never by quietly reading it as something else.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from quart import Quart
+from quart.testing import WebsocketResponseError
 
 from app import create_app
 from app.clock import FrozenClock
+from app.models import User
 from app.ratelimit import throttle
-from tests.conftest import DEFAULT_NOW, ApiClient, Backend
+from tests.conftest import DEFAULT_NOW, DEFAULT_PASSWORD, ApiClient, Backend
 from tests.test_bookings import book
 from tests.test_operator_api import NEW_STATION
 from tests.test_stations_api import add_station
@@ -211,9 +214,10 @@ async def test_a_slot_time_in_another_spelling_is_422_when_asking_for_free_charg
     assert error_locs(await problem_of(response, 422, "validation_error")) == [["query", "slot_time"]]
 
 
-# --- HTTPS --------------------------------------------------------------------------------------
+# --- HTTPS: HSTS and the scheme of an origin -----------------------------------------------------
 
 HSTS = "max-age=31536000; includeSubDomains"
+SIGN_IN_PATH = "/api/auth/login"
 
 
 @pytest.fixture
@@ -240,3 +244,33 @@ async def test_every_response_of_an_https_site_carries_hsts(https_app: Quart, cl
     ]
     assert [response.headers.get("Strict-Transport-Security") for response in responses] == [HSTS] * len(responses)
     assert "Strict-Transport-Security" not in (await client.get("/healthz")).headers, "not over plain-http development"
+
+
+@pytest.mark.filterwarnings("ignore:Secure cookies will be ignored on insecure requests")
+async def test_sign_in_from_the_http_origin_of_an_https_site_is_refused(
+    https_app: Quart, client: ApiClient, driver: User
+) -> None:
+    sign_in = {"email": driver.email, "password": DEFAULT_PASSWORD}
+    behind_proxy = https_app.test_client()
+    plain = await behind_proxy.post(SIGN_IN_PATH, json=sign_in, headers={"Origin": "http://localhost"})
+    await problem_of(plain, 403, "csrf_failed")
+    direct = await client.post(SIGN_IN_PATH, json=sign_in, headers={"Origin": "http://localhost"}, scheme="https")
+    await problem_of(direct, 403, "csrf_failed")
+
+    secure = await behind_proxy.post(SIGN_IN_PATH, json=sign_in, headers={"Origin": "https://localhost"})
+    assert secure.status_code == 200, await secure.get_data(as_text=True)
+
+
+async def test_a_live_connection_from_the_http_origin_of_an_https_site_is_refused(app: Quart, db: Backend) -> None:
+    station_id = await add_station()
+    browser = app.test_client()
+    with pytest.raises(WebsocketResponseError) as refused:
+        async with browser.websocket(
+            f"/ws/stations/{station_id}", scheme="wss", headers={"Origin": "http://localhost"}
+        ) as connection:
+            await connection.receive()
+    assert refused.value.response.status_code == 403
+
+    same_origin = {"Origin": "https://localhost"}
+    async with browser.websocket(f"/ws/stations/{station_id}", scheme="wss", headers=same_origin) as connection:
+        assert json.loads(await connection.receive())["type"] == "snapshot"
