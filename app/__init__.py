@@ -22,7 +22,7 @@ from app.errors import register_error_handlers
 from app.fast_lane import StatusFastLane
 from app.headers import HeaderPolicy, request_id
 from app.state import EXTENSION, AppState, state
-from app.wire import ContractOpenAPI, IdConverter, JsonRequest
+from app.wire import ContractOpenAPI, ContractQuart, IdConverter, JsonRequest
 
 __all__ = ["create_app", "start_services", "stop_services"]
 
@@ -42,7 +42,7 @@ class NoCookieSession(SecureCookieSessionInterface):
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Quart:
     settings = settings or load_settings()
-    app = Quart(__name__, static_folder="../static", template_folder="../templates")
+    app = ContractQuart(__name__, static_folder="../static", template_folder="../templates")
     app.session_interface = NoCookieSession()
     app.request_class = JsonRequest
     app.url_map.converters["int"] = IdConverter
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app_state = AppState.build(settings, clock)
     live.decline_websocket_compression()
     app.extensions[EXTENSION] = app_state
-    headers = HeaderPolicy()
+    headers = HeaderPolicy(hsts=settings.cookie_secure)
     QuartSchema(
         app,
         info=Info(

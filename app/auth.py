@@ -95,14 +95,19 @@ async def _check_csrf() -> None:
     if request.path in ORIGIN_CHECKED_PATHS:
         origin = request.headers.get("Origin")
         cross_site = request.headers.get("Sec-Fetch-Site") == "cross-site" and not origin
-        if cross_site or not settings.origin_allowed(origin, request.host):
+        if cross_site or not settings.origin_allowed(origin, site_origin(request.scheme, request.host)):
             raise CsrfFailed("Cross-site sign-in requests are refused.")
         return
     if not auth_cookie.auth_id:
         return  # not authenticated by cookie: nothing a forged request could ride on
-    sent = request.headers.get(CSRF_HEADER, "")
-    if not sent or not hmac.compare_digest(sent, csrf_token_for(auth_cookie.auth_id)):
+    if not _tokens_match(request.headers.get(CSRF_HEADER, ""), csrf_token_for(auth_cookie.auth_id)):
         raise CsrfFailed()
+
+
+def _tokens_match(sent: str, expected: str) -> bool:
+    """Constant-time comparison of a token from a header, which may hold any character: compared as
+    bytes, because ``hmac.compare_digest`` raises TypeError for a non-ASCII string."""
+    return bool(sent) and hmac.compare_digest(sent.encode(), expected.encode())
 
 
 def check_websocket_origin() -> None:
@@ -114,8 +119,19 @@ def check_websocket_origin() -> None:
     Raises ``Forbidden``, which Quart answers with an HTTP 403 instead of accepting.
     """
     origin = websocket.headers.get("Origin")
-    if not state().settings.origin_allowed(origin, websocket.host):
+    if not state().settings.origin_allowed(origin, site_origin(websocket.scheme, websocket.host)):
         raise Forbidden("This origin may not open a live connection.")
+
+
+def site_origin(scheme: str, host: str) -> str:
+    """This site's origin as browsers name it in ``Origin``, for a request that came in by ``scheme``.
+
+    A WebSocket's ``ws``/``wss`` is its page's ``http``/``https``. With ``COOKIE_SECURE`` the site
+    is served over HTTPS (browsers keep secure cookies only from HTTPS pages) even where a proxy
+    in front passes requests on over plain HTTP.
+    """
+    secure = scheme in ("https", "wss") or state().settings.cookie_secure
+    return f"{'https' if secure else 'http'}://{host}"
 
 
 async def _set_csrf_cookie(response: Response) -> Response:

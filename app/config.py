@@ -51,15 +51,10 @@ class Settings:
         separator = "&" if "?" in self.database_url else "?"
         return f"{self.database_url}{separator}maxsize={self.db_pool_size}"
 
-    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
-        """Same-origin requests are always allowed; others only when listed."""
-        if not origin:
-            return True
-        if origin in self.allowed_origins:
-            return True
-        if host is None:
-            return False
-        return origin.split("://", 1)[-1] == host
+    def origin_allowed(self, origin: str | None, site: str) -> bool:
+        """Requests from the ``site`` origin itself (scheme and host alike) are always allowed;
+        others only when listed. An ``http://`` page is another origin than the ``https://`` site."""
+        return not origin or origin == site or origin in self.allowed_origins
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

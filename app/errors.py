@@ -1,19 +1,23 @@
 """Domain errors and the one place that turns any failure into RFC 9457 problem JSON.
 
 Domain code raises these; blueprints never build error responses by hand. The ``code`` values are
-part of the API contract (DESIGN §6): clients branch on them.
+part of the API contract (DESIGN §6): clients branch on them. Any other exception is a bug (500),
+unless it says a database or the bus is out of reach (``is_outage``): that is a 503 to retry.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
+from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
 
+from asyncpg import exceptions as postgres
 from pydantic import ValidationError as PydanticValidationError
 from quart import Quart, Response, g, json, request
 from quart_schema import RequestSchemaValidationError
-from tortoise.exceptions import DBConnectionError, OperationalError
+from redis import exceptions as redis
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -25,6 +29,8 @@ class DomainError(Exception):
     status: int = 400
     code: str = "bad_request"
     detail: str = "The request could not be processed."
+    #: Seconds to wait before trying again, sent as ``Retry-After``; a ``retry_after`` extra wins.
+    retry_after: int | None = None
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail or self.detail)
@@ -107,6 +113,50 @@ class RateLimited(DomainError):
 
 class Unavailable(DomainError):
     status, code, detail = 503, "unavailable", "The service is temporarily unavailable."
+    retry_after = 5  # seconds: time for a restarted database or a reconnecting pool, and no more
+
+
+#: What an unreachable database or bus raises, by type. Tortoise wraps driver errors in its own
+#: (``OperationalError`` whatever the cause), so the whole chain of causes is searched.
+OUTAGES: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, timed out, unresolvable; Tortoise's DBConnectionError is one too
+    postgres.PostgresConnectionError,  # SQLSTATE class 08: the connection failed or is gone
+    postgres.InvalidCatalogNameError,  # the database itself was dropped
+    postgres.AdminShutdownError,  # connections terminated by an administrator or a forced drop
+    postgres.CrashShutdownError,
+    postgres.CannotConnectNowError,  # the server is starting or stopping
+    postgres.InsufficientResourcesError,  # too many connections, disk full, out of memory
+    postgres.InternalClientError,  # the driver's view of a connection that died under it
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
+#: SQLite raises one type for every failure; these primary result codes are the database file being
+#: unusable for now (locked by another writer, unreadable, unopenable, full), not a wrong statement.
+SQLITE_OUTAGES = frozenset(
+    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL}
+)
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """``error``, then what it was raised from or while handling, as far back as the chain goes.
+    A ``raise ... from None`` ends the chain: its author declared the earlier error irrelevant."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` means a database or the bus cannot be reached (503), as opposed to a bug
+    (500). Decided by the types in the chain, never by message text, which drivers reword."""
+    return any(isinstance(link, OUTAGES) or _sqlite_outage(link) for link in causes(error))
+
+
+def _sqlite_outage(error: BaseException) -> bool:
+    code = getattr(error, "sqlite_errorcode", None) if isinstance(error, sqlite3.Error) else None
+    return code is not None and (code & 0xFF) in SQLITE_OUTAGES  # extended codes keep the primary low
 
 
 def problem_body(status: int, code: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -137,8 +187,9 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(DomainError)
     async def _domain(error: DomainError) -> Response:
         response = problem(error.status, error.code, error.detail, **error.extra)
-        if isinstance(error, RateLimited) and "retry_after" in error.extra:
-            response.headers["Retry-After"] = str(error.extra["retry_after"])
+        retry_after = error.extra.get("retry_after", error.retry_after)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
         return response
 
     @app.errorhandler(RequestSchemaValidationError)
@@ -170,22 +221,12 @@ def register_error_handlers(app: Quart) -> None:
                     response.headers["Allow"] = value
         return response
 
-    @app.errorhandler(DBConnectionError)
-    @app.errorhandler(ConnectionError)
-    async def _unavailable(error: Exception) -> Response:
-        log.error("dependency unavailable [%s]: %s", g.get("request_id"), error)
-        return problem(503, "unavailable", Unavailable.detail)
-
-    @app.errorhandler(OperationalError)
-    async def _operational(error: OperationalError) -> Response:
-        text = str(error).lower()
-        if "connect" in text or "locked" in text or "closed" in text:
-            log.error("database unavailable [%s]: %s", g.get("request_id"), error)
-            return problem(503, "unavailable", Unavailable.detail)
-        return await _internal(error)
-
     @app.errorhandler(Exception)
-    async def _internal(error: Exception) -> Response:
+    async def _unexpected(error: Exception) -> Response:
         request_id = g.get("request_id", "-")
+        if is_outage(error):
+            chain = " <- ".join(f"{type(link).__name__}: {link}" for link in causes(error))
+            log.error("unavailable [%s] %s %s: %s", request_id, request.method, request.path, chain)
+            return await _domain(Unavailable())
         log.exception("unhandled error [%s] %s %s", request_id, request.method, request.path, exc_info=error)
         return problem(500, "internal_error", f"Something went wrong on our side (request {request_id}).")

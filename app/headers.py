@@ -24,6 +24,7 @@ SECURITY_HEADERS = (
 )
 #: API answers are per user and per instant: never stored by a cache on the way.
 API_CACHE = ("Cache-Control", "no-store")
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
 def request_id(incoming: str | None) -> str:
@@ -33,11 +34,18 @@ def request_id(incoming: str | None) -> str:
 
 @dataclass(frozen=True)
 class HeaderPolicy:
-    """The headers a response to ``path`` carries unless its handler set them itself."""
+    """The headers a response to ``path`` carries unless its handler set them itself.
 
+    ``hsts``: the site is served over HTTPS, which ``COOKIE_SECURE`` says (secure cookies need it).
+    Never over plain-http development, where browsers would then refuse the site's http:// URLs.
+    """
+
+    hsts: bool = False
     docs_path: str = "/docs"
 
     def defaults(self, path: str) -> tuple[tuple[str, str], ...]:
         csp = DOCS_CSP if path == self.docs_path else CSP
-        headers = (("Content-Security-Policy", csp), *SECURITY_HEADERS)
+        headers: tuple[tuple[str, str], ...] = (("Content-Security-Policy", csp), *SECURITY_HEADERS)
+        if self.hsts:
+            headers = (*headers, HSTS)
         return (*headers, API_CACHE) if path.startswith("/api/") else headers

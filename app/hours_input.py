@@ -21,6 +21,7 @@ from app.hours import (
     RegularPeriod,
     regular_period_problems,
 )
+from app.wire import parse_date_time
 
 _HHMMSS = re.compile(r"([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
 
@@ -29,13 +30,19 @@ _SHORTHAND_KEYS = ("open_time", "close_time", "exceptional_openings", "exception
 _REGULAR_KEYS = ("weekday", "period_begin", "period_end")
 _EXCEPTIONAL_KEYS = ("period_begin", "period_end")
 _Report = Callable[[Loc, str], None]
+#: ``{}`` would otherwise be a station that never opens, which nobody sending it meant to say.
+SAY_WHEN_OPEN = (
+    "must say when the station is open: twentyfourseven true, regular_hours (an empty list for no "
+    "weekly opening), or open_time and close_time"
+)
 
 
 def parse_hours(payload: object, loc_prefix: Sequence[str | int] = ("hours",)) -> HoursSpec:
     """Validate an OCPI-like hours object or the ``open_time``/``close_time`` shorthand.
 
-    The shorthand means the same period on all seven days. All field errors are collected
-    before raising, each with its location under ``loc_prefix``.
+    The shorthand means the same period on all seven days. A document must say when the station
+    opens (``SAY_WHEN_OPEN``). All field errors are collected before raising, each with its
+    location under ``loc_prefix``.
     """
     errors: list[dict[str, Any]] = []
 
@@ -66,6 +73,8 @@ def parse_hours(payload: object, loc_prefix: Sequence[str | int] = ("hours",)) -
                 regular.append(RegularPeriod(*values))
     if twentyfourseven is True and hours.get("regular_hours"):
         report(["regular_hours"], "must be empty when twentyfourseven is true")
+    if not shorthand and twentyfourseven is False and hours.get("regular_hours") is None:
+        report([], SAY_WHEN_OPEN)
 
     exceptional: dict[str, list[ExceptionalPeriod]] = {"exceptional_openings": [], "exceptional_closings": []}
     for field, periods in exceptional.items():
@@ -132,7 +141,7 @@ def _shorthand_time(hours: dict[Any, Any], key: str, report: _Report) -> str | N
 def _instant(value: object) -> datetime | None:
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            value = parse_date_time(value)
         except ValueError:
             return None
     if isinstance(value, datetime) and value.utcoffset() is not None and FIRST_YEAR <= value.year <= LAST_YEAR:

@@ -101,7 +101,7 @@ def test_period_ending_at_24_00_closes_at_midnight() -> None:
 
 
 def test_station_without_hours_is_never_open() -> None:
-    hours = schedule("UTC", {"twentyfourseven": False})
+    hours = schedule("UTC", {"twentyfourseven": False, "regular_hours": []})
     assert not hours.is_open(utc(2024, 6, 3, 12, 0))
     assert hours.next_change(utc(2024, 6, 3, 12, 0)) is None
     assert hours.current_interval(utc(2024, 6, 3, 12, 0)) is None
@@ -154,7 +154,7 @@ def test_exceptional_opening_opens_a_station_on_a_closed_day() -> None:
 
 def test_exceptional_closing_beats_an_overlapping_opening() -> None:
     window = {"period_begin": "2024-06-08T10:00:00+00:00", "period_end": "2024-06-08T12:00:00+00:00"}
-    hours = schedule("UTC", {"exceptional_openings": [window], "exceptional_closings": [window]})
+    hours = schedule("UTC", {"regular_hours": [], "exceptional_openings": [window], "exceptional_closings": [window]})
     assert not hours.is_open(utc(2024, 6, 8, 11, 0))
     assert hours.next_change(utc(2024, 6, 8, 9, 0)) is None
 
@@ -390,27 +390,43 @@ def test_hours_round_trip_through_the_api_shape() -> None:
         ({"twentyfourseven": "yes"}, ["hours", "twentyfourseven"]),
         (weekly((MON, "08:00", "20:00"), twentyfourseven=True), ["hours", "regular_hours"]),
         (
-            {"exceptional_closings": [{"period_begin": "2024-06-08T12:00:00Z", "period_end": "2024-06-08T12:00:00Z"}]},
+            {
+                "regular_hours": [],
+                "exceptional_closings": [
+                    {"period_begin": "2024-06-08T12:00:00Z", "period_end": "2024-06-08T12:00:00Z"}
+                ],
+            },
             ["hours", "exceptional_closings", 0, "period_end"],
         ),
         (
-            {"exceptional_openings": [{"period_begin": "2024-06-08T13:00:00Z", "period_end": "2024-06-08T12:00:00Z"}]},
+            {
+                "regular_hours": [],
+                "exceptional_openings": [
+                    {"period_begin": "2024-06-08T13:00:00Z", "period_end": "2024-06-08T12:00:00Z"}
+                ],
+            },
             ["hours", "exceptional_openings", 0, "period_end"],
         ),
         (
-            {"exceptional_closings": [{"period_begin": "2024-06-08T12:00:00", "period_end": "2024-06-08T13:00:00Z"}]},
+            {
+                "regular_hours": [],
+                "exceptional_closings": [{"period_begin": "2024-06-08T12:00:00", "period_end": "2024-06-08T13:00:00Z"}],
+            },
             ["hours", "exceptional_closings", 0, "period_begin"],
         ),
         (
-            {"exceptional_closings": [{"period_begin": "tomorrow", "period_end": "2024-06-08T13:00:00Z"}]},
+            {
+                "regular_hours": [],
+                "exceptional_closings": [{"period_begin": "tomorrow", "period_end": "2024-06-08T13:00:00Z"}],
+            },
             ["hours", "exceptional_closings", 0, "period_begin"],
         ),
-        ({"exceptional_closings": [XMAS_CLOSING] * 201}, ["hours", "exceptional_closings"]),
+        ({"regular_hours": [], "exceptional_closings": [XMAS_CLOSING] * 201}, ["hours", "exceptional_closings"]),
         ({"open_time": "25:00", "close_time": "22:00"}, ["hours", "open_time"]),
         ({"open_time": "08:00:30", "close_time": "22:00"}, ["hours", "open_time"]),
         ({"open_time": "08:00"}, ["hours", "close_time"]),
         ({"open_time": "08:00", "close_time": "22:00", "twentyfourseven": True}, ["hours", "twentyfourseven"]),
-        ({"weekdays": []}, ["hours", "weekdays"]),
+        ({"regular_hours": [], "weekdays": []}, ["hours", "weekdays"]),
         (["08:00", "22:00"], ["hours"]),
     ],
 )

@@ -95,11 +95,11 @@ async def test_sign_in_from_another_site_is_refused(client: ApiClient, driver: U
 
 def test_origins_allowed_are_the_site_itself_and_the_listed_ones() -> None:
     settings = Settings(allowed_origins=("https://kiosk.example",))
-    assert settings.origin_allowed("https://app.example", "app.example")
-    assert settings.origin_allowed("https://kiosk.example", "app.example")
-    assert settings.origin_allowed(None, "app.example")
-    assert not settings.origin_allowed("https://evil.example", "app.example")
-    assert not settings.origin_allowed("null", "app.example")
+    assert settings.origin_allowed("https://app.example", "https://app.example")
+    assert settings.origin_allowed("https://kiosk.example", "https://app.example")
+    assert settings.origin_allowed(None, "https://app.example")
+    assert not settings.origin_allowed("https://evil.example", "https://app.example")
+    assert not settings.origin_allowed("null", "https://app.example")
 
 
 # --- brute force --------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ async def test_security_headers_are_on_pages_and_api_responses(client: ApiClient
 @pytest.fixture
 def live_app(clock: FrozenClock) -> Quart:
     """A bare app with one WebSocket route guarded the way the live routes are."""
-    settings = Settings(secret_key=TEST_SECRET, allowed_origins=("https://kiosk.example",))
+    settings = Settings(secret_key=TEST_SECRET, allowed_origins=("https://kiosk.example",), cookie_secure=False)
     bare = Quart(__name__)
     bare.extensions[EXTENSION] = AppState.build(settings, clock)
     register_error_handlers(bare)

@@ -18,7 +18,7 @@ from app.errors import Forbidden
 from app.models import Booking, BookingStatus, Charger, Station, User
 from app.money import format_money
 from app.state import state
-from app.wire import Id, Offset, PlainStr, Problem, StrictId
+from app.wire import Id, Offset, PlainStr, Problem, StrictId, parse_date_time
 
 blueprint = Blueprint("bookings", __name__, url_prefix="/api/bookings")
 
@@ -67,13 +67,7 @@ class BookingIn(BaseModel):
     @field_validator("slot_time", mode="before")
     @classmethod
     def _iso_8601(cls, value: object) -> datetime:
-        if not isinstance(value, str):
-            raise ValueError("slot_time must be an ISO 8601 date-time string")
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError("slot_time must be an ISO 8601 date-time such as 2026-12-02T18:00:00") from None
-        return supported_year(parsed)
+        return parse_date_time(value)
 
     @field_validator("vehicle_number", "charger_type")
     @classmethod

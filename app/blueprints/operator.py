@@ -9,21 +9,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 from quart import Blueprint
 from quart_schema import validate_request, validate_response
 
 from app import stations
 from app.auth import authorize
 from app.blueprints.stations import ChargerNow, ExceptionOut, StationDetail, station_detail, station_or_404
-from app.clock import supported_year
 from app.errors import ValidationFailed
 from app.hours import HoursSpec, HoursValidationError, validate_timezone
 from app.hours_input import parse_hours
 from app.models import ChargerStatus, Role, StationStatus
 from app.money import format_money, parse_money
 from app.state import state
-from app.wire import PlainStr
+from app.wire import PlainStr, parse_date_time
 
 blueprint = Blueprint("operator", __name__, url_prefix="/api/stations")
 
@@ -34,8 +42,17 @@ OPERATORS = (Role.OPERATOR, Role.ADMIN)
 MAX_PRICE_PER_HOUR = 1_000_000_00
 
 
-def _money(value: str | int) -> str:
-    text = str(value)
+def _price_text(value: object) -> object:
+    """A JSON whole number is taken as the same price written as text; nothing else but text is. A
+    lax integer would read ``true`` as a price of 1.00."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError('must be a decimal string in major units, such as "250.00"')
+    return value
+
+
+def _money(text: str) -> str:
     if parse_money(text) > MAX_PRICE_PER_HOUR:
         raise ValueError(f"must be at most {format_money(MAX_PRICE_PER_HOUR)}")
     return text
@@ -49,11 +66,20 @@ def _timezone(value: str) -> str:
 
 
 Text = Annotated[PlainStr, Field(min_length=1)]
-Money = Annotated[str | int, AfterValidator(_money), Field(description='Major units, e.g. "150.00".')]
+Money = Annotated[
+    str,
+    BeforeValidator(_price_text, json_schema_input_type=str | int),
+    AfterValidator(_money),
+    Field(description='Major units, e.g. "150.00".'),
+]
 Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code."), AfterValidator(str.upper)]
 Timezone = Annotated[str, AfterValidator(_timezone), Field(description="IANA zone, e.g. Asia/Kolkata.")]
-Latitude = Annotated[float, Field(ge=-90, le=90)]
-Longitude = Annotated[float, Field(ge=-180, le=180)]
+# Strict: a lax float reads JSON ``true`` as 1.0 and the text "18.9" as a number.
+Latitude = Annotated[float, Field(ge=-90, le=90, strict=True)]
+Longitude = Annotated[float, Field(ge=-180, le=180, strict=True)]
+PowerKw = Annotated[float, Field(gt=0, le=1000, strict=True)]
+#: A UTC instant sent as ISO 8601 text with its offset (a lax datetime also reads a number as one).
+Instant = Annotated[AwareDatetime, BeforeValidator(parse_date_time, json_schema_input_type=str)]
 ChargerType = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9_]{2,32}$", description="Connector standard, e.g. CCS2."), AfterValidator(str.upper)
 ]
@@ -77,7 +103,7 @@ class HoursIn(BaseModel):
 class ChargerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     charger_type: ChargerType
-    power_kw: float = Field(gt=0, le=1000)
+    power_kw: PowerKw
 
 
 class StationIn(BaseModel):
@@ -114,8 +140,8 @@ class StationPatch(BaseModel):
 class ExceptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["closing", "opening"]
-    period_begin: Annotated[AwareDatetime, AfterValidator(supported_year)]
-    period_end: Annotated[AwareDatetime, AfterValidator(supported_year)]
+    period_begin: Instant
+    period_end: Instant
 
     @field_validator("period_end")
     @classmethod

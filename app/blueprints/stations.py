@@ -17,13 +17,14 @@ from quart_schema import document_response, validate_querystring, validate_respo
 
 from app.availability import busy_charger_ids
 from app.bookings import BookingPolicy, check_slot
-from app.clock import YEARS, station_instant, supported_year
+from app.clock import station_instant
 from app.errors import NotFound, ValidationFailed
 from app.models import ChargerStatus
 from app.models import StationStatus as StationState
 from app.state import state
 from app.station_search import StationFilter, find_stations
 from app.station_views import StationView, encode_json
+from app.wire import parse_date_time
 
 blueprint = Blueprint("stations", __name__, url_prefix="/api/stations")
 
@@ -300,10 +301,9 @@ def refusal(view: StationView, start: datetime, duration: int, now: datetime, po
 def slot_start(text: str, view: StationView) -> datetime:
     """An ISO 8601 instant; a time without an offset is read as the station's wall clock."""
     try:
-        value = supported_year(datetime.fromisoformat(text))
-    except ValueError:
-        msg = f"must be an ISO 8601 date-time, e.g. 2026-12-02T18:00:00+05:30, {YEARS}"
-        raise ValidationFailed([{"loc": ["query", "slot_time"], "msg": msg}]) from None
+        value = parse_date_time(text)
+    except ValueError as error:
+        raise ValidationFailed([{"loc": ["query", "slot_time"], "msg": str(error)}]) from None
     instant = station_instant(value, view.timezone)
     if instant is None:
         msg = f"does not exist in {view.timezone}: the clocks skip it"
