@@ -31,12 +31,6 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
 )
-# The API browser served at /docs loads Swagger UI from its CDN and starts it with an inline script.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
-    "connect-src 'self'; frame-ancestors 'none'; object-src 'none'"
-)
 STATIC_SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "strict-origin-when-cross-origin"),
@@ -92,7 +86,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             description="Book EV charging slots. Errors are RFC 9457 problem JSON with a stable `code`.",
         ),
         openapi_path="/openapi.json",
-        swagger_ui_path="/docs",
+        swagger_ui_path=None,  # /docs is a page of ours (app/blueprints/pages.py), served offline
         redoc_ui_path=None,
         scalar_ui_path=None,
         openapi_provider_class=ContractOpenAPI,
@@ -161,8 +155,7 @@ def _register_request_hooks(app: Quart) -> None:
         headers["X-Request-ID"] = g.get("request_id", "")
         present = {name.lower() for name, _ in headers.items()}
         path = request.path
-        csp = DOCS_CSP if path == "/docs" else CSP
-        for name, value in (("Content-Security-Policy", csp), *STATIC_SECURITY_HEADERS):
+        for name, value in (("Content-Security-Policy", CSP), *STATIC_SECURITY_HEADERS):
             if name.lower() not in present:
                 headers.add(name, value)
         if path.startswith("/api/") and "cache-control" not in present:

@@ -169,6 +169,25 @@ async def test_pages_stay_out_of_the_api_document(client: ApiClient) -> None:
     assert not [p for p in paths if not p.startswith(("/api/", "/ws/", "/healthz", "/readyz"))]
 
 
+async def test_health_endpoints_are_in_the_api_document(client: ApiClient) -> None:
+    paths = (await (await client.get("/openapi.json")).get_json())["paths"]
+    assert set(paths["/healthz"]["get"]["responses"]) == {"200"}
+    assert set(paths["/readyz"]["get"]["responses"]) == {"200", "503"}
+
+
+async def test_docs_page_loads_swagger_ui_from_this_site_under_the_site_csp(client: ApiClient) -> None:
+    docs = await client.get("/docs")
+    html = await docs.get_data(as_text=True)
+    assert_csp_safe(html)
+    assert docs.headers["Content-Security-Policy"] == (await client.get("/")).headers["Content-Security-Policy"]
+    assets = re.findall(r'(?:src|href)="(/[^"]+)"', html)
+    assert "/docs/assets/swagger-ui-bundle.js" in assets and "/static/js/docs.js" in assets
+    for path in assets:
+        assert (await client.get(path)).status_code == 200, path
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', html), "nothing from another host"
+    assert (await client.get("/docs/assets/oauth2-redirect.html")).status_code == 404
+
+
 async def test_charger_type_filter_lists_each_connector_once(client: ApiClient) -> None:
     await make_station()
     html = await page(client, "/")

@@ -7,12 +7,14 @@ WebSocket, so one code path serves both the first paint and every later update.
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import segno
 from markupsafe import Markup
-from quart import Blueprint, render_template, request, url_for
+from quart import Blueprint, Response, abort, render_template, request, send_from_directory, url_for
 from quart_schema import hide
 
 from app.auth import current_user
@@ -22,6 +24,20 @@ from app.models import User
 blueprint = Blueprint("pages", __name__)
 
 CHARGER_TYPES = ("CCS2", "TYPE2", "CHADEMO")
+
+
+def _swagger_ui_files() -> Path:
+    """Swagger UI's files as the swagger-ui-py package ships them, found without importing that
+    package (its code wires Swagger UI into apps its own way, with an inline script)."""
+    spec = find_spec("swagger_ui")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the swagger-ui-py package is not installed")
+    return Path(spec.origin).parent / "static"
+
+
+SWAGGER_UI_FILES = _swagger_ui_files()
+#: The only files of that package that /docs loads; nothing else of it is exposed.
+DOCS_ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css"})
 
 
 def safe_next(target: str | None) -> str:
@@ -128,3 +144,19 @@ async def operator_station(station_id: int) -> str | tuple[str, int]:
     if station is None:
         return await _not_found()
     return await _operator_page("operator/station.html", station=station)
+
+
+@blueprint.get("/docs")
+@hide
+async def docs() -> str:
+    """The API browser: Swagger UI from its Python package, started by static/js/docs.js, so the
+    page works without internet access and under the same CSP as every other page."""
+    return await render_template("docs.html")
+
+
+@blueprint.get("/docs/assets/<name>")
+@hide
+async def docs_asset(name: str) -> Response:
+    if name not in DOCS_ASSETS:
+        abort(404)
+    return await send_from_directory(SWAGGER_UI_FILES, name)
