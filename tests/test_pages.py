@@ -15,6 +15,8 @@ from tests.conftest import ApiClient
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
 INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.IGNORECASE)
 INLINE_STYLE = re.compile(r"<style\b|\sstyle\s*=", re.IGNORECASE)
+#: What Chromium sends when a person opens a page.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 
 
 async def make_station(**overrides: Any) -> Station:
@@ -35,7 +37,7 @@ async def make_station(**overrides: Any) -> Station:
 
 
 async def page(client: ApiClient, path: str, status: int = 200) -> str:
-    response = await client.get(path)
+    response = await client.get(path, headers={"Accept": BROWSER_ACCEPT})
     assert response.status_code == status, path
     assert response.content_type.startswith("text/html"), path
     html: str = await response.get_data(as_text=True)
@@ -105,10 +107,38 @@ async def test_signed_in_driver_gets_the_booking_form(client: ApiClient, driver:
     assert "Sign in to book" not in html
 
 
-async def test_unknown_station_is_a_404_page(client: ApiClient) -> None:
-    html = await page(client, "/stations/999999", status=404)
-    assert "couldn't find" in html
-    await page(client, "/kiosk/999999", status=404)
+@pytest.mark.parametrize(
+    "path", ["/stations/abc", "/stations/999999", "/stations/0", "/nope", "/operator/stations/9999"]
+)
+async def test_unknown_page_is_a_404_page_for_browsers_and_problem_json_for_api_clients(
+    client: ApiClient, operator: Any, path: str
+) -> None:
+    await client.sign_in(operator)
+    html = await page(client, path, status=404)
+    assert "couldn't find" in html and 'class="site-header"' in html
+    assert_csp_safe(html)
+    for accept in ("application/json", "*/*", None):
+        response = await client.get(path, headers={"Accept": accept} if accept else {})
+        assert response.status_code == 404, accept
+        assert response.content_type == "application/problem+json", accept
+        assert (await response.get_json())["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/kiosk/0", "/kiosk/999999", "/kiosk/abc"])
+async def test_unknown_kiosk_is_a_kiosk_board_saying_so(client: ApiClient, path: str) -> None:
+    html = await page(client, path, status=404)
+    assert 'class="kiosk' in html and "Unknown station" in html
+    assert "site-header" not in html and "couldn't find" not in html
+    assert_csp_safe(html)
+    response = await client.get(path, headers={"Accept": "application/json"})
+    assert response.status_code == 404 and response.content_type == "application/problem+json"
+
+
+async def test_api_paths_answer_problem_json_even_to_browsers(client: ApiClient) -> None:
+    response = await client.get("/api/stations/999999", headers={"Accept": BROWSER_ACCEPT})
+    assert response.status_code == 404 and response.content_type == "application/problem+json"
+    response = await client.get("/api/nothing-here", headers={"Accept": BROWSER_ACCEPT})
+    assert response.status_code == 404 and response.content_type == "application/problem+json"
 
 
 async def test_kiosk_embeds_a_qr_code_for_the_absolute_booking_link(client: ApiClient) -> None:

@@ -19,6 +19,7 @@ from quart_schema import hide
 
 from app.auth import current_user
 from app.directory import directory
+from app.errors import HTML_NOT_FOUND
 from app.models import User
 
 blueprint = Blueprint("pages", __name__)
@@ -53,8 +54,17 @@ async def _render(template: str, **context: Any) -> str:
     return await render_template(template, user=user, **context)
 
 
-async def _not_found() -> tuple[str, int]:
-    return await _render("not_found.html"), 404
+async def not_found_page() -> str:
+    """What a browser gets for any unknown page (app/errors.py decides who is a browser): a kiosk
+    screen keeps its board look and says which problem it has, everyone else gets the site's page."""
+    if request.path.startswith("/kiosk/"):
+        return await render_template("kiosk_unknown.html")
+    return await _render("not_found.html")
+
+
+@blueprint.record_once
+def _serve_not_found_page(setup: Any) -> None:
+    setup.app.extensions[HTML_NOT_FOUND] = not_found_page
 
 
 def _is_operator(user: User | None) -> bool:
@@ -74,10 +84,10 @@ async def home() -> str:
 
 @blueprint.get("/stations/<int:station_id>")
 @hide
-async def station(station_id: int) -> str | tuple[str, int]:
+async def station(station_id: int) -> str:
     station = await directory().get(station_id)
     if station is None:
-        return await _not_found()
+        abort(404)
     return await _render("station.html", station=station)
 
 
@@ -107,10 +117,10 @@ def station_qr_svg(url: str) -> Markup:
 
 @blueprint.get("/kiosk/<int:station_id>")
 @hide
-async def kiosk(station_id: int) -> str | tuple[str, int]:
+async def kiosk(station_id: int) -> str:
     station = await directory().get(station_id)
     if station is None:
-        return await _not_found()
+        abort(404)
     booking_url = url_for("pages.station", station_id=station.id, _external=True)
     return await render_template("kiosk.html", station=station, booking_url=booking_url, qr=station_qr_svg(booking_url))
 
@@ -142,7 +152,7 @@ async def operator_station(station_id: int) -> str | tuple[str, int]:
         return await _operator_page("operator/station.html")
     station = await directory().get(station_id)
     if station is None:
-        return await _not_found()
+        abort(404)
     return await _operator_page("operator/station.html", station=station)
 
 
