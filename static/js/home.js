@@ -3,12 +3,13 @@ import { get, messageOf } from "./api.js";
 import { LiveChannel, bindIndicator } from "./live.js";
 import { nextChangeText } from "./status.js";
 import { ServerClock, money, todayHoursText } from "./time.js";
-import { $, announce, clone, setBadge, setState } from "./ui.js";
+import { $, announce, clearError, clone, setBadge, setState, showError } from "./ui.js";
 
 const form = $("#filters");
 const list = $("#station-list");
 const stateBox = $("#stations-state");
 const countLine = $("#result-count");
+const nearNote = $("#near-note");
 const nearButton = $("#near-me");
 const clock = new ServerClock();
 const stations = new Map(); // id -> station as last known
@@ -154,7 +155,7 @@ nearButton.addEventListener("click", () => {
     return;
   }
   if (!("geolocation" in navigator)) {
-    countLine.textContent = "This browser can't share its location.";
+    showError(nearNote, "This browser can't share its location, so stations are not sorted by distance.");
     return;
   }
   nearButton.disabled = true;
@@ -162,13 +163,14 @@ nearButton.addEventListener("click", () => {
     (pos) => {
       nearButton.disabled = false;
       near = { lat: pos.coords.latitude, lon: pos.coords.longitude };
+      clearError(nearNote);
       nearButton.setAttribute("aria-pressed", "true");
       announce("Showing the nearest stations first.");
       load();
     },
     () => {
       nearButton.disabled = false;
-      countLine.textContent = "Location is not available, so stations are listed by name.";
+      showError(nearNote, "Your location isn't available, so stations are not sorted by distance.");
     },
     { timeout: 10_000, maximumAge: 300_000 },
   );
