@@ -79,6 +79,13 @@ function render(items) {
   list.replaceChildren(...cards);
 }
 
+/** The summary above the list, always counted from the cards on screen. */
+function renderCount() {
+  const shown = [...stations.values()];
+  const open = shown.filter(bookable).length;
+  countLine.textContent = shown.length ? `${shown.length} station${shown.length === 1 ? "" : "s"} · ${open} open now` : "";
+}
+
 async function load({ quiet = false } = {}) {
   const token = ++loadToken;
   const params = query();
@@ -92,17 +99,17 @@ async function load({ quiet = false } = {}) {
     for (const s of items) stations.set(s.id, s);
     if (items.length && items[0].current_server_time) clock.sync(items[0].current_server_time);
     render(items);
-    const openCount = items.filter((s) => s.is_open).length;
-    countLine.textContent = items.length
-      ? `${items.length} station${items.length === 1 ? "" : "s"} · ${openCount} open now`
-      : "";
+    renderCount();
     if (!items.length) setState(stateBox, "empty", "No stations match these filters. Try clearing a filter.");
     else setState(stateBox, "ready");
   } catch (err) {
     if (token !== loadToken) return;
+    // A background refresh that fails keeps the list it had; a load the person asked for says so.
     if (!quiet) {
+      stations.clear();
       list.replaceChildren();
-      setState(stateBox, "error", `Couldn't load stations. ${messageOf(err)}`);
+      renderCount();
+      setState(stateBox, "error", `Couldn't load stations. ${messageOf(err)}`, { retry: load, loading: "Loading stations…" });
     }
   }
 }
@@ -121,11 +128,8 @@ function apply(update) {
   }
   const card = list.querySelector(`[data-station-id="${id}"]`);
   if (card) fill(card, s);
-  if ("is_open" in update && wasOpen !== s.is_open) {
-    announce(`${s.name} is now ${s.is_open ? "open" : "closed"}.`);
-    const openCount = [...stations.values()].filter((x) => x.is_open).length;
-    countLine.textContent = `${stations.size} station${stations.size === 1 ? "" : "s"} · ${openCount} open now`;
-  }
+  if ("is_open" in update && wasOpen !== s.is_open) announce(`${s.name} is now ${s.is_open ? "open" : "closed"}.`);
+  renderCount();
 }
 
 function onMessage(msg) {
