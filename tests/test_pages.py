@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from app.config import ConfigError, load_settings
 from app.hours import HoursSpec
 from app.models import Station
+from app.state import state
 from app.stations import ChargerSpec, create_station
 from tests.conftest import ApiClient
 
@@ -148,6 +151,37 @@ async def test_kiosk_embeds_a_qr_code_for_the_absolute_booking_link(client: ApiC
     assert "<path" in html
     assert f"http://localhost/stations/{station.id}" in html
     assert "Sign in" not in html
+
+
+async def test_kiosk_links_to_public_url_when_it_is_set(
+    client: ApiClient, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    station = await make_station()
+    settings = state(app).settings
+    monkeypatch.setattr(state(app), "settings", replace(settings, public_url="https://charge.example"))
+    html = await page(client, f"/kiosk/{station.id}")
+    assert f"https://charge.example/stations/{station.id}" in html
+    assert "http://localhost" not in html
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("https://charge.example", "https://charge.example"),
+        ("http://charge.local:8000/", "http://charge.local:8000"),
+        ("", None),
+    ],
+)
+def test_public_url_is_a_base_url(raw: str, expected: str | None) -> None:
+    assert load_settings({"PUBLIC_URL": raw, "SECRET_KEY": "k" * 40, "REDIS_URL": "redis://x"}).public_url == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["charge.example", "ftp://charge.example", "https://charge.example/app", "https://x?a=1", "https://:80"]
+)
+def test_public_url_with_a_path_or_another_scheme_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="PUBLIC_URL"):
+        load_settings({"PUBLIC_URL": raw, "SECRET_KEY": "k" * 40, "REDIS_URL": "redis://x"})
 
 
 @pytest.mark.parametrize(

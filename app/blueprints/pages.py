@@ -21,6 +21,7 @@ from app.auth import current_user
 from app.directory import directory
 from app.errors import HTML_NOT_FOUND
 from app.models import User
+from app.state import state
 
 blueprint = Blueprint("pages", __name__)
 
@@ -109,6 +110,15 @@ async def bookings() -> str:
     return await _render("bookings.html")
 
 
+def public_url_for(endpoint: str, **values: Any) -> str:
+    """An absolute link for another device (a phone scanning a kiosk's QR code): under PUBLIC_URL
+    when it is set, since a kiosk may reach the site by an address phones cannot; else this host."""
+    base = state().settings.public_url
+    if base is None:
+        return url_for(endpoint, _external=True, **values)
+    return base + url_for(endpoint, **values)
+
+
 def station_qr_svg(url: str) -> Markup:
     """The booking link as an inline SVG: crisp at any size, no image request, no inline style."""
     svg = segno.make(url, error="m").svg_inline(scale=1, border=2, omitsize=True, dark="#0b1320", light="#ffffff")
@@ -121,7 +131,7 @@ async def kiosk(station_id: int) -> str:
     station = await directory().get(station_id)
     if station is None:
         abort(404)
-    booking_url = url_for("pages.station", station_id=station.id, _external=True)
+    booking_url = public_url_for("pages.station", station_id=station.id)
     return await render_template("kiosk.html", station=station, booking_url=booking_url, qr=station_qr_svg(booking_url))
 
 
