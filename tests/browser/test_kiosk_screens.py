@@ -112,7 +112,9 @@ async def test_kiosk_fits_the_screen_with_a_large_qr_code(
     await screenshot(page, f"kiosk-six-chargers-{width}x{height}", full_page=False)
 
 
-async def test_kiosk_says_offline_and_greys_its_data_when_the_server_is_gone(new_page: Any, own_server: Server) -> None:
+async def test_kiosk_says_offline_when_the_server_is_gone_and_recovers_when_it_is_back(
+    new_page: Any, own_server: Server
+) -> None:
     page = await new_page(*LANDSCAPE, server=own_server.url)
     found = await (await page.request.get("/api/stations?q=Pune Expressway")).json()
     await page.goto(f"/kiosk/{found['items'][0]['id']}")  # a demo station open around the clock
@@ -133,3 +135,8 @@ async def test_kiosk_says_offline_and_greys_its_data_when_the_server_is_gone(new
     await page.set_viewport_size({"width": PORTRAIT[0], "height": PORTRAIT[1]})
     await expect(offline).to_be_in_viewport()
     await screenshot(page, "kiosk-offline-portrait", full_page=False)
+
+    own_server.start()  # same port, same data: the board finds it again by itself
+    await expect(offline).to_be_hidden(timeout=45_000)
+    await expect(board).to_have_attribute("data-stale", "false")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
