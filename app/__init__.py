@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             description="Book EV charging slots. Errors are RFC 9457 problem JSON with a stable `code`.",
         ),
         openapi_path="/openapi.json",
-        swagger_ui_path="/docs",
+        swagger_ui_path=None,  # /docs is a page of ours (app/blueprints/pages.py), served offline
         redoc_ui_path=None,
         scalar_ui_path=None,
         openapi_provider_class=ContractOpenAPI,

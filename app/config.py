@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DATA_DIR = Path("data")
 DEFAULT_DATABASE_URL = "sqlite://data/chargeslot.db"
@@ -34,6 +35,9 @@ class Settings:
     db_pool_size: int = 32
     redis_prefix: str = "chargeslot"
     run_background_tasks: bool = True
+    #: The site's external base URL (``https://charge.example``), for links that leave the screen
+    #: they are shown on (kiosk QR codes); None = the request's own host.
+    public_url: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -80,6 +84,24 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _public_url(env: Mapping[str, str]) -> str | None:
+    """PUBLIC_URL without its trailing slash; only a scheme and a host (and port), since the
+    site's own paths are appended to it."""
+    raw = (env.get("PUBLIC_URL") or "").strip()
+    if not raw:
+        return None
+    error = ConfigError(f"PUBLIC_URL must look like https://host or http://host:port with no path, got {raw!r}")
+    try:
+        parts = urlsplit(raw)
+        _ = parts.port  # a malformed port only shows when it is read
+    except ValueError:
+        raise error from None
+    extras = parts.username is not None or parts.query or parts.fragment or raw.endswith(("?", "#"))
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or extras:
+        raise error
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _embedded_secret() -> str:
@@ -136,4 +158,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_pool_size=_int(env, "DB_POOL_SIZE", 32, 1, 500),
         redis_prefix=env.get("REDIS_PREFIX") or "chargeslot",
         run_background_tasks=_bool(env, "RUN_BACKGROUND_TASKS", embedded),
+        public_url=_public_url(env),
     )

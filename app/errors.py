@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from http import HTTPStatus
 from typing import Any
 
 from asyncpg import exceptions as postgres
 from pydantic import ValidationError as PydanticValidationError
-from quart import Quart, Response, g, json, request
+from quart import Quart, Response, current_app, g, json, request
 from quart_schema import RequestSchemaValidationError
 from redis import exceptions as redis
 from werkzeug.exceptions import HTTPException
@@ -23,6 +23,10 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+#: ``app.extensions`` key of the coroutine that renders the HTML of the "not found" page a browser
+#: gets (the pages blueprint registers it); without one every 404 is problem JSON.
+HTML_NOT_FOUND = "html_not_found"
+NotFoundPage = Callable[[], Awaitable[str]]
 
 
 class DomainError(Exception):
@@ -180,6 +184,23 @@ def pydantic_errors(error: PydanticValidationError, prefix: tuple[str, ...] = ("
     return [{"loc": [*prefix, *err["loc"]], "msg": err["msg"]} for err in error.errors()]
 
 
+def wants_html() -> bool:
+    """A person's browser opening a page, as opposed to an API client: its Accept header ranks
+    HTML above JSON (``*/*`` or no Accept at all means an API client). Never under /api/."""
+    if request.path.startswith(("/api/", "/ws/")):
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", PROBLEM_JSON, "text/html"])
+    return best == "text/html"
+
+
+async def not_found(detail: str) -> Response:
+    """A 404: the site's "not found" page for a browser, problem JSON for everyone else."""
+    page: NotFoundPage | None = current_app.extensions.get(HTML_NOT_FOUND)
+    if page is not None and wants_html():
+        return Response(await page(), status=404, content_type="text/html; charset=utf-8")
+    return problem(404, "not_found", detail)
+
+
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 
 
@@ -213,6 +234,8 @@ def register_error_handlers(app: Quart) -> None:
                 "The request body is not valid JSON.",
                 errors=[{"loc": ["body"], "msg": "Malformed JSON."}],
             )
+        if status == 404:
+            return await not_found(error.description or HTTPStatus(status).phrase)
         code = _HTTP_CODES.get(status, HTTPStatus(status).phrase.lower().replace(" ", "_"))
         response = problem(status, code, error.description or HTTPStatus(status).phrase)
         if status == 405 and error.get_headers():

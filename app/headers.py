@@ -10,12 +10,6 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
 )
-# The API browser served at /docs loads Swagger UI from its CDN and starts it with an inline script.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
-    "connect-src 'self'; frame-ancestors 'none'; object-src 'none'"
-)
 SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "strict-origin-when-cross-origin"),
@@ -41,11 +35,9 @@ class HeaderPolicy:
     """
 
     hsts: bool = False
-    docs_path: str = "/docs"
 
     def defaults(self, path: str) -> tuple[tuple[str, str], ...]:
-        csp = DOCS_CSP if path == self.docs_path else CSP
-        headers: tuple[tuple[str, str], ...] = (("Content-Security-Policy", csp), *SECURITY_HEADERS)
+        headers: tuple[tuple[str, str], ...] = (("Content-Security-Policy", CSP), *SECURITY_HEADERS)
         if self.hsts:
             headers = (*headers, HSTS)
         return (*headers, API_CACHE) if path.startswith("/api/") else headers

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from app.config import ConfigError, load_settings
 from app.hours import HoursSpec
 from app.models import Station
+from app.state import state
 from app.stations import ChargerSpec, insert_station
 from tests.conftest import ApiClient
 
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
 INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.IGNORECASE)
 INLINE_STYLE = re.compile(r"<style\b|\sstyle\s*=", re.IGNORECASE)
+#: What Chromium sends when a person opens a page.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 
 
 async def make_station(**overrides: Any) -> Station:
@@ -35,7 +40,7 @@ async def make_station(**overrides: Any) -> Station:
 
 
 async def page(client: ApiClient, path: str, status: int = 200) -> str:
-    response = await client.get(path)
+    response = await client.get(path, headers={"Accept": BROWSER_ACCEPT})
     assert response.status_code == status, path
     assert response.content_type.startswith("text/html"), path
     html: str = await response.get_data(as_text=True)
@@ -105,10 +110,38 @@ async def test_signed_in_driver_gets_the_booking_form(client: ApiClient, driver:
     assert "Sign in to book" not in html
 
 
-async def test_unknown_station_is_a_404_page(client: ApiClient) -> None:
-    html = await page(client, "/stations/999999", status=404)
-    assert "couldn't find" in html
-    await page(client, "/kiosk/999999", status=404)
+@pytest.mark.parametrize(
+    "path", ["/stations/abc", "/stations/999999", "/stations/0", "/nope", "/operator/stations/9999"]
+)
+async def test_unknown_page_is_a_404_page_for_browsers_and_problem_json_for_api_clients(
+    client: ApiClient, operator: Any, path: str
+) -> None:
+    await client.sign_in(operator)
+    html = await page(client, path, status=404)
+    assert "couldn't find" in html and 'class="site-header"' in html
+    assert_csp_safe(html)
+    for accept in ("application/json", "*/*", None):
+        response = await client.get(path, headers={"Accept": accept} if accept else {})
+        assert response.status_code == 404, accept
+        assert response.content_type == "application/problem+json", accept
+        assert (await response.get_json())["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/kiosk/0", "/kiosk/999999", "/kiosk/abc"])
+async def test_unknown_kiosk_is_a_kiosk_board_saying_so(client: ApiClient, path: str) -> None:
+    html = await page(client, path, status=404)
+    assert 'class="kiosk' in html and "Unknown station" in html
+    assert "site-header" not in html and "couldn't find" not in html
+    assert_csp_safe(html)
+    response = await client.get(path, headers={"Accept": "application/json"})
+    assert response.status_code == 404 and response.content_type == "application/problem+json"
+
+
+async def test_api_paths_answer_problem_json_even_to_browsers(client: ApiClient) -> None:
+    response = await client.get("/api/stations/999999", headers={"Accept": BROWSER_ACCEPT})
+    assert response.status_code == 404 and response.content_type == "application/problem+json"
+    response = await client.get("/api/nothing-here", headers={"Accept": BROWSER_ACCEPT})
+    assert response.status_code == 404 and response.content_type == "application/problem+json"
 
 
 async def test_kiosk_embeds_a_qr_code_for_the_absolute_booking_link(client: ApiClient) -> None:
@@ -118,6 +151,37 @@ async def test_kiosk_embeds_a_qr_code_for_the_absolute_booking_link(client: ApiC
     assert "<path" in html
     assert f"http://localhost/stations/{station.id}" in html
     assert "Sign in" not in html
+
+
+async def test_kiosk_links_to_public_url_when_it_is_set(
+    client: ApiClient, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    station = await make_station()
+    settings = state(app).settings
+    monkeypatch.setattr(state(app), "settings", replace(settings, public_url="https://charge.example"))
+    html = await page(client, f"/kiosk/{station.id}")
+    assert f"https://charge.example/stations/{station.id}" in html
+    assert "http://localhost" not in html
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("https://charge.example", "https://charge.example"),
+        ("http://charge.local:8000/", "http://charge.local:8000"),
+        ("", None),
+    ],
+)
+def test_public_url_is_a_base_url(raw: str, expected: str | None) -> None:
+    assert load_settings({"PUBLIC_URL": raw, "SECRET_KEY": "k" * 40, "REDIS_URL": "redis://x"}).public_url == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["charge.example", "ftp://charge.example", "https://charge.example/app", "https://x?a=1", "https://:80"]
+)
+def test_public_url_with_a_path_or_another_scheme_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="PUBLIC_URL"):
+        load_settings({"PUBLIC_URL": raw, "SECRET_KEY": "k" * 40, "REDIS_URL": "redis://x"})
 
 
 @pytest.mark.parametrize(
@@ -167,6 +231,25 @@ async def test_header_shows_who_is_signed_in(client: ApiClient, driver: Any) -> 
 async def test_pages_stay_out_of_the_api_document(client: ApiClient) -> None:
     paths = (await (await client.get("/openapi.json")).get_json())["paths"]
     assert not [p for p in paths if not p.startswith(("/api/", "/ws/", "/healthz", "/readyz"))]
+
+
+async def test_health_endpoints_are_in_the_api_document(client: ApiClient) -> None:
+    paths = (await (await client.get("/openapi.json")).get_json())["paths"]
+    assert set(paths["/healthz"]["get"]["responses"]) == {"200"}
+    assert set(paths["/readyz"]["get"]["responses"]) == {"200", "503"}
+
+
+async def test_docs_page_loads_swagger_ui_from_this_site_under_the_site_csp(client: ApiClient) -> None:
+    docs = await client.get("/docs")
+    html = await docs.get_data(as_text=True)
+    assert_csp_safe(html)
+    assert docs.headers["Content-Security-Policy"] == (await client.get("/")).headers["Content-Security-Policy"]
+    assets = re.findall(r'(?:src|href)="(/[^"]+)"', html)
+    assert "/docs/assets/swagger-ui-bundle.js" in assets and "/static/js/docs.js" in assets
+    for path in assets:
+        assert (await client.get(path)).status_code == 200, path
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', html), "nothing from another host"
+    assert (await client.get("/docs/assets/oauth2-redirect.html")).status_code == 404
 
 
 async def test_charger_type_filter_lists_each_connector_once(client: ApiClient) -> None:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import BaseModel, Field
 from quart import Blueprint, Response, jsonify
-from quart_schema import hide
+from quart_schema import document_response
 from tortoise import connections
 
 from app.state import state
@@ -9,14 +12,31 @@ from app.state import state
 blueprint = Blueprint("health", __name__)
 
 
+class Health(BaseModel):
+    """The process is up and answering HTTP; says nothing about its database or bus."""
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Whether this process can serve traffic now: 200 when its database answers and its bus is
+    connected (or embedded), 503 with the failing check otherwise."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str] = Field(
+        description='"database": "ok" or "unavailable: <reason>"; "bus": "ok", "embedded" or "unavailable".'
+    )
+
+
 @blueprint.get("/healthz")
-@hide
+@document_response(Health)
 async def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
 @blueprint.get("/readyz")
-@hide
+@document_response(Readiness)
+@document_response(Readiness, 503)
 async def readyz() -> tuple[Response, int]:
     app_state = state()
     checks: dict[str, str] = {}

@@ -7,21 +7,38 @@ WebSocket, so one code path serves both the first paint and every later update.
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import segno
 from markupsafe import Markup
-from quart import Blueprint, render_template, request, url_for
+from quart import Blueprint, Response, abort, render_template, request, send_from_directory, url_for
 from quart_schema import hide
 
 from app.auth import current_user
+from app.errors import HTML_NOT_FOUND
 from app.models import User
 from app.state import state
 
 blueprint = Blueprint("pages", __name__)
 
 CHARGER_TYPES = ("CCS2", "TYPE2", "CHADEMO")
+
+
+def _swagger_ui_files() -> Path:
+    """Swagger UI's files as the swagger-ui-py package ships them, found without importing that
+    package (its code wires Swagger UI into apps its own way, with an inline script)."""
+    spec = find_spec("swagger_ui")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the swagger-ui-py package is not installed")
+    return Path(spec.origin).parent / "static"
+
+
+SWAGGER_UI_FILES = _swagger_ui_files()
+#: The only files of that package that /docs loads; nothing else of it is exposed.
+DOCS_ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css"})
 
 
 def safe_next(target: str | None) -> str:
@@ -37,8 +54,17 @@ async def _render(template: str, **context: Any) -> str:
     return await render_template(template, user=user, **context)
 
 
-async def _not_found() -> tuple[str, int]:
-    return await _render("not_found.html"), 404
+async def not_found_page() -> str:
+    """What a browser gets for any unknown page (app/errors.py decides who is a browser): a kiosk
+    screen keeps its board look and says which problem it has, everyone else gets the site's page."""
+    if request.path.startswith("/kiosk/"):
+        return await render_template("kiosk_unknown.html")
+    return await _render("not_found.html")
+
+
+@blueprint.record_once
+def _serve_not_found_page(setup: Any) -> None:
+    setup.app.extensions[HTML_NOT_FOUND] = not_found_page
 
 
 def _is_operator(user: User | None) -> bool:
@@ -58,10 +84,10 @@ async def home() -> str:
 
 @blueprint.get("/stations/<int:station_id>")
 @hide
-async def station(station_id: int) -> str | tuple[str, int]:
+async def station(station_id: int) -> str:
     station = await state().directory.get(station_id)
     if station is None:
-        return await _not_found()
+        abort(404)
     return await _render("station.html", station=station)
 
 
@@ -83,6 +109,15 @@ async def bookings() -> str:
     return await _render("bookings.html")
 
 
+def public_url_for(endpoint: str, **values: Any) -> str:
+    """An absolute link for another device (a phone scanning a kiosk's QR code): under PUBLIC_URL
+    when it is set, since a kiosk may reach the site by an address phones cannot; else this host."""
+    base = state().settings.public_url
+    if base is None:
+        return url_for(endpoint, _external=True, **values)
+    return base + url_for(endpoint, **values)
+
+
 def station_qr_svg(url: str) -> Markup:
     """The booking link as an inline SVG: crisp at any size, no image request, no inline style."""
     svg = segno.make(url, error="m").svg_inline(scale=1, border=2, omitsize=True, dark="#0b1320", light="#ffffff")
@@ -91,11 +126,11 @@ def station_qr_svg(url: str) -> Markup:
 
 @blueprint.get("/kiosk/<int:station_id>")
 @hide
-async def kiosk(station_id: int) -> str | tuple[str, int]:
+async def kiosk(station_id: int) -> str:
     station = await state().directory.get(station_id)
     if station is None:
-        return await _not_found()
-    booking_url = url_for("pages.station", station_id=station.id, _external=True)
+        abort(404)
+    booking_url = public_url_for("pages.station", station_id=station.id)
     return await render_template("kiosk.html", station=station, booking_url=booking_url, qr=station_qr_svg(booking_url))
 
 
@@ -126,5 +161,21 @@ async def operator_station(station_id: int) -> str | tuple[str, int]:
         return await _operator_page("operator/station.html")
     station = await state().directory.get(station_id)
     if station is None:
-        return await _not_found()
+        abort(404)
     return await _operator_page("operator/station.html", station=station)
+
+
+@blueprint.get("/docs")
+@hide
+async def docs() -> str:
+    """The API browser: Swagger UI from its Python package, started by static/js/docs.js, so the
+    page works without internet access and under the same CSP as every other page."""
+    return await render_template("docs.html")
+
+
+@blueprint.get("/docs/assets/<name>")
+@hide
+async def docs_asset(name: str) -> Response:
+    if name not in DOCS_ASSETS:
+        abort(404)
+    return await send_from_directory(SWAGGER_UI_FILES, name)

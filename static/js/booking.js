@@ -209,6 +209,10 @@ export class BookingFlow {
       announce(`Charger ${booking.charger_number} is held for you. Complete the payment to confirm.`);
     } catch (err) {
       showErrorAndFocus(errorBox, messageOf(err));
+      if (err.code === "hold_limit_reached") {
+        // The way out is paying for or cancelling a held booking, which My bookings offers.
+        errorBox.append(" ", el("a", { href: "/bookings", text: "Pay for or cancel one in My bookings" }));
+      }
       if (err.code === "station_closed") this.onClosed?.().catch(() => {});
     }
   }

@@ -141,7 +141,7 @@ async function load() {
       );
     }
   } catch (err) {
-    setState(stateBox, "error", `Couldn't load your bookings. ${messageOf(err)}`);
+    setState(stateBox, "error", `Couldn't load your bookings. ${messageOf(err)}`, { retry: load, loading: "Loading your bookings…" });
   }
 }
 

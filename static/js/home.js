@@ -3,12 +3,13 @@ import { get, messageOf } from "./api.js";
 import { LiveChannel, bindIndicator } from "./live.js";
 import { nextChangeText } from "./status.js";
 import { ServerClock, money, todayHoursText } from "./time.js";
-import { $, announce, clone, setBadge, setState } from "./ui.js";
+import { $, announce, clearError, clone, setBadge, setState, showError } from "./ui.js";
 
 const form = $("#filters");
 const list = $("#station-list");
 const stateBox = $("#stations-state");
 const countLine = $("#result-count");
+const nearNote = $("#near-note");
 const nearButton = $("#near-me");
 const clock = new ServerClock();
 const stations = new Map(); // id -> station as last known
@@ -78,6 +79,13 @@ function render(items) {
   list.replaceChildren(...cards);
 }
 
+/** The summary above the list, always counted from the cards on screen. */
+function renderCount() {
+  const shown = [...stations.values()];
+  const open = shown.filter(bookable).length;
+  countLine.textContent = shown.length ? `${shown.length} station${shown.length === 1 ? "" : "s"} · ${open} open now` : "";
+}
+
 async function load({ quiet = false } = {}) {
   const token = ++loadToken;
   const params = query();
@@ -91,17 +99,17 @@ async function load({ quiet = false } = {}) {
     for (const s of items) stations.set(s.id, s);
     if (items.length && items[0].current_server_time) clock.sync(items[0].current_server_time);
     render(items);
-    const openCount = items.filter((s) => s.is_open).length;
-    countLine.textContent = items.length
-      ? `${items.length} station${items.length === 1 ? "" : "s"} · ${openCount} open now`
-      : "";
+    renderCount();
     if (!items.length) setState(stateBox, "empty", "No stations match these filters. Try clearing a filter.");
     else setState(stateBox, "ready");
   } catch (err) {
     if (token !== loadToken) return;
+    // A background refresh that fails keeps the list it had; a load the person asked for says so.
     if (!quiet) {
+      stations.clear();
       list.replaceChildren();
-      setState(stateBox, "error", `Couldn't load stations. ${messageOf(err)}`);
+      renderCount();
+      setState(stateBox, "error", `Couldn't load stations. ${messageOf(err)}`, { retry: load, loading: "Loading stations…" });
     }
   }
 }
@@ -120,11 +128,8 @@ function apply(update) {
   }
   const card = list.querySelector(`[data-station-id="${id}"]`);
   if (card) fill(card, s);
-  if ("is_open" in update && wasOpen !== s.is_open) {
-    announce(`${s.name} is now ${s.is_open ? "open" : "closed"}.`);
-    const openCount = [...stations.values()].filter((x) => x.is_open).length;
-    countLine.textContent = `${stations.size} station${stations.size === 1 ? "" : "s"} · ${openCount} open now`;
-  }
+  if ("is_open" in update && wasOpen !== s.is_open) announce(`${s.name} is now ${s.is_open ? "open" : "closed"}.`);
+  renderCount();
 }
 
 function onMessage(msg) {
@@ -154,7 +159,7 @@ nearButton.addEventListener("click", () => {
     return;
   }
   if (!("geolocation" in navigator)) {
-    countLine.textContent = "This browser can't share its location.";
+    showError(nearNote, "This browser can't share its location, so stations are not sorted by distance.");
     return;
   }
   nearButton.disabled = true;
@@ -162,13 +167,14 @@ nearButton.addEventListener("click", () => {
     (pos) => {
       nearButton.disabled = false;
       near = { lat: pos.coords.latitude, lon: pos.coords.longitude };
+      clearError(nearNote);
       nearButton.setAttribute("aria-pressed", "true");
       announce("Showing the nearest stations first.");
       load();
     },
     () => {
       nearButton.disabled = false;
-      countLine.textContent = "Location is not available, so stations are listed by name.";
+      showError(nearNote, "Your location isn't available, so stations are not sorted by distance.");
     },
     { timeout: 10_000, maximumAge: 300_000 },
   );

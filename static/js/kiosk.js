@@ -2,9 +2,10 @@
 //
 // The countdown runs on the server's clock (offset re-anchored by every message), so a kiosk whose
 // own clock is wrong still flips at the right second; the socket reconnects by itself and the board
-// falls back to polling while it cannot.
+// falls back to polling while it cannot. A board that has heard nothing from the server for a
+// few seconds says it is offline and greys what it shows, rather than a confident OPEN.
 import { get } from "./api.js";
-import { LiveChannel, bindIndicator } from "./live.js";
+import { LiveChannel, POLL_MS, bindIndicator } from "./live.js";
 import { chargerState, mergeChargers, powerText } from "./status.js";
 import { ServerClock, countdownText, localTime, todayHoursText, whenText } from "./time.js";
 import { $, announce, el } from "./ui.js";
@@ -14,6 +15,9 @@ const stationId = Number(main.dataset.stationId);
 const tz = main.dataset.timezone;
 const clock = new ServerClock();
 const view = { isOpen: null, nextChangeAt: null, openTime: null, closeTime: null, stationStatus: "ACTIVE", chargers: [] };
+const OFFLINE_AFTER_MS = 5000;
+let channel = null;
+let offlineTimer = null;
 
 function hoursLine() {
   const text = todayHoursText(view.openTime, view.closeTime);
@@ -89,6 +93,34 @@ function apply(msg) {
   if (was !== view.isOpen) renderChargers();
   if (was !== null && was !== view.isOpen) announce(view.isOpen ? "The station is now open." : "The station is now closed.");
   scheduleCheck();
+  heardFromServer();
+}
+
+// -- offline ------------------------------------------------------------------------------------
+
+function setOffline(offline) {
+  if ((main.dataset.stale === "true") === offline) return;
+  main.dataset.stale = offline ? "true" : "false";
+  $("#kiosk-offline").hidden = !offline;
+  announce(offline ? "Offline. The status shown may be out of date." : "Back online.");
+}
+
+/** Say "offline" unless the server is heard from within `ms`. */
+function expectServerWithin(ms) {
+  clearTimeout(offlineTimer);
+  offlineTimer = setTimeout(() => setOffline(true), ms);
+}
+
+/** Fresh data arrived: over the socket it keeps coming; by a poll, the next one is due in 30 s. */
+function heardFromServer() {
+  setOffline(false);
+  if (channel?.state === "connected") clearTimeout(offlineTimer);
+  else expectServerWithin(POLL_MS + OFFLINE_AFTER_MS);
+}
+
+function watchConnection(state) {
+  if (state === "connected") heardFromServer();
+  else expectServerWithin(OFFLINE_AFTER_MS);
 }
 
 async function refreshStatus() {
@@ -125,11 +157,13 @@ function onMessage(msg) {
 
 setInterval(tick, 1000);
 tick();
-const channel = new LiveChannel({
+expectServerWithin(OFFLINE_AFTER_MS);
+channel = new LiveChannel({
   path: `/ws/stations/${stationId}`,
   onMessage,
   poll: refreshStatus,
   onGap: () => loadStation().catch(() => {}),
+  onState: watchConnection,
 });
 bindIndicator($("#conn"), channel, { connecting: "Connecting…", connected: "Live", reconnecting: "Reconnecting…" });
 loadUntilReady().then(() => channel.start());

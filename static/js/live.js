@@ -6,7 +6,7 @@
 
 const BASE_DELAY_MS = 1000;
 const MAX_DELAY_MS = 30_000;
-const POLL_MS = 30_000;
+export const POLL_MS = 30_000;
 const SILENCE_MS = 50_000; // the server pings every 20 s; this long without a word means a dead link
 const GREETING_MS = 10_000; // the snapshot comes right after the handshake
 

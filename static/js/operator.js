@@ -69,7 +69,7 @@ async function showList() {
     table.hidden = false;
     setState(stateBox, "ready");
   } catch (err) {
-    setState(stateBox, "error", `Couldn't load stations. ${messageOf(err)}`);
+    setState(stateBox, "error", `Couldn't load stations. ${messageOf(err)}`, { retry: showList, loading: "Loading stations…" });
   }
 }
 

@@ -4,9 +4,10 @@ import { LiveChannel, bindIndicator } from "./live.js";
 import { BookingFlow } from "./booking.js";
 import { chargerState, mergeChargers, nextChangeText, powerText } from "./status.js";
 import { ServerClock, clockText, money, todayHoursText, zoneParts } from "./time.js";
-import { $, announce, el, setBadge, showError } from "./ui.js";
+import { $, announce, el, setBadge, setState } from "./ui.js";
 
 const main = $("#main");
+const pageState = $("#page-state");
 const stationId = Number(main.dataset.stationId);
 const tz = main.dataset.timezone;
 const clock = new ServerClock();
@@ -166,13 +167,27 @@ function onMessage(msg) {
   }
 }
 
+/** The station could not be loaded: nothing may look as if it were still loading or known. */
+function showLoadFailure(err) {
+  const badge = $("#station-badge");
+  badge.dataset.open = "";
+  badge.textContent = "Unknown";
+  $("#station-next").textContent = "";
+  for (const id of ["#station-hours", "#station-price", "#station-free"]) $(id).textContent = "–";
+  $("#conn").hidden = true; // no live link is tried until the station has loaded
+  $("#charger-grid").replaceChildren(el("li", { class: "state__empty", text: "Chargers are shown once the station has loaded." }));
+  setState(pageState, "error", `Couldn't load this station. ${messageOf(err)}`, { retry: start, loading: "Loading the station…" });
+}
+
 async function start() {
   try {
     await loadStation();
   } catch (err) {
-    showError($("#page-error"), `Couldn't load this station. ${messageOf(err)}`);
+    showLoadFailure(err);
     return;
   }
+  setState(pageState, "ready");
+  $("#conn").hidden = false;
   scheduleTransitionCheck();
   setInterval(renderHead, 30_000);
   const channel = new LiveChannel({

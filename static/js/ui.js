@@ -74,8 +74,16 @@ export async function busy(button, work, busyText) {
   }
 }
 
-export function setState(container, state, message = "") {
+/**
+ * Show a list's loading, empty or error state (or hide it: "ready"). An error with `retry` offers a
+ * Retry button that shows the loading state (with the `loading` message) and runs it. Focus
+ * follows the content: whoever pressed Retry stays in the state box while it loads, lands on the
+ * new Retry button if it fails again, and on the element named by the box's `data-focus-after`
+ * once the content is there.
+ */
+export function setState(container, state, message = "", { retry, loading } = {}) {
   if (!container) return;
+  const hadFocus = container.contains(document.activeElement);
   container.dataset.state = state;
   container.hidden = state === "ready";
   if (state === "loading") {
@@ -84,5 +92,21 @@ export function setState(container, state, message = "") {
     container.replaceChildren(el("p", { class: "state__empty", text: message }));
   } else if (state === "error") {
     container.replaceChildren(el("p", { class: "state__error", role: "alert", text: message }));
+    if (retry) container.append(retryButton(() => {
+      setState(container, "loading", loading);
+      retry();
+    }));
   }
+  if (!hadFocus) return;
+  if (state === "ready") document.getElementById(container.dataset.focusAfter)?.focus();
+  else (container.querySelector("button") ?? container).focus();
+}
+
+function retryButton(retry) {
+  const button = el("button", { type: "button", class: "button state__retry", text: "Retry" });
+  button.addEventListener("click", () => {
+    if (document.activeElement === button) button.closest("[tabindex]")?.focus(); // it is about to go
+    retry();
+  });
+  return button;
 }

@@ -58,40 +58,79 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
     raise RuntimeError(f"server not ready after {timeout}s:\n{log.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="session")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def require_chromium() -> None:
     if not Path(CHROMIUM).exists():
         if IN_CI:
             pytest.fail(f"{CHROMIUM} is missing; CI needs Debian's chromium package")
         pytest.skip(f"{CHROMIUM} is not installed")
-    workdir = tmp_path_factory.mktemp("server")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
-    env.update(
-        PORT=str(port),
-        HOST="127.0.0.1",
-        COOKIE_SECURE="false",
-        PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-        PYTHONUNBUFFERED="1",
-    )
-    # The server's output is kept with the screenshots, for reading after a failed CI run.
-    SCREENSHOTS.parent.mkdir(parents=True, exist_ok=True)
-    log = SCREENSHOTS.parent / "browser-server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve"], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT
+
+
+class Server:
+    """One ``python -m app serve`` process in its own working directory (so its own SQLite file
+    and demo data), on a free port. Its output is kept with the screenshots, for reading after a
+    failed CI run."""
+
+    def __init__(self, workdir: Path, name: str = "browser-server") -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = SCREENSHOTS.parent / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
+        env.update(
+            PORT=str(self.port),
+            HOST="127.0.0.1",
+            COOKIE_SECURE="false",
+            PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+            PYTHONUNBUFFERED="1",
         )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process, log)
-        yield url
-    finally:
-        process.terminate()
+        SCREENSHOTS.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app", "serve"], cwd=self.workdir, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         try:
-            process.wait(timeout=10)
+            wait_ready(self.url, self.process, self.log)
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def stop(self) -> None:
+        """End the process (the site becomes unreachable, as for a kiosk whose network fails)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server most tests share; none of them may stop it."""
+    require_chromium()
+    server = Server(tmp_path_factory.mktemp("server"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[Server]:
+    """A server for one test alone, started, which the test may stop."""
+    require_chromium()
+    server = Server(tmp_path, name="browser-own-server")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -159,9 +198,12 @@ async def new_page(browser: Any, base_url: str) -> AsyncIterator[Any]:
     """Open pages in fresh browser contexts (separate cookie jars); all closed after the test."""
     contexts: list[Any] = []
 
-    async def make(width: int = 1280, height: int = 900, timezone: str | None = None) -> Any:
+    async def make(width: int = 1280, height: int = 900, timezone: str | None = None, server: str | None = None) -> Any:
         context = await browser.new_context(
-            base_url=base_url, viewport={"width": width, "height": height}, timezone_id=timezone, locale="en-GB"
+            base_url=server or base_url,
+            viewport={"width": width, "height": height},
+            timezone_id=timezone,
+            locale="en-GB",
         )
         context.set_default_timeout(10_000)
         contexts.append(context)
