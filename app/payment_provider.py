@@ -1,8 +1,8 @@
 """The payment provider behind a small interface, and the simulated one the service ships with.
 
 Handlers and the payments module only ever talk to ``PaymentProvider``; a real acquirer (a UPI
-gateway, a card processor) is one more class with these two methods, set as the app state's
-``payment_provider``.
+gateway, a card processor) is one more class with these two methods, set as the services'
+``provider``.
 """
 
 from __future__ import annotations
