@@ -44,7 +44,7 @@ class SignedOut(BaseModel):
     status: str
 
 
-def _user_out(user: User) -> UserOut:
+def user_out(user: User) -> UserOut:
     return UserOut(
         id=user.id,
         email=user.email,
@@ -69,7 +69,7 @@ async def register(data: RegisterIn) -> tuple[UserOut, int]:
     await state().throttle.count_registration(_client())
     user = await accounts.create_user(data.email, data.username, data.password)
     await sign_in(user)
-    return _user_out(user), 201
+    return user_out(user), 201
 
 
 @blueprint.post("/login")
@@ -81,7 +81,7 @@ async def login(data: LoginIn) -> UserOut:
     `Retry-After` after repeated failures for the account or from the client."""
     user = await accounts.authenticate(state().throttle, data.email, data.password, _client())
     await sign_in(user)
-    return _user_out(user)
+    return user_out(user)
 
 
 @blueprint.post("/logout")
@@ -96,4 +96,4 @@ async def logout() -> SignedOut:
 @validate_response(UserOut)
 async def me() -> UserOut:
     """The signed-in user; 401 when signed out."""
-    return _user_out(await authorize())
+    return user_out(await authorize())
