@@ -82,10 +82,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
 
 def _register_blueprints(app: Quart) -> None:
-    from app.blueprints import auth, bookings, health, operator, pages, payments, stations, users
+    from app.blueprints import auth, bookings, health, operator, operator_bookings, pages, payments, stations, users
     from app.blueprints import live as live_updates
 
-    for module in (health, auth, stations, operator, users, live_updates, bookings, payments, pages):
+    for module in (health, auth, stations, operator, operator_bookings, users, live_updates, bookings, payments, pages):
         app.register_blueprint(module.blueprint)
 
 

@@ -19,10 +19,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from app.availability import holds_charger, overlapping
+from app.booking_search import status_condition
 from app.bus import Bus
 from app.clock import station_instant
 from app.config import Settings
@@ -318,12 +318,8 @@ async def list_bookings(
     query = _visible(user)
     if station_id is not None:
         query = query.filter(station_id=station_id)
-    if status == BookingStatus.CONFIRMED:
-        query = query.filter(status=status, hold_expires_at__gt=now)
-    elif status == BookingStatus.EXPIRED:
-        query = query.filter(Q(status=status) | Q(status=BookingStatus.CONFIRMED, hold_expires_at__lte=now))
-    elif status is not None:
-        query = query.filter(status=status)
+    if status is not None:
+        query = query.filter(status_condition(status, now))
     query = query.order_by("-slot_start", "-id")
     if on_date is None:
         return await query.offset(offset).limit(limit)

@@ -1,0 +1,148 @@
+"""Every booking, for operators (DESIGN §15): filtered and paged as JSON, or streamed as CSV.
+
+Both read the same filter (``app.booking_search``). The CSV is written a row at a time as the rows
+are read, so exporting a year of bookings holds one chunk in memory, not the year. Its slot times
+are in each station's own zone with the offset, as on the booking pages.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Iterable
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, model_validator
+from quart import Blueprint, Response
+from quart_schema import validate_querystring, validate_response
+
+from app import booking_search
+from app.auth import authorize
+from app.blueprints.bookings import BookingOut, booking_out
+from app.clock import supported_year
+from app.models import Booking, BookingStatus, Role
+from app.money import format_money
+from app.state import state
+from app.wire import Id, Offset, PlainStr
+
+blueprint = Blueprint("operator_bookings", __name__, url_prefix="/api/operator")
+
+OPERATORS = (Role.OPERATOR, Role.ADMIN)
+LocalDay = Annotated[date, AfterValidator(supported_year)]
+CSV_COLUMNS = (
+    "booking_id",
+    "station_id",
+    "station_name",
+    "charger_number",
+    "charger_type",
+    "driver_email",
+    "slot_start",
+    "slot_end",
+    "status",
+    "amount_due",
+    "currency",
+    "vehicle_number",
+    "created_at",
+)
+
+
+class BookingsFilterQuery(BaseModel):
+    station_id: Id | None = None
+    status: BookingStatus | None = None
+    from_: LocalDay | None = Field(None, alias="from", description="First slot date (YYYY-MM-DD) at the station.")
+    to: LocalDay | None = Field(None, description="Last slot date (YYYY-MM-DD) at the station, inclusive.")
+    email: PlainStr | None = Field(None, max_length=254, description="Part of the driver's email.")
+    sort: Literal["slot", "-slot"] = Field("-slot", description="By slot start: `-slot` newest first.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BookingsFilterQuery:
+        if self.from_ is not None and self.to is not None and self.to < self.from_:
+            raise ValueError("`to` is before `from`")
+        return self
+
+    def to_filter(self) -> booking_search.BookingFilter:
+        return booking_search.BookingFilter(
+            station_id=self.station_id,
+            status=self.status,
+            first_day=self.from_,
+            last_day=self.to,
+            email=self.email,
+            newest_first=self.sort == "-slot",
+        )
+
+
+class BookingsPageQuery(BookingsFilterQuery):
+    limit: int = Field(50, ge=1, le=200)
+    offset: Offset = 0
+
+
+class OperatorBookingOut(BookingOut):
+    driver_email: str
+
+
+class OperatorBookingPage(BaseModel):
+    items: list[OperatorBookingOut]
+    total: int
+    limit: int
+    offset: int
+
+
+@blueprint.get("/bookings")
+@validate_querystring(BookingsPageQuery)
+@validate_response(OperatorBookingPage)
+async def list_bookings(query_args: BookingsPageQuery) -> OperatorBookingPage:
+    """Every booking, filtered by station, status, slot dates (at the station) and driver email."""
+    await authorize(*OPERATORS)
+    now = state().clock.now()
+    total, found = await booking_search.find_bookings(
+        query_args.to_filter(), now, limit=query_args.limit, offset=query_args.offset
+    )
+    items = [
+        OperatorBookingOut(**booking_out(booking, now).model_dump(), driver_email=booking.user.email)
+        for booking in found
+    ]
+    return OperatorBookingPage(items=items, total=total, limit=query_args.limit, offset=query_args.offset)
+
+
+@blueprint.get("/bookings.csv")
+@validate_querystring(BookingsFilterQuery)
+async def export_bookings(query_args: BookingsFilterQuery) -> Response:
+    """The same bookings as CSV (UTF-8, a header row), streamed."""
+    await authorize(*OPERATORS)
+    now = state().clock.now()
+    rows = booking_search.export_bookings(query_args.to_filter(), now)
+    response = Response(_csv_lines(rows, now), content_type="text/csv; charset=utf-8")
+    response.headers["Content-Disposition"] = 'attachment; filename="bookings.csv"'
+    return response
+
+
+async def _csv_lines(bookings: AsyncIterator[Booking], now: Any) -> AsyncIterator[bytes]:
+    yield _encode([CSV_COLUMNS])
+    async for booking in bookings:
+        yield _encode([_csv_row(booking, now)])
+
+
+def _csv_row(booking: Booking, now: Any) -> tuple[Any, ...]:
+    shown = booking_out(booking, now)
+    return (
+        shown.booking_id,
+        shown.station_id,
+        shown.station_name,
+        shown.charger_number,
+        shown.charger_type,
+        booking.user.email,
+        shown.slot_time,
+        shown.slot_end,
+        shown.status.value,
+        format_money(booking.amount_due),
+        shown.currency,
+        shown.vehicle_number or "",
+        shown.created_at,
+    )
+
+
+def _encode(rows: Iterable[Iterable[Any]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue().encode()
