@@ -70,6 +70,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         redoc_ui_path=None,
         scalar_ui_path=None,
         openapi_provider_class=ContractOpenAPI,
+        # Response fields named after Python keywords (`from`) are declared with an alias.
+        pydantic_dump_options={"by_alias": True},
     )
     register_error_handlers(app)
     _register_request_hooks(app, headers)
@@ -82,10 +84,33 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
 
 def _register_blueprints(app: Quart) -> None:
-    from app.blueprints import auth, bookings, health, operator, operator_bookings, pages, payments, stations, users
+    from app.blueprints import (
+        auth,
+        bookings,
+        health,
+        insights,
+        operator,
+        operator_bookings,
+        pages,
+        payments,
+        stations,
+        users,
+    )
     from app.blueprints import live as live_updates
 
-    for module in (health, auth, stations, operator, operator_bookings, users, live_updates, bookings, payments, pages):
+    for module in (
+        health,
+        auth,
+        stations,
+        operator,
+        operator_bookings,
+        insights,
+        users,
+        live_updates,
+        bookings,
+        payments,
+        pages,
+    ):
         app.register_blueprint(module.blueprint)
 
 

@@ -265,6 +265,16 @@ class Schedule:
         flip = self._flip(a, True)
         return flip is None or flip >= b
 
+    def open_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """The open stretches of ``[start, end)``, merged and clipped to it, as UTC instants."""
+        lo, hi = _us(start), _us(end)
+        if hi <= lo:
+            return []
+        return [
+            (_utc(max(lo, begin if begin is not None else lo)), _utc(min(hi, stop if stop is not None else hi)))
+            for begin, stop in self._spans(lo, hi)
+        ]
+
     def day_hours(self, at: datetime) -> tuple[time, time] | None:
         """The (open, close) pair to show for the station-local day containing ``at``.
 
