@@ -147,11 +147,17 @@ def _instant(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
 
 
+def slot_times(booking: Booking) -> tuple[str, str]:
+    """The slot's start and end with the station's own UTC offset, as drivers read them."""
+    zone = ZoneInfo(booking.station.timezone)
+    return booking.slot_start.astimezone(zone).isoformat(), booking.slot_end.astimezone(zone).isoformat()
+
+
 def booking_out(booking: Booking, now: datetime) -> BookingOut:
     """Slot times carry the station's own UTC offset; other instants are UTC."""
     station: Station = booking.station
     charger: Charger = booking.charger
-    zone = ZoneInfo(station.timezone)
+    slot_time, slot_end = slot_times(booking)
     return BookingOut(
         booking_id=booking.id,
         station_id=station.id,
@@ -159,8 +165,8 @@ def booking_out(booking: Booking, now: datetime) -> BookingOut:
         charger_id=charger.id,
         charger_number=charger.charger_number,
         charger_type=charger.charger_type,
-        slot_time=booking.slot_start.astimezone(zone).isoformat(),
-        slot_end=booking.slot_end.astimezone(zone).isoformat(),
+        slot_time=slot_time,
+        slot_end=slot_end,
         duration_minutes=int((booking.slot_end - booking.slot_start).total_seconds() // 60),
         status=bookings.effective_status(booking, now),
         amount_due=format_money(booking.amount_due),
