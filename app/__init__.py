@@ -160,7 +160,9 @@ def _start_background_jobs(app_state: AppState) -> None:
 
     scheduler = TransitionScheduler(app_state.bus, app_state.clock)
     app_state.tasks.supervise("transition-scheduler", scheduler.run)
-    app_state.tasks.supervise("close-out", lambda: run_close_out(app_state.clock, bus=app_state.bus))
+    app_state.tasks.supervise(
+        "close-out", lambda: run_close_out(app_state.clock, bus=app_state.bus, provider=app_state.provider)
+    )
 
 
 def _register_request_hooks(app: Quart, policy: HeaderPolicy) -> None:

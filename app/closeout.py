@@ -1,6 +1,7 @@
 """Closing out stale bookings: unpaid holds that ran out become EXPIRED, paid bookings whose slot
-has ended become COMPLETED. The same pass forgets what has outlived its use: idempotency records
-past their 24 h and sessions past their expiry.
+has ended become COMPLETED. The same pass retries refunds still owed for bookings the system
+cancelled (``app.rebooking``) and forgets what has outlived its use: idempotency records past
+their 24 h and sessions past their expiry.
 
 Availability never waits for this job (a lapsed hold stops blocking its charger at
 ``hold_expires_at``, see ``app.availability``); close-out makes the stored status true and tells
@@ -22,6 +23,8 @@ from app.bus import Bus
 from app.clock import Clock
 from app.events import publish_availability
 from app.models import Booking, BookingStatus, IdempotencyRecord, Session
+from app.payment_provider import PaymentProvider
+from app.rebooking import refund_pending
 from app.tasks import Sleeper, stop_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,7 @@ class CloseOut:
     completed: int
     station_ids: tuple[int, ...]
     purged: int = 0
+    refunded: int = 0
 
 
 async def _move(condition: Q, to: BookingStatus, now: datetime) -> tuple[int, set[int]]:
@@ -46,7 +50,7 @@ async def _move(condition: Q, to: BookingStatus, now: datetime) -> tuple[int, se
     return int(changed), {row["station_id"] for row in rows}
 
 
-async def close_out(now: datetime, *, bus: Bus) -> CloseOut:
+async def close_out(now: datetime, *, bus: Bus, provider: PaymentProvider) -> CloseOut:
     """Expire lapsed holds and complete ended bookings as of ``now``, then publish availability
     for every station touched (after the updates are committed)."""
     expired, expired_at = await _move(
@@ -56,26 +60,32 @@ async def close_out(now: datetime, *, bus: Bus) -> CloseOut:
     station_ids = tuple(sorted(expired_at | completed_at))
     for station_id in station_ids:
         await publish_availability(bus, station_id, now)
+    refunded = await refund_pending(provider)
     purged = await IdempotencyRecord.filter(expires_at__lte=now).delete()
     purged += await Session.filter(expires_at__lte=now).delete()
-    if expired or completed or purged:
+    if expired or completed or purged or refunded:
         log.info(
-            "close-out: %d holds expired, %d bookings completed, %d stale records purged", expired, completed, purged
+            "close-out: %d holds expired, %d bookings completed, %d refunds made, %d stale records purged",
+            expired,
+            completed,
+            refunded,
+            purged,
         )
-    return CloseOut(expired, completed, station_ids, purged)
+    return CloseOut(expired, completed, station_ids, purged, refunded)
 
 
 async def run_close_out(
     clock: Clock,
     *,
     bus: Bus,
+    provider: PaymentProvider,
     interval: float = INTERVAL_SECONDS,
     sleep: Sleeper = asyncio.sleep,
 ) -> None:
     """The embedded default's close-out: run now, then every ``interval`` seconds."""
     while True:
         try:
-            await close_out(clock.now(), bus=bus)
+            await close_out(clock.now(), bus=bus, provider=provider)
         except Exception:
             stop_if_cancelled()
             log.exception("close-out failed; trying again at the next interval")

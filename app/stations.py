@@ -12,10 +12,10 @@ station is open or bookable, ``availability`` when it changes which chargers are
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise.transactions import in_transaction
 
@@ -25,7 +25,11 @@ from app.errors import NotFound, ValidationFailed
 from app.events import publish_availability, publish_changed, publish_status, quietly
 from app.hours import MAX_EXCEPTIONAL_PERIODS, HoursSpec
 from app.models import Charger, ChargerStatus, ExceptionalPeriod, RegularHours, Station
+from app.payment_provider import PaymentProvider
+from app.rebooking import Affected, refund_pending, settle
 from app.station_views import spec_from_values
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -114,34 +118,75 @@ async def _locked_station(station_id: int) -> Station:
     return station
 
 
+@dataclass(frozen=True)
+class Change:
+    """How to carry out one operator change: at what instant, through which bus and payment
+    provider, and whether only to say what it would do to bookings (``dry_run``)."""
+
+    now: datetime
+    bus: Bus
+    provider: PaymentProvider
+    dry_run: bool = False
+
+
+class _RolledBack(Exception):
+    """Carries a dry run's answer out of the transaction it undoes."""
+
+    def __init__(self, result: object, affected: Affected) -> None:
+        super().__init__()
+        self.result, self.affected = result, affected
+
+
+async def _apply(
+    station_id: int,
+    change: Change,
+    edit: Callable[[Station], Awaitable[T]],
+    announce: Callable[[Bus, int, datetime], Awaitable[object]],
+) -> tuple[T, Affected]:
+    """Run ``edit`` and settle the bookings it makes impossible (``app.rebooking``) in one
+    transaction holding the station; then announce the change and refund what is owed. A dry run
+    rolls everything back and only answers."""
+    try:
+        async with write_transaction():
+            station = await _locked_station(station_id)
+            result = await edit(station)
+            affected = await settle(station_id, change.now)
+            if change.dry_run:
+                raise _RolledBack(result, affected)
+    except _RolledBack as dry:
+        return dry.result, dry.affected  # type: ignore[return-value]
+    await quietly(announce(change.bus, station_id, change.now))
+    if affected.booking_ids:
+        await quietly(publish_availability(change.bus, station_id, change.now))
+        await refund_pending(change.provider, affected.cancelled)
+    return result, affected
+
+
 async def update_station(
-    station_id: int, changes: Mapping[str, Any], hours: HoursSpec | None = None, *, bus: Bus, now: datetime
-) -> None:
+    station_id: int, changes: Mapping[str, Any], hours: HoursSpec | None, change: Change
+) -> Affected:
     """Apply field changes and/or new hours."""
-    async with write_transaction():
-        station = await _locked_station(station_id)
+
+    async def edit(station: Station) -> None:
         if changes:
             station.update_from_dict(dict(changes))
             await station.save(update_fields=[*changes, "updated_at"])
         if hours is not None:
             await write_hours(station, hours)
-    if hours is not None or STATUS_FIELDS & changes.keys():
-        await quietly(publish_status(bus, station_id, now))
-    else:
-        await quietly(publish_changed(bus, station_id))
+
+    status_may_change = hours is not None or bool(STATUS_FIELDS & changes.keys())
+    _, affected = await _apply(station_id, change, edit, publish_status if status_may_change else _publish_changed)
+    return affected
+
+
+async def _publish_changed(bus: Bus, station_id: int, now: datetime) -> object:
+    return await publish_changed(bus, station_id)
 
 
 async def add_exception(
-    station_id: int, *, closing: bool, begin: datetime, end: datetime, bus: Bus, now: datetime
-) -> ExceptionalPeriod:
-    period = await _insert_exception(station_id, closing, begin, end)
-    await quietly(publish_status(bus, station_id, now))
-    return period
-
-
-async def _insert_exception(station_id: int, closing: bool, begin: datetime, end: datetime) -> ExceptionalPeriod:
-    async with write_transaction():
-        await _locked_station(station_id)
+    station_id: int, *, closing: bool, begin: datetime, end: datetime, change: Change
+) -> tuple[ExceptionalPeriod, Affected]:
+    async def edit(station: Station) -> ExceptionalPeriod:
         if await ExceptionalPeriod.filter(station_id=station_id, is_closing=closing).count() >= MAX_EXCEPTIONAL_PERIODS:
             kind = "closings" if closing else "openings"
             msg = f"a station can have at most {MAX_EXCEPTIONAL_PERIODS} exceptional {kind}"
@@ -150,16 +195,20 @@ async def _insert_exception(station_id: int, closing: bool, begin: datetime, end
             station_id=station_id, is_closing=closing, period_begin=begin, period_end=end
         )
 
+    return await _apply(station_id, change, edit, publish_status)
 
-async def remove_exception(station_id: int, exception_id: int, *, bus: Bus, now: datetime) -> None:
-    async with write_transaction():
-        await _locked_station(station_id)
+
+async def remove_exception(station_id: int, exception_id: int, change: Change) -> Affected:
+    async def edit(station: Station) -> None:
         if not await ExceptionalPeriod.filter(id=exception_id, station_id=station_id).delete():
             raise NotFound("Exceptional period not found.")
-    await quietly(publish_status(bus, station_id, now))
+
+    _, affected = await _apply(station_id, change, edit, publish_status)
+    return affected
 
 
 async def add_charger(station_id: int, spec: ChargerSpec, *, bus: Bus, now: datetime) -> Charger:
+    """A new charger takes no booking away from anyone: nothing to settle."""
     async with write_transaction():
         station = await _locked_station(station_id)
         (charger,) = await add_chargers(station, [spec])
@@ -168,20 +217,15 @@ async def add_charger(station_id: int, spec: ChargerSpec, *, bus: Bus, now: date
 
 
 async def set_charger_status(
-    station_id: int, charger_id: int, status: ChargerStatus, *, bus: Bus, now: datetime
-) -> Charger:
-    charger = await _store_charger_status(station_id, charger_id, status)
-    await quietly(publish_availability(bus, station_id, now))
-    return charger
-
-
-async def _store_charger_status(station_id: int, charger_id: int, status: ChargerStatus) -> Charger:
-    async with write_transaction():
-        await _locked_station(station_id)
+    station_id: int, charger_id: int, status: ChargerStatus, change: Change
+) -> tuple[Charger, Affected]:
+    async def edit(station: Station) -> Charger:
         charger = await Charger.filter(id=charger_id, station_id=station_id).first()
         if charger is None:
             raise NotFound("Charger not found.")
         if charger.status != status:
             charger.status = status
             await charger.save(update_fields=["status"])
-    return charger
+        return charger
+
+    return await _apply(station_id, change, edit, publish_availability)

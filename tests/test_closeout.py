@@ -42,11 +42,11 @@ async def test_a_lapsed_hold_expires_and_its_charger_is_announced_free(
     clock.set(DEFAULT_NOW + timedelta(minutes=6))  # the slot has started, the hold still runs
     app_state = state(app)
     with app_state.bus.subscribe(events.station_channel(station.id)) as subscription:
-        assert (await close_out(clock.now(), bus=app_state.bus)).expired == 0
+        assert (await close_out(clock.now(), bus=app_state.bus, provider=app_state.provider)).expired == 0
         assert await status_of(held) == BookingStatus.CONFIRMED
 
         clock.set(HOLD_ENDS)
-        result = await close_out(clock.now(), bus=app_state.bus)
+        result = await close_out(clock.now(), bus=app_state.bus, provider=app_state.provider)
         assert (result.expired, result.completed, result.station_ids) == (1, 0, (station.id,))
         event = await next_event(subscription, "availability")
     assert await status_of(held) == BookingStatus.EXPIRED
@@ -69,7 +69,7 @@ async def test_a_paid_booking_completes_when_its_slot_ends_and_nothing_else_move
     )
     running_hold = await book(station, start=DEFAULT_NOW + timedelta(hours=3), hold_until=HOLD_ENDS)
     app_state = state(app)
-    result = await close_out(clock.now(), bus=app_state.bus)
+    result = await close_out(clock.now(), bus=app_state.bus, provider=app_state.provider)
     assert (result.expired, result.completed) == (0, 1)
     assert [await status_of(b) for b in (finished, upcoming, paid_in_time, running_hold)] == [
         BookingStatus.COMPLETED,
@@ -86,9 +86,9 @@ async def test_running_close_out_again_changes_and_announces_nothing(
     await book(station, start=DEFAULT_NOW - timedelta(hours=1), status=BookingStatus.PAID, charger_number=2)
     app_state = state(app)
     with app_state.bus.subscribe(events.station_channel(station.id)) as subscription:
-        first = await close_out(clock.now(), bus=app_state.bus)
+        first = await close_out(clock.now(), bus=app_state.bus, provider=app_state.provider)
         await next_event(subscription, "availability")  # one per station touched
-        again = await close_out(clock.now(), bus=app_state.bus)
+        again = await close_out(clock.now(), bus=app_state.bus, provider=app_state.provider)
         await asyncio.sleep(0.05)  # time for a (wrong) message to come back through Redis
         assert drain(subscription) == []
     assert (first.expired, first.completed) == (1, 1)
@@ -98,7 +98,9 @@ async def test_running_close_out_again_changes_and_announces_nothing(
 async def test_two_close_outs_at_once_expire_a_hold_once(app: Quart, station: Station, clock: FrozenClock) -> None:
     held = await book(station, start=DEFAULT_NOW, hold_until=DEFAULT_NOW)
     app_state = state(app)
-    results = await asyncio.gather(*(close_out(clock.now(), bus=app_state.bus) for _ in range(2)))
+    results = await asyncio.gather(
+        *(close_out(clock.now(), bus=app_state.bus, provider=app_state.provider) for _ in range(2))
+    )
     assert sorted(r.expired for r in results) == [0, 1]
     assert await status_of(held) == BookingStatus.EXPIRED
 
@@ -116,7 +118,7 @@ async def test_the_embedded_close_out_runs_at_start_and_then_every_interval(
         tick.clear()
 
     app_state = state(app)
-    task = asyncio.create_task(run_close_out(clock, bus=app_state.bus, sleep=sleep))
+    task = asyncio.create_task(run_close_out(clock, bus=app_state.bus, provider=app_state.provider, sleep=sleep))
     try:
         assert await asyncio.wait_for(slept.get(), 5) == 30.0
         assert await status_of(held) == BookingStatus.CONFIRMED
@@ -170,7 +172,7 @@ async def test_stale_idempotency_records_and_sessions_are_purged_and_live_ones_k
             user=driver, key=key, request_fingerprint="f", in_progress=False, expires_at=now + timedelta(minutes=ttl)
         )
         await Session.create(id=f"session-{key}", user=driver, expires_at=now + timedelta(minutes=ttl))
-    result = await close_out(now, bus=state(app).bus)
+    result = await close_out(now, bus=state(app).bus, provider=state(app).provider)
     assert result.purged == 2
     assert [r.key for r in await IdempotencyRecord.all()] == ["fresh"]
     assert [s.id for s in await Session.all()] == ["session-fresh"]

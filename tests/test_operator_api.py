@@ -264,6 +264,10 @@ async def test_exceptional_closing_can_be_added_and_removed(operator_client: Api
         messages = await drain(bus)
     exception = await added.get_json()
     assert added.status_code == 201, exception
+    assert (exception.pop("dry_run"), exception.pop("affected_bookings")) == (
+        False,
+        {"moved": 0, "cancelled": 0, "booking_ids": []},
+    )
     assert exception == {
         "id": exception["id"],
         "kind": "closing",

@@ -163,7 +163,7 @@ async def plan_all(ctx: dict[str, Any]) -> int:
 
 async def close_out(ctx: dict[str, Any]) -> dict[str, int]:
     worker = services(ctx)
-    result = await closeout.close_out(worker.now(), bus=worker.bus)
+    result = await closeout.close_out(worker.now(), bus=worker.bus, provider=worker.services.provider)
     return {"expired": result.expired, "completed": result.completed, "stations": len(result.station_ids)}
 
 

@@ -15,7 +15,7 @@ from app import bookings
 from app.auth import authorize
 from app.clock import supported_year
 from app.errors import Forbidden
-from app.models import Booking, BookingStatus, Charger, Station, User
+from app.models import Booking, BookingStatus, CancelReason, Charger, Station, User
 from app.money import format_money
 from app.state import state
 from app.wire import Id, Offset, PlainStr, Problem, StrictId, parse_date_time
@@ -117,6 +117,9 @@ class BookingOut(BaseModel):
     vehicle_number: str | None
     user_id: int
     created_at: str
+    cancel_reason: CancelReason | None = Field(
+        None, description="Why the system cancelled it (the station closed, the charger went out of service, ...)."
+    )
 
 
 class BookingQuery(BaseModel):
@@ -175,6 +178,7 @@ def booking_out(booking: Booking, now: datetime) -> BookingOut:
         vehicle_number=booking.vehicle_number,
         user_id=booking.user_id,  # type: ignore[attr-defined]
         created_at=booking.created_at.astimezone(UTC).isoformat(),
+        cancel_reason=booking.cancel_reason,
     )
 
 

@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
 )
 from quart import Blueprint
-from quart_schema import validate_request, validate_response
+from quart_schema import validate_querystring, validate_request, validate_response
 
 from app import stations
 from app.auth import authorize
@@ -30,6 +30,7 @@ from app.hours import HoursSpec, HoursValidationError, validate_timezone
 from app.hours_input import parse_hours
 from app.models import ChargerStatus, Role, StationStatus
 from app.money import format_money, parse_money
+from app.rebooking import Affected
 from app.state import state
 from app.wire import PlainStr, parse_date_time
 
@@ -137,6 +138,36 @@ class StationPatch(BaseModel):
     hours: HoursIn | None = None
 
 
+class DryRun(BaseModel):
+    dry_run: bool = Field(False, description="Only say what the change would do to bookings; change nothing.")
+
+
+class AffectedBookings(BaseModel):
+    """Bookings the change made impossible (DESIGN §13): moved to another charger of the same type,
+    or cancelled (a paid one refunded in full)."""
+
+    moved: int
+    cancelled: int
+    booking_ids: list[int]
+
+
+class ChangeOutcome(BaseModel):
+    dry_run: bool = Field(description="True: nothing was changed; this is what the change would do.")
+    affected_bookings: AffectedBookings
+
+
+class StationChanged(StationDetail, ChangeOutcome):
+    """The station as it now is (as it still is, in a dry run)."""
+
+
+class ChargerChanged(ChargerNow, ChangeOutcome):
+    pass
+
+
+class ExceptionAdded(ExceptionOut, ChangeOutcome):
+    id: int | None = Field(description="Null in a dry run: nothing was stored.")  # type: ignore[assignment]
+
+
 class ExceptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["closing", "opening"]
@@ -172,14 +203,25 @@ def _columns(data: BaseModel, names: set[str]) -> dict[str, Any]:
     return columns
 
 
-def _publishing() -> dict[str, Any]:
-    """What the domain needs to publish the change it commits."""
+def _change(dry_run: bool = False) -> stations.Change:
+    """What the domain needs to carry out, announce and settle the change it commits."""
     services = state()
-    return {"bus": services.bus, "now": services.clock.now()}
+    return stations.Change(services.clock.now(), services.bus, services.provider, dry_run)
+
+
+def _outcome(affected: Affected, dry_run: bool) -> dict[str, Any]:
+    summary = AffectedBookings(
+        moved=len(affected.moved), cancelled=len(affected.cancelled), booking_ids=affected.booking_ids
+    )
+    return {"dry_run": dry_run, "affected_bookings": summary}
 
 
 async def _detail(station_id: int) -> StationDetail:
     return station_detail(await station_or_404(station_id), state().clock.now())
+
+
+async def _changed(station_id: int, affected: Affected, dry_run: bool) -> StationChanged:
+    return StationChanged(**(await _detail(station_id)).model_dump(), **_outcome(affected, dry_run))
 
 
 @blueprint.post("")
@@ -191,58 +233,79 @@ async def create_station(data: StationIn) -> tuple[StationDetail, int]:
     hours = _hours(data.hours)
     fields = _columns(data, set(StationIn.model_fields) - {"hours", "chargers"})
     chargers = [stations.ChargerSpec(c.charger_type, c.power_kw) for c in data.chargers]
-    station = await stations.create_station(hours=hours, chargers=chargers, **_publishing(), **fields)
+    services = state()
+    station = await stations.create_station(
+        hours=hours, chargers=chargers, bus=services.bus, now=services.clock.now(), **fields
+    )
     return await _detail(station.id), 201
 
 
 @blueprint.patch("/<int:station_id>")
+@validate_querystring(DryRun)
 @validate_request(StationPatch)
-@validate_response(StationDetail)
-async def update_station(station_id: int, data: StationPatch) -> StationDetail:
-    """Change any fields, including `status` (INACTIVE, MAINTENANCE) and `hours`."""
+@validate_response(StationChanged)
+async def update_station(station_id: int, data: StationPatch, query_args: DryRun) -> StationChanged:
+    """Change any fields, including `status` (INACTIVE, MAINTENANCE) and `hours`. Bookings the
+    change makes impossible are moved or cancelled and refunded (`affected_bookings`); with
+    `?dry_run=true` nothing changes and the answer says what would happen."""
     await authorize(*OPERATORS)
     sent = data.model_fields_set
     nulls = sorted(name for name in sent if getattr(data, name) is None)
     if nulls:
         raise ValidationFailed([{"loc": ["body", name], "msg": "may not be null"} for name in nulls])
     hours = _hours(data.hours) if data.hours is not None else None
-    await stations.update_station(station_id, _columns(data, sent - {"hours"}), hours, **_publishing())
-    return await _detail(station_id)
+    changes = _columns(data, sent - {"hours"})
+    affected = await stations.update_station(station_id, changes, hours, _change(query_args.dry_run))
+    return await _changed(station_id, affected, query_args.dry_run)
 
 
 @blueprint.put("/<int:station_id>/hours")
+@validate_querystring(DryRun)
 @validate_request(HoursIn)
-@validate_response(StationDetail)
-async def replace_hours(station_id: int, data: HoursIn) -> StationDetail:
-    """Replace the opening hours (OCPI-like or the `{open_time, close_time}` shorthand)."""
+@validate_response(StationChanged)
+async def replace_hours(station_id: int, data: HoursIn, query_args: DryRun) -> StationChanged:
+    """Replace the opening hours (OCPI-like or the `{open_time, close_time}` shorthand). Bookings
+    outside the new hours are cancelled and refunded (`affected_bookings`; `?dry_run=true` to ask first)."""
     await authorize(*OPERATORS)
-    await stations.update_station(station_id, {}, _hours(data, ("body",)), **_publishing())
-    return await _detail(station_id)
+    affected = await stations.update_station(station_id, {}, _hours(data, ("body",)), _change(query_args.dry_run))
+    return await _changed(station_id, affected, query_args.dry_run)
 
 
 @blueprint.post("/<int:station_id>/exceptions")
+@validate_querystring(DryRun)
 @validate_request(ExceptionIn)
-@validate_response(ExceptionOut, 201)
-async def add_exception(station_id: int, data: ExceptionIn) -> tuple[ExceptionOut, int]:
-    """Add an exceptional closing (beats everything) or opening for a period of UTC instants."""
+@validate_response(ExceptionAdded, 201)
+async def add_exception(station_id: int, data: ExceptionIn, query_args: DryRun) -> tuple[ExceptionAdded, int]:
+    """Add an exceptional closing (beats everything) or opening for a period of UTC instants.
+    Bookings inside a closing are cancelled and refunded (`affected_bookings`); with
+    `?dry_run=true` nothing is stored (200, `id` null) and the answer says what would happen."""
     await authorize(*OPERATORS)
-    period = await stations.add_exception(
-        station_id, closing=data.kind == "closing", begin=data.period_begin, end=data.period_end, **_publishing()
+    period, affected = await stations.add_exception(
+        station_id,
+        closing=data.kind == "closing",
+        begin=data.period_begin,
+        end=data.period_end,
+        change=_change(query_args.dry_run),
     )
-    out = ExceptionOut(
-        id=period.id,
+    out = ExceptionAdded(
+        id=None if query_args.dry_run else period.id,
         kind=data.kind,
         period_begin=period.period_begin.isoformat(),
         period_end=period.period_end.isoformat(),
+        **_outcome(affected, query_args.dry_run),
     )
-    return out, 201
+    return out, 200 if query_args.dry_run else 201
 
 
 @blueprint.delete("/<int:station_id>/exceptions/<int:exception_id>")
-async def remove_exception(station_id: int, exception_id: int) -> tuple[str, int]:
-    """Remove an exceptional closing or opening."""
+@validate_querystring(DryRun)
+async def remove_exception(station_id: int, exception_id: int, query_args: DryRun) -> tuple[str | ChangeOutcome, int]:
+    """Remove an exceptional closing or opening (204). Removing an opening cancels the bookings
+    that relied on it; ask first with `?dry_run=true` (200 with `affected_bookings`)."""
     await authorize(*OPERATORS)
-    await stations.remove_exception(station_id, exception_id, **_publishing())
+    affected = await stations.remove_exception(station_id, exception_id, _change(query_args.dry_run))
+    if query_args.dry_run:
+        return ChangeOutcome(**_outcome(affected, dry_run=True)), 200
     return "", 204
 
 
@@ -253,18 +316,24 @@ async def add_charger(station_id: int, data: ChargerIn) -> tuple[ChargerNow, int
     """Add a charger, numbered after the station's highest."""
     await authorize(*OPERATORS)
     spec = stations.ChargerSpec(data.charger_type, data.power_kw)
-    charger = await stations.add_charger(station_id, spec, **_publishing())
+    services = state()
+    charger = await stations.add_charger(station_id, spec, bus=services.bus, now=services.clock.now())
     return await _charger_now(station_id, charger.id), 201
 
 
 @blueprint.patch("/<int:station_id>/chargers/<int:charger_id>")
+@validate_querystring(DryRun)
 @validate_request(ChargerStatusIn)
-@validate_response(ChargerNow)
-async def set_charger_status(station_id: int, charger_id: int, data: ChargerStatusIn) -> ChargerNow:
-    """Take a charger out of service or bring it back."""
+@validate_response(ChargerChanged)
+async def set_charger_status(
+    station_id: int, charger_id: int, data: ChargerStatusIn, query_args: DryRun
+) -> ChargerChanged:
+    """Take a charger out of service or bring it back. Its bookings move to a free charger of the
+    same type, else are cancelled and refunded (`affected_bookings`; `?dry_run=true` to ask first)."""
     await authorize(*OPERATORS)
-    await stations.set_charger_status(station_id, charger_id, data.status, **_publishing())
-    return await _charger_now(station_id, charger_id)
+    _, affected = await stations.set_charger_status(station_id, charger_id, data.status, _change(query_args.dry_run))
+    now = await _charger_now(station_id, charger_id)
+    return ChargerChanged(**now.model_dump(), **_outcome(affected, query_args.dry_run))
 
 
 async def _charger_now(station_id: int, charger_id: int) -> ChargerNow:

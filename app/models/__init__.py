@@ -1,6 +1,6 @@
 """Tortoise models, one module per table group. Timestamps are UTC; money is integer minor units."""
 
-from app.models.bookings import Booking, BookingStatus
+from app.models.bookings import Booking, BookingStatus, CancelReason
 from app.models.payments import IdempotencyRecord, Payment, PaymentMethod, PaymentStatus
 from app.models.stations import (
     Charger,
@@ -15,6 +15,7 @@ from app.models.users import Role, Session, User
 __all__ = [
     "Booking",
     "BookingStatus",
+    "CancelReason",
     "Charger",
     "ChargerStatus",
     "ExceptionalPeriod",

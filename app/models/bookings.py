@@ -18,6 +18,15 @@ class BookingStatus(StrEnum):
 ACTIVE_BOOKING_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.PAID)
 
 
+class CancelReason(StrEnum):
+    """Why the system, not the driver, cancelled a booking (DESIGN §13)."""
+
+    STATION_CLOSED = "station_closed"
+    CHARGER_OUT_OF_SERVICE = "charger_out_of_service"
+    STATION_INACTIVE = "station_inactive"
+    CHARGER_FAULT = "charger_fault"
+
+
 class Booking(Model):
     id = fields.IntField(primary_key=True)
     user: fields.ForeignKeyRelation = fields.ForeignKeyField(
@@ -36,6 +45,8 @@ class Booking(Model):
     currency = fields.CharField(max_length=3)
     hold_expires_at = fields.DatetimeField(null=True)
     vehicle_number = fields.CharField(max_length=32, null=True)
+    #: Set when the system cancelled the booking; None when the driver did.
+    cancel_reason = fields.CharEnumField(CancelReason, max_length=32, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

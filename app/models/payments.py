@@ -17,6 +17,8 @@ class PaymentStatus(StrEnum):
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
     REFUNDED = "REFUNDED"
+    #: The booking was cancelled by the system; the refund is owed and retried until it goes through.
+    REFUND_PENDING = "REFUND_PENDING"
 
 
 class Payment(Model):

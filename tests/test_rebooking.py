@@ -1,0 +1,193 @@
+"""When an operator's change makes a booking impossible, it is moved or cancelled and refunded —
+never left CONFIRMED or PAID — and a dry run says so without changing anything."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from quart import Quart
+
+from app.closeout import close_out
+from app.hours import HoursSpec
+from app.models import Booking, BookingStatus, Charger, ChargerStatus, Payment, PaymentMethod, PaymentStatus, Station
+from app.payment_provider import ProviderResult, SimulatedProvider
+from app.state import state
+from app.stations import ChargerSpec, insert_station
+from tests.conftest import ApiClient
+
+#: 12:00-13:00 at the station (Kolkata) on the test day, 2 December 2026.
+SLOT = "2026-12-02T12:00:00"
+
+
+@pytest.fixture
+async def station() -> Station:
+    return await insert_station(
+        name="Hub",
+        location="1 Main Road",
+        city="Pune",
+        latitude=18.5,
+        longitude=73.8,
+        timezone="Asia/Kolkata",
+        price_per_hour=15000,
+        currency="INR",
+        hours=HoursSpec(twentyfourseven=True),
+        chargers=[ChargerSpec("CCS2", 60.0), ChargerSpec("TYPE2", 22.0), ChargerSpec("CCS2", 60.0)],
+    )
+
+
+async def paid_booking(client: ApiClient, station: Station, charger_number: int = 1) -> dict[str, Any]:
+    charger = await Charger.get(station_id=station.id, charger_number=charger_number)
+    booked = await client.post(
+        "/api/bookings",
+        json={"station_id": station.id, "slot_time": SLOT, "duration_minutes": 60, "charger_id": charger.id},
+    )
+    body = await booked.get_json()
+    assert booked.status_code == 200, body
+    paid = await client.post(
+        "/api/payments/process",
+        json={"booking_id": body["booking_id"], "payment_method": PaymentMethod.UPI, "amount": body["amount_due"]},
+    )
+    assert paid.status_code == 200, await paid.get_json()
+    return dict(body)
+
+
+async def take_out_of_service(client: ApiClient, station: Station, number: int, query: str = "") -> Any:
+    charger = await Charger.get(station_id=station.id, charger_number=number)
+    response = await client.patch(
+        f"/api/stations/{station.id}/chargers/{charger.id}{query}", json={"status": "OUT_OF_SERVICE"}
+    )
+    body = await response.get_json()
+    assert response.status_code == 200, body
+    return body
+
+
+async def booking(client: ApiClient, booking_id: int) -> Any:
+    return await (await client.get(f"/api/bookings/{booking_id}")).get_json()
+
+
+async def test_a_booking_on_a_charger_taken_out_of_service_moves_to_a_free_one_of_its_type(
+    driver_client: ApiClient, operator_client: ApiClient, station: Station
+) -> None:
+    mine = await paid_booking(driver_client, station, charger_number=1)
+    answer = await take_out_of_service(operator_client, station, 1)
+    assert answer["affected_bookings"] == {"moved": 1, "cancelled": 0, "booking_ids": [mine["booking_id"]]}
+    now = await booking(driver_client, mine["booking_id"])
+    assert (now["status"], now["charger_number"], now["charger_type"]) == ("PAID", 3, "CCS2")
+
+
+async def test_with_no_free_charger_of_its_type_it_is_cancelled_and_refunded(
+    app: Quart, driver_client: ApiClient, operator_client: ApiClient, station: Station, make_user: Any
+) -> None:
+    mine = await paid_booking(driver_client, station, charger_number=1)
+    someone_else = ApiClient(app)
+    await someone_else.sign_in(await make_user())
+    await paid_booking(someone_else, station, charger_number=3)  # the only other CCS2 is taken
+    answer = await take_out_of_service(operator_client, station, 1)
+    assert answer["affected_bookings"] == {"moved": 0, "cancelled": 1, "booking_ids": [mine["booking_id"]]}
+    now = await booking(driver_client, mine["booking_id"])
+    assert (now["status"], now["cancel_reason"]) == ("CANCELLED", "charger_out_of_service")
+    assert (await Payment.get(booking_id=mine["booking_id"])).status == PaymentStatus.REFUNDED
+
+
+async def test_an_exceptional_closing_over_the_slot_cancels_and_refunds_it(
+    driver_client: ApiClient, operator_client: ApiClient, station: Station
+) -> None:
+    mine = await paid_booking(driver_client, station)
+    closing = {"kind": "closing", "period_begin": "2026-12-02T06:00:00Z", "period_end": "2026-12-02T08:00:00Z"}
+    added = await operator_client.post(f"/api/stations/{station.id}/exceptions", json=closing)
+    assert added.status_code == 201
+    assert (await added.get_json())["affected_bookings"]["cancelled"] == 1
+    now = await booking(driver_client, mine["booking_id"])
+    assert (now["status"], now["cancel_reason"]) == ("CANCELLED", "station_closed")
+    assert (await Payment.get(booking_id=mine["booking_id"])).status == PaymentStatus.REFUNDED
+
+
+async def test_new_hours_that_leave_out_the_slot_cancel_it(
+    driver_client: ApiClient, operator_client: ApiClient, station: Station
+) -> None:
+    mine = await paid_booking(driver_client, station)
+    replaced = await operator_client.put(
+        f"/api/stations/{station.id}/hours", json={"open_time": "08:00", "close_time": "11:00"}
+    )
+    assert (await replaced.get_json())["affected_bookings"]["booking_ids"] == [mine["booking_id"]]
+    assert (await booking(driver_client, mine["booking_id"]))["cancel_reason"] == "station_closed"
+
+
+@pytest.mark.parametrize("status", ["INACTIVE", "MAINTENANCE"])
+async def test_a_station_that_stops_taking_bookings_cancels_them(
+    driver_client: ApiClient, operator_client: ApiClient, station: Station, status: str
+) -> None:
+    mine = await paid_booking(driver_client, station)
+    changed = await operator_client.patch(f"/api/stations/{station.id}", json={"status": status})
+    assert (await changed.get_json())["affected_bookings"]["cancelled"] == 1
+    now = await booking(driver_client, mine["booking_id"])
+    assert (now["status"], now["cancel_reason"]) == ("CANCELLED", "station_inactive")
+
+
+async def test_a_dry_run_says_what_would_happen_and_changes_nothing(
+    driver_client: ApiClient, operator_client: ApiClient, station: Station
+) -> None:
+    mine = await paid_booking(driver_client, station, charger_number=2)  # the only TYPE2
+    answer = await take_out_of_service(operator_client, station, 2, "?dry_run=true")
+    assert answer["dry_run"] is True
+    assert answer["affected_bookings"] == {"moved": 0, "cancelled": 1, "booking_ids": [mine["booking_id"]]}
+    assert answer["status"] == "AVAILABLE"
+    assert (await Charger.get(station_id=station.id, charger_number=2)).status == ChargerStatus.AVAILABLE
+    assert (await booking(driver_client, mine["booking_id"]))["status"] == "PAID"
+    assert (await Payment.get(booking_id=mine["booking_id"])).status == PaymentStatus.SUCCESS
+    closing = {"kind": "closing", "period_begin": "2026-12-02T06:00:00Z", "period_end": "2026-12-02T08:00:00Z"}
+    preview = await operator_client.post(f"/api/stations/{station.id}/exceptions?dry_run=true", json=closing)
+    assert (preview.status_code, (await preview.get_json())["id"]) == (200, None)
+    assert not await (await Station.get(id=station.id)).exceptional_periods.all()  # type: ignore[attr-defined]
+
+
+async def test_an_unpaid_hold_is_cancelled_without_a_refund(
+    driver_client: ApiClient, operator_client: ApiClient, station: Station
+) -> None:
+    booked = await driver_client.post(
+        "/api/bookings", json={"station_id": station.id, "slot_time": SLOT, "duration_minutes": 60}
+    )
+    held = await booked.get_json()
+    await operator_client.patch(f"/api/stations/{station.id}", json={"status": "INACTIVE"})
+    assert (await Booking.get(id=held["booking_id"])).status == BookingStatus.CANCELLED
+    assert not await Payment.filter(booking_id=held["booking_id"]).exists()
+
+
+class FlakyRefunds(SimulatedProvider):
+    """Refuses refunds until told the acquirer is back."""
+
+    def __init__(self) -> None:
+        self.down = True
+
+    async def refund(self, transaction_id: str, amount: int) -> ProviderResult:
+        if self.down:
+            raise ConnectionError("acquirer unreachable")
+        return await super().refund(transaction_id, amount)
+
+
+@pytest.fixture
+def flaky_refunds(app: Quart) -> Iterator[FlakyRefunds]:
+    services = state(app)
+    original, services.provider = services.provider, FlakyRefunds()
+    assert isinstance(services.provider, FlakyRefunds)
+    yield services.provider
+    services.provider = original
+
+
+async def test_a_refund_that_fails_is_owed_and_retried_by_close_out_until_it_goes_through(
+    app: Quart, driver_client: ApiClient, operator_client: ApiClient, station: Station, flaky_refunds: FlakyRefunds
+) -> None:
+    mine = await paid_booking(driver_client, station)
+    await operator_client.patch(f"/api/stations/{station.id}", json={"status": "INACTIVE"})
+    assert (await booking(driver_client, mine["booking_id"]))["status"] == "CANCELLED"
+    assert (await Payment.get(booking_id=mine["booking_id"])).status == PaymentStatus.REFUND_PENDING
+    services = state(app)
+    now = datetime(2026, 12, 2, 5, 1, tzinfo=UTC)
+    assert (await close_out(now, bus=services.bus, provider=services.provider)).refunded == 0
+    flaky_refunds.down = False
+    assert (await close_out(now, bus=services.bus, provider=services.provider)).refunded == 1
+    assert (await Payment.get(booking_id=mine["booking_id"])).status == PaymentStatus.REFUNDED
+    assert (await close_out(now, bus=services.bus, provider=services.provider)).refunded == 0
