@@ -28,6 +28,7 @@ from app.config import Settings
 from app.db import migrate
 from app.models import Role, User
 from app.state import state
+from tests.helpers import own_redis, signed_in
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hmac-0123456789"
 #: A Wednesday, 10:30 in Mumbai: the demo stations' usual hours have them open.
@@ -242,14 +243,19 @@ async def operator(make_user: Any) -> User:
 
 @pytest.fixture
 async def driver_client(client: ApiClient, driver: User) -> ApiClient:
-    await client.sign_in(driver)
-    return client
+    return await signed_in(client, driver)
 
 
 @pytest.fixture
 async def operator_client(other_client: ApiClient, operator: User) -> ApiClient:
-    await other_client.sign_in(operator)
-    return other_client
+    return await signed_in(other_client, operator)
+
+
+@pytest.fixture(scope="module")
+async def private_redis() -> AsyncIterator[str]:
+    """A Redis of the module's own, for tests that run the arq worker against it."""
+    async with own_redis() as url:
+        yield url
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None] | None:
