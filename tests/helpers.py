@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -38,6 +39,7 @@ from app.stations import ChargerSpec, insert_station
 from workers.jobs import worker_options
 
 if TYPE_CHECKING:  # conftest imports this module for its fixtures
+    from tests.browser.conftest import Api
     from tests.conftest import ApiClient, Backend
 
 KOLKATA = "Asia/Kolkata"
@@ -380,3 +382,41 @@ def real_now(clock: FrozenClock) -> datetime:
 async def never(seconds: float) -> None:
     """A sleeper that only a wake-up interrupts: the tests move the clock themselves."""
     await asyncio.Event().wait()
+
+
+# -- the browser tests ----------------------------------------------------------------------------
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+
+
+async def create_station(api: Api, name: str, hours: dict[str, Any], timezone: str = "Asia/Kolkata") -> dict[str, Any]:
+    """A station made through the operator API, with a name of its own so that tests never meet."""
+    body = {
+        "name": f"{name} {secrets.token_hex(2)}",
+        "location": "Test Road 1",
+        "city": "Testville",
+        "latitude": 18.5,
+        "longitude": 73.8,
+        "timezone": timezone,
+        "price_per_hour": "200.00",
+        "currency": "INR",
+        "hours": hours,
+        "chargers": [{"charger_type": "CCS2", "power_kw": 60}, {"charger_type": "TYPE2", "power_kw": 22}],
+    }
+    station: dict[str, Any] = await api.call("POST", "/api/stations", body, expect=201)
+    return station
+
+
+async def sign_in(page: Any, credentials: dict[str, str], next_path: str = "/") -> None:
+    """Sign in through the login page, as a person would, and land on ``next_path``."""
+    await page.goto(f"/login?next={next_path}")
+    await page.get_by_label("Email").fill(credentials["email"])
+    await page.get_by_label("Password").fill(credentials["password"])
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"**{next_path}")
+
+
+async def screenshot(page: Any, name: str, full_page: bool = True) -> None:
+    """Keep a picture of the page under test-artifacts/, for reading after a run."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
