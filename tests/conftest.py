@@ -28,7 +28,6 @@ from app.config import Settings
 from app.db import migrate
 from app.models import Role, User
 from app.state import state
-from tests.helpers import own_redis, signed_in
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hmac-0123456789"
 #: A Wednesday, 10:30 in Mumbai: the demo stations' usual hours have them open.
@@ -243,17 +242,23 @@ async def operator(make_user: Any) -> User:
 
 @pytest.fixture
 async def driver_client(client: ApiClient, driver: User) -> ApiClient:
+    from tests.helpers import signed_in  # not at the top: tests.helpers imports this module
+
     return await signed_in(client, driver)
 
 
 @pytest.fixture
 async def operator_client(other_client: ApiClient, operator: User) -> ApiClient:
+    from tests.helpers import signed_in
+
     return await signed_in(other_client, operator)
 
 
 @pytest.fixture(scope="module")
 async def private_redis() -> AsyncIterator[str]:
     """A Redis of the module's own, for tests that run the arq worker against it."""
+    from tests.helpers import own_redis
+
     async with own_redis() as url:
         yield url
 

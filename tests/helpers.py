@@ -36,11 +36,11 @@ from app.hours import ExceptionalPeriod, HoursSpec, RegularPeriod
 from app.models import Booking, BookingStatus, Charger, Role, Session, Station, StationStatus, User
 from app.state import state
 from app.stations import ChargerSpec, insert_station
+from tests.conftest import DEFAULT_PASSWORD, ApiClient, Backend
 from workers.jobs import worker_options
 
-if TYPE_CHECKING:  # conftest imports this module for its fixtures
+if TYPE_CHECKING:
     from tests.browser.conftest import Api
-    from tests.conftest import ApiClient, Backend
 
 KOLKATA = "Asia/Kolkata"
 #: 12:00 in Kolkata (06:30 UTC) on the suite's day: a slot the Kolkata stations have open.
@@ -205,6 +205,13 @@ async def pay(client: ApiClient, booking: dict[str, Any] | int, amount: str = "1
 
 
 # -- clients and responses ------------------------------------------------------------------------
+
+
+async def login(client: ApiClient, email: str, password: str = DEFAULT_PASSWORD, *, ip: str | None = None) -> Any:
+    """Sign in through the API; the response, unchecked. ``ip`` is the address the request comes
+    from, for the per-client limits on guessing."""
+    scope = {"scope_base": {"client": (ip, 40000)}} if ip else {}
+    return await client.post("/api/auth/login", json={"email": email, "password": password}, **scope)
 
 
 async def signed_in(client: ApiClient, user: User) -> ApiClient:
