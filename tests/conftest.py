@@ -242,14 +242,25 @@ async def operator(make_user: Any) -> User:
 
 @pytest.fixture
 async def driver_client(client: ApiClient, driver: User) -> ApiClient:
-    await client.sign_in(driver)
-    return client
+    from tests.helpers import signed_in  # not at the top: tests.helpers imports this module
+
+    return await signed_in(client, driver)
 
 
 @pytest.fixture
 async def operator_client(other_client: ApiClient, operator: User) -> ApiClient:
-    await other_client.sign_in(operator)
-    return other_client
+    from tests.helpers import signed_in
+
+    return await signed_in(other_client, operator)
+
+
+@pytest.fixture(scope="module")
+async def private_redis() -> AsyncIterator[str]:
+    """A Redis of the module's own, for tests that run the arq worker against it."""
+    from tests.helpers import own_redis
+
+    async with own_redis() as url:
+        yield url
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None] | None:

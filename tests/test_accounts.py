@@ -16,6 +16,7 @@ from argon2 import PasswordHasher
 from app.accounts import common_passwords, email_problem, password_problem, username_problem
 from app.models import Role, User
 from tests.conftest import DEFAULT_PASSWORD, ApiClient
+from tests.helpers import login
 
 GOOD_PASSWORD = "amber-lantern-meadow-7"
 SESSION_COOKIE = "chargeslot_session"
@@ -24,10 +25,6 @@ SESSION_COOKIE = "chargeslot_session"
 async def register(client: ApiClient, **fields: str) -> Any:
     payload = {"email": "ada.king@example.com", "username": "countess", "password": GOOD_PASSWORD, **fields}
     return await client.post("/api/auth/register", json=payload)
-
-
-async def login(client: ApiClient, email: str, password: str = DEFAULT_PASSWORD) -> Any:
-    return await client.post("/api/auth/login", json={"email": email, "password": password})
 
 
 async def test_register_me_logout_me_walks_through_a_whole_session(client: ApiClient) -> None:

@@ -21,14 +21,22 @@ from app.models import BookingStatus, Station
 from app.state import state
 from app.transitions import Transition, TransitionScheduler, broadcast, upcoming
 from tests.conftest import DEFAULT_NOW, ApiClient, Backend
-from tests.test_bookings import book as book_through_api
-from tests.test_bookings import driver_client, ok
-from tests.test_bookings import make_station as make_kolkata_station
-from tests.test_live_ws import book, eventually, live_stack, make_station, receive
-from tests.test_payments import pay
-from tests.test_worker import drain, make_worker, never, private_redis, real_now, run_burst
-
-__all__ = ["driver_client", "private_redis"]  # fixtures
+from tests.helpers import book as book_through_api
+from tests.helpers import (
+    drain,
+    eventually,
+    live_stack,
+    make_kolkata_station,
+    make_station,
+    make_worker,
+    never,
+    ok,
+    pay,
+    real_now,
+    receive,
+    run_burst,
+)
+from tests.helpers import insert_booking as book
 
 HOUR = timedelta(hours=1)
 ALWAYS_OPEN = HoursSpec(twentyfourseven=True)

@@ -6,95 +6,19 @@ The default station is open 08:00-22:00 in Asia/Kolkata; the suite's clock start
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from quart_auth import generate_auth_token
 
 from app import events
-from app.auth import CSRF_COOKIE, csrf_token_for
 from app.bookings import amount_for
-from app.hours import HoursSpec, RegularPeriod
-from app.models import Booking, BookingStatus, Charger, ChargerStatus, Role, Session, Station, StationStatus, User
+from app.hours import HoursSpec
+from app.models import Booking, BookingStatus, Charger, ChargerStatus, Role, Station, StationStatus, User
 from app.state import state
-from app.stations import ChargerSpec, insert_station
 from tests.conftest import DEFAULT_NOW, ApiClient
-
-KOLKATA = "Asia/Kolkata"
-SLOT = "2026-12-02T12:00:00"  # 12:00 in Kolkata, 06:30 UTC
-
-
-def daily(begin: str, end: str) -> HoursSpec:
-    return HoursSpec(regular_hours=tuple(RegularPeriod(day, begin, end) for day in range(1, 8)))
-
-
-async def make_station(
-    *,
-    timezone: str = KOLKATA,
-    hours: HoursSpec | None = None,
-    chargers: tuple[str, ...] = ("CCS2", "CCS2", "CHADEMO"),
-    price: int = 25_000,
-    currency: str = "INR",
-    status: StationStatus = StationStatus.ACTIVE,
-    name: str = "Mumbai Central Charging Hub",
-) -> Station:
-    return await insert_station(
-        hours=hours or daily("08:00", "22:00"),
-        chargers=[ChargerSpec(kind, 50.0) for kind in chargers],
-        name=name,
-        location="Mumbai Central",
-        city="Mumbai",
-        latitude=18.97,
-        longitude=72.82,
-        timezone=timezone,
-        price_per_hour=price,
-        currency=currency,
-        status=status,
-    )
-
-
-async def book(client: ApiClient, station: Station | int, slot: str = SLOT, minutes: int = 60, **extra: Any) -> Any:
-    station_id = station if isinstance(station, int) else station.id
-    body = {"station_id": station_id, "slot_time": slot, "duration_minutes": minutes, **extra}
-    return await client.post("/api/bookings", json=body)
-
-
-async def problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    body: dict[str, Any] = await response.get_json()
-    assert (response.status_code, body.get("code")) == (status, code), body
-    assert response.content_type == "application/problem+json"
-    return body
-
-
-async def ok(response: Any) -> Any:
-    body = await response.get_json()
-    assert response.status_code == 200, body
-    return body
-
-
-async def signed_in(client: ApiClient, user: User) -> ApiClient:
-    """Sign ``client`` in as ``user`` without the password round trip: argon2 costs ~80 ms a time,
-    and the sign-in itself is tested elsewhere."""
-    session = await Session.create(
-        id=secrets.token_urlsafe(32), user=user, expires_at=state(client.app).clock.now() + timedelta(days=1)
-    )
-    client.raw.set_cookie("localhost", "chargeslot_session", generate_auth_token(client.raw, session.id))
-    async with client.app.app_context():
-        client.raw.set_cookie("localhost", CSRF_COOKIE, csrf_token_for(session.id))
-    return client
-
-
-@pytest.fixture
-async def driver_client(client: ApiClient, driver: User) -> ApiClient:
-    return await signed_in(client, driver)
-
-
-@pytest.fixture
-async def operator_client(other_client: ApiClient, operator: User) -> ApiClient:
-    return await signed_in(other_client, operator)
+from tests.helpers import SLOT, book, daily, next_event, ok, problem, signed_in
+from tests.helpers import make_kolkata_station as make_station
 
 
 @pytest.fixture
@@ -428,13 +352,6 @@ async def test_booking_endpoints_are_in_the_openapi_document(client: ApiClient) 
     for path in ("/api/bookings", "/api/bookings/{booking_id}", "/api/bookings/{booking_id}/quote"):
         assert path in spec["paths"], sorted(spec["paths"])
     assert "/api/bookings/{booking_id}/cancel" in spec["paths"]
-
-
-async def next_event(subscription: Any, type_: str) -> dict[str, Any]:
-    while True:
-        message: dict[str, Any] = await asyncio.wait_for(subscription.get(), 5)
-        if message.get("type") == type_:
-            return message
 
 
 async def test_booking_and_cancelling_tell_live_clients_which_chargers_are_free(

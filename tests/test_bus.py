@@ -4,18 +4,15 @@ going away and coming back."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import shutil
-import socket
-import subprocess
-from collections.abc import Iterator
 
 import pytest
 
 from app.bus import InProcessBus, RedisBus
 from tests.conftest import service_url
+from tests.helpers import free_port, redis_server, wait_for_port
 
 
 async def next_message(subscription, timeout: float = 5.0) -> dict:
@@ -67,44 +64,15 @@ async def test_message_published_on_one_redis_bus_reaches_another() -> None:
         await listener.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def redis_server(port: int) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(5)
-
-
-async def _wait_for_port(port: int) -> None:
-    for _ in range(100):
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"redis on {port} did not start")
-
-
 async def test_subscriber_survives_a_redis_restart_and_is_told_to_resync() -> None:
     if not shutil.which("redis-server"):
         if os.environ.get("CI"):
             pytest.fail("redis-server is required")
         pytest.skip("redis-server not installed")
-    port = _free_port()
+    port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     with redis_server(port):
-        await _wait_for_port(port)
+        await wait_for_port(port)
         bus = RedisBus(url, "restart", max_backoff=0.2)
         await bus.start()
         subscription = bus.subscribe("station:1")
@@ -120,7 +88,7 @@ async def test_subscriber_survives_a_redis_restart_and_is_told_to_resync() -> No
     assert not bus.connected
     try:
         with redis_server(port):
-            await _wait_for_port(port)
+            await wait_for_port(port)
             assert await bus.wait_connected(5)
             assert await next_message(subscription) == {"type": "resync"}
             await bus.publish("station:1", {"type": "after"})

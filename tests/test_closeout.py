@@ -4,7 +4,6 @@ chargers are free, and running it again changes nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -18,8 +17,8 @@ from app.closeout import close_out, run_close_out
 from app.models import Booking, BookingStatus, IdempotencyRecord, Session, Station, User
 from app.state import state
 from tests.conftest import DEFAULT_NOW, Backend
-from tests.test_live_ws import book, live_stack, make_station, own_redis, receive
-from tests.test_worker import drain, make_worker, next_event, real_now, run_burst
+from tests.helpers import drain, live_stack, make_station, make_worker, next_event, real_now, receive, run_burst
+from tests.helpers import insert_booking as book
 from workers import jobs
 from workers.jobs import queue_for
 
@@ -130,12 +129,6 @@ async def test_the_embedded_close_out_runs_at_start_and_then_every_interval(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-
-
-@pytest.fixture(scope="module")
-async def private_redis() -> AsyncIterator[str]:
-    async with own_redis() as url:
-        yield url
 
 
 async def test_the_worker_close_out_job_expires_a_hold_and_the_socket_hears_of_it(

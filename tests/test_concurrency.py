@@ -19,8 +19,8 @@ from app.models import Payment, PaymentMethod, PaymentStatus, Role
 from app.payment_provider import ProviderResult, SimulatedProvider
 from app.state import state
 from tests.conftest import ApiClient, Backend
-from tests.test_bookings import book, make_station, ok, signed_in
-from tests.test_payments import pay
+from tests.helpers import book, ok, pay, signed_in
+from tests.helpers import make_kolkata_station as make_station
 
 OVERLAPPING_ACTIVE_BOOKINGS = """
 SELECT count(*) AS overlaps

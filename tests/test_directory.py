@@ -3,48 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
 
 from app import events
 from app.directory import StationDirectory
-from app.hours import HoursSpec, RegularPeriod
 from app.models import Booking, BookingStatus, Charger, Station
 from app.state import state
 from app.station_views import StationView
-from app.stations import ChargerSpec, insert_station
+from tests import helpers
 from tests.conftest import Backend
+from tests.helpers import daily, eventually
 
-
-def daily(begin: str, end: str) -> HoursSpec:
-    return HoursSpec(regular_hours=tuple(RegularPeriod(day, begin, end) for day in range(1, 8)))
-
-
-async def make_station(name: str = "Hub", *, timezone: str = "UTC", hours: HoursSpec | None = None, chargers: int = 2):
-    return await insert_station(
-        name=name,
-        location="1 Main Road",
-        city="Pune",
-        latitude=18.5,
-        longitude=73.8,
-        timezone=timezone,
-        price_per_hour=15000,
-        currency="INR",
-        hours=hours or daily("08:00", "20:00"),
-        chargers=[ChargerSpec("CCS2", 60)] * chargers,
-    )
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], attempts: int = 1000) -> None:
-    """Wait for an asynchronous delivery (bus to listener) to have taken effect."""
-    for _ in range(attempts):
-        if await check():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("the change never became visible")
+#: The directory's station: in UTC, open 08:00-20:00, so closed at the suite's 05:00.
+make_station = partial(helpers.make_station, hours=daily("08:00", "20:00"))
 
 
 async def test_a_cached_view_is_served_until_its_station_channel_speaks(db: Backend, app) -> None:

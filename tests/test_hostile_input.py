@@ -21,16 +21,8 @@ from app.clock import FrozenClock
 from app.models import User
 from app.state import state
 from tests.conftest import DEFAULT_NOW, DEFAULT_PASSWORD, ApiClient, Backend
-from tests.test_bookings import book
-from tests.test_operator_api import NEW_STATION
-from tests.test_stations_api import add_station
-
-
-async def problem_of(response: Any, status: int, code: str) -> dict[str, Any]:
-    body: dict[str, Any] = await response.get_json()
-    assert (response.status_code, response.content_type) == (status, "application/problem+json"), body
-    assert body["code"] == code
-    return body
+from tests.helpers import NEW_STATION, add_station, book
+from tests.helpers import problem as problem_of
 
 
 def error_locs(problem: dict[str, Any]) -> list[list[Any]]:

@@ -4,13 +4,8 @@ station, heartbeats, and a fresh snapshot whenever messages may have been lost."
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import secrets
-import shutil
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
-from dataclasses import replace
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,72 +13,26 @@ import pytest
 from quart import Quart
 from quart.testing.connections import WebsocketDisconnectError, WebsocketResponseError
 
-from app import create_app, events, start_services, stop_services
+from app import create_app, events
 from app.bus import RedisBus
-from app.clock import Clock
-from app.hours import ExceptionalPeriod, HoursSpec
 from app.live import CLOSE_TOO_SLOW, Hub
-from app.models import Booking, BookingStatus, Charger, Role, Station, User
+from app.models import Station
 from app.state import state
-from tests import test_directory as directory_tests
 from tests.conftest import DEFAULT_NOW, Backend, base_settings
-from tests.test_bus import _free_port, _wait_for_port, redis_server
-from tests.test_directory import daily
-
-
-def open_until(end: datetime) -> HoursSpec:
-    """Open from long before ``end`` until ``end``, then closed for good: one transition."""
-    return HoursSpec(exceptional_openings=(ExceptionalPeriod(end - timedelta(days=30), end),))
-
-
-async def make_station(name: str = "Hub", *, hours: HoursSpec | None = None, chargers: int = 2) -> Station:
-    """A station in UTC, open 04:00-20:00 every day unless told otherwise."""
-    station: Station = await directory_tests.make_station(
-        name, hours=hours or daily("04:00", "20:00"), chargers=chargers
-    )
-    return station
-
-
-async def book(
-    station: Station,
-    *,
-    start: datetime,
-    minutes: float = 60,
-    status: BookingStatus = BookingStatus.CONFIRMED,
-    hold_until: datetime | None = None,
-    charger_number: int = 1,
-) -> Booking:
-    """A booking of one of the station's chargers, made directly in the database."""
-    tag = secrets.token_hex(4)
-    user = await User.create(
-        email=f"driver-{tag}@example.com", username=f"driver-{tag}", password_hash="x", role=Role.DRIVER
-    )
-    charger = await Charger.get(station_id=station.id, charger_number=charger_number)
-    return await Booking.create(
-        user=user,
-        station=station,
-        charger=charger,
-        slot_start=start,
-        slot_end=start + timedelta(minutes=minutes),
-        status=status,
-        amount_due=15000,
-        currency="INR",
-        hold_expires_at=hold_until,
-    )
-
-
-async def receive(connection: Any, timeout: float = 5.0) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(await asyncio.wait_for(connection.receive(), timeout))
-    return message
-
-
-async def receive_type(connection: Any, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The next message of the given type, skipping heartbeats."""
-    while True:
-        message = await receive(connection, timeout)
-        if message["type"] == kind:
-            return message
-        assert message["type"] == "ping", message
+from tests.helpers import (
+    daily,
+    eventually,
+    free_port,
+    live_stack,
+    make_station,
+    own_redis,
+    receive,
+    receive_type,
+    redis_server,
+    require_redis_server,
+    wait_for_port,
+)
+from tests.helpers import insert_booking as book
 
 
 async def publish_status(app: Quart, station_id: int) -> dict[str, Any]:
@@ -104,49 +53,6 @@ def hub_settings(app: Quart, **values: Any) -> Iterator[Hub]:
     finally:
         for name, value in saved.items():
             setattr(live, name, value)
-
-
-def require_redis_server() -> None:
-    if not shutil.which("redis-server"):
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is required")
-        pytest.skip("redis-server not installed")
-
-
-@asynccontextmanager
-async def own_redis() -> AsyncIterator[str]:
-    """A Redis of the test's own, so workers' queues and keys never outlive the tests."""
-    require_redis_server()
-    port = _free_port()
-    with redis_server(port):
-        await _wait_for_port(port)
-        yield f"redis://127.0.0.1:{port}/0"
-
-
-@asynccontextmanager
-async def live_stack(backend: Backend, redis_url: str, clock: Clock) -> AsyncIterator[Quart]:
-    """A second web process on ``redis_url``, sharing the test database (already initialised):
-    what production runs, with a Redis the test may stop and start."""
-    if not backend.is_postgres:
-        pytest.skip("the production pair: PostgreSQL and Redis")
-    settings = replace(backend.settings, redis_url=redis_url, redis_prefix=f"live-{secrets.token_hex(4)}")
-    web = create_app(settings, clock=clock)
-    app_state = state(web)
-    await start_services(app_state)
-    try:
-        assert await app_state.bus.wait_connected(5)  # type: ignore[attr-defined]
-        yield web
-    finally:
-        await stop_services(app_state)
-
-
-async def eventually(check: Any, timeout: float = 10.0) -> None:
-    """Wait for something asynchronous (a reconnect, a delivery) to have happened."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "it never happened"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -299,10 +205,10 @@ async def test_with_redis_down_http_and_sockets_keep_working_and_resync_when_it_
 ) -> None:
     require_redis_server()
     station = await make_station()
-    port = _free_port()
+    port = free_port()
     with ExitStack() as redis:
         redis.enter_context(redis_server(port))
-        await _wait_for_port(port)
+        await wait_for_port(port)
         async with live_stack(db, f"redis://127.0.0.1:{port}/0", clock) as web:
             app_state, client = state(web), web.test_client()
             async with client.websocket(f"/ws/stations/{station.id}") as socket:

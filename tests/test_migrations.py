@@ -10,6 +10,7 @@ from tortoise.exceptions import IntegrityError
 
 from app.models import Booking, BookingStatus, Charger, Station
 from tests.conftest import Backend
+from tests.helpers import insert_booking
 
 T0 = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
 
@@ -22,15 +23,13 @@ async def _charger() -> Charger:
 
 
 async def _book(user, charger: Charger, start: datetime, minutes: int, status=BookingStatus.CONFIRMED) -> Booking:
-    return await Booking.create(
-        user=user,
-        station_id=charger.station_id,
-        charger=charger,
-        slot_start=start,
-        slot_end=start + timedelta(minutes=minutes),
+    return await insert_booking(
+        charger.station_id,
+        start=start,
+        minutes=minutes,
         status=status,
-        amount_due=1000,
-        currency="EUR",
+        charger_number=charger.charger_number,
+        user=user,
     )
 
 

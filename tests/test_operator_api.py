@@ -18,19 +18,7 @@ from app.models import Charger, Station
 from app.state import state
 from app.wire import MAX_ID
 from tests.conftest import ApiClient
-
-NEW_STATION: dict[str, Any] = {
-    "name": "Mumbai Central Charging Hub",
-    "location": "Dr Anandrao Nair Marg, Mumbai Central",
-    "city": "Mumbai",
-    "latitude": 18.969,
-    "longitude": 72.8205,
-    "timezone": "Asia/Kolkata",
-    "price_per_hour": "150",
-    "currency": "inr",
-    "hours": {"open_time": "08:00", "close_time": "22:00"},
-    "chargers": [{"charger_type": "ccs2", "power_kw": 60}, {"charger_type": "TYPE2", "power_kw": 22}],
-}
+from tests.helpers import NEW_STATION
 
 
 @contextmanager

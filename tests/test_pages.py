@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import pytest
 
 from app.config import ConfigError, load_settings
 from app.hours import HoursSpec
-from app.models import Station
 from app.state import state
-from app.stations import ChargerSpec, insert_station
+from app.stations import ChargerSpec
+from tests import helpers
 from tests.conftest import ApiClient
 
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
@@ -21,22 +22,18 @@ INLINE_STYLE = re.compile(r"<style\b|\sstyle\s*=", re.IGNORECASE)
 #: What Chromium sends when a person opens a page.
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 
-
-async def make_station(**overrides: Any) -> Station:
-    fields: dict[str, Any] = dict(
-        name="Pune Expressway Supercharge",
-        location="Mumbai-Pune Expressway, Lonavala",
-        city="Pune",
-        latitude=18.75,
-        longitude=73.4,
-        timezone="Asia/Kolkata",
-        price_per_hour=18000,
-        currency="INR",
-    )
-    fields.update(overrides)
-    return await insert_station(
-        hours=HoursSpec(twentyfourseven=True), chargers=[ChargerSpec("CCS2", 150), ChargerSpec("TYPE2", 22)], **fields
-    )
+#: The pages' station: open all hours near Pune, with a fast and a slow charger.
+make_station = partial(
+    helpers.make_station,
+    name="Pune Expressway Supercharge",
+    location="Mumbai-Pune Expressway, Lonavala",
+    latitude=18.75,
+    longitude=73.4,
+    timezone="Asia/Kolkata",
+    price=18000,
+    hours=HoursSpec(twentyfourseven=True),
+    chargers=(ChargerSpec("CCS2", 150), ChargerSpec("TYPE2", 22)),
+)
 
 
 async def page(client: ApiClient, path: str, status: int = 200) -> str:

@@ -25,11 +25,9 @@ from app.models import (
 from app.payment_provider import PaymentProvider, ProviderResult, SimulatedProvider
 from app.state import state
 from tests.conftest import ApiClient
-from tests.test_bookings import book, driver_client, make_station, ok, operator_client, problem, signed_in
+from tests.helpers import PAY, book, ok, pay, problem, signed_in
+from tests.helpers import make_kolkata_station as make_station
 
-__all__ = ["driver_client", "operator_client"]  # the fast sign-in fixtures
-
-PAY = "/api/payments/process"
 BEFORE_CLOSING = datetime(2026, 12, 2, 16, 25, tzinfo=UTC)  # 21:55 in Kolkata
 
 
@@ -66,13 +64,6 @@ async def held(driver_client: ApiClient) -> dict[str, Any]:
     """A booking of the signed-in driver at a station charging 100.00 an hour: 100.00 due."""
     station = await make_station(price=10_000)
     return dict(await ok(await book(driver_client, station)))
-
-
-async def pay(client: ApiClient, booking: dict[str, Any] | int, amount: str = "100.00", method: str = "UPI", **kw: Any):
-    booking_id = booking if isinstance(booking, int) else booking["booking_id"]
-    headers = {"Idempotency-Key": kw.pop("key")} if "key" in kw else {}
-    body = {"booking_id": booking_id, "payment_method": method, "amount": amount, **kw}
-    return await client.post(PAY, json=body, headers=headers)
 
 
 async def booking_status(booking: dict[str, Any]) -> BookingStatus:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from app.errors import RateLimited, register_error_handlers
 from app.models import User
 from app.ratelimit import SIGN_IN_PER_ACCOUNT, Throttle, account_key
 from app.state import EXTENSION, AppState, state
+from tests import helpers
 from tests.conftest import DEFAULT_NOW, DEFAULT_PASSWORD, TEST_SECRET, ApiClient, Backend
 
 LOGIN = "/api/auth/login"
@@ -42,8 +44,8 @@ def password_hash() -> str:
     return CHEAP_HASHER.hash(DEFAULT_PASSWORD)
 
 
-async def login(client: ApiClient, email: str, password: str = DEFAULT_PASSWORD, ip: str = "203.0.113.7") -> Any:
-    return await client.post(LOGIN, json={"email": email, "password": password}, scope_base={"client": (ip, 40000)})
+#: Sign-ins come from one documentation address unless a test says otherwise.
+login = partial(helpers.login, ip="203.0.113.7")
 
 
 # --- CSRF ---------------------------------------------------------------------------------------

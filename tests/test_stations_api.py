@@ -13,42 +13,12 @@ from app import directory as directory_module
 from app.bus import RedisBus
 from app.directory import StationDirectory
 from app.hours import HoursSpec, RegularPeriod
-from app.models import Booking, BookingStatus, Charger, ChargerStatus
-from app.stations import ChargerSpec, insert_station
+from app.models import BookingStatus, Charger, ChargerStatus
 from tests.conftest import ApiClient
+from tests.helpers import add_station, daily, insert_booking
 
 #: DEFAULT_NOW is 10:30 in Kolkata and 06:00 in Berlin, on a Wednesday.
 IST_1030 = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
-
-
-def daily(begin: str, end: str) -> HoursSpec:
-    return HoursSpec(regular_hours=tuple(RegularPeriod(day, begin, end) for day in range(1, 8)))
-
-
-async def add_station(
-    name: str = "Mumbai Central Charging Hub",
-    *,
-    city: str = "Mumbai",
-    location: str = "Dr Anandrao Nair Marg, Mumbai Central",
-    timezone: str = "Asia/Kolkata",
-    hours: HoursSpec | None = None,
-    chargers: tuple[str, ...] = ("CCS2", "CCS2", "TYPE2", "CHADEMO"),
-    latitude: float = 18.9690,
-    longitude: float = 72.8205,
-) -> int:
-    station = await insert_station(
-        name=name,
-        location=location,
-        city=city,
-        latitude=latitude,
-        longitude=longitude,
-        timezone=timezone,
-        price_per_hour=15000,
-        currency="INR",
-        hours=hours or daily("08:00", "22:00"),
-        chargers=[ChargerSpec(kind, 60.0) for kind in chargers],
-    )
-    return station.id
 
 
 async def json_of(client: ApiClient, path: str, status: int = 200) -> Any:
@@ -318,17 +288,9 @@ async def test_station_id_beyond_any_row_is_404_not_an_overflow(
 
 
 async def book(station_id: int, number: int, start: datetime, minutes: int, driver, status=BookingStatus.PAID) -> None:
-    charger = await Charger.get(station_id=station_id, charger_number=number)
-    await Booking.create(
-        user=driver,
-        station_id=station_id,
-        charger=charger,
-        slot_start=start,
-        slot_end=start + timedelta(minutes=minutes),
-        status=status,
-        amount_due=15000,
-        currency="INR",
-        hold_expires_at=IST_1030 + timedelta(minutes=10),
+    hold = IST_1030 + timedelta(minutes=10)
+    await insert_booking(
+        station_id, start=start, minutes=minutes, status=status, hold_until=hold, charger_number=number, user=driver
     )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,6 +30,7 @@ from tortoise.exceptions import DBConnectionError, OperationalError
 from app import accounts
 from app.errors import is_outage
 from tests.conftest import ApiClient, create_postgres_database, drop_postgres_database, service_url
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = {"email": "driver@chargeslot.example", "password": "drive-electric-42"}
@@ -108,13 +108,6 @@ class Site:
         response = await self.client.post("/api/auth/login", json=DRIVER)
         assert response.status_code == 200, response.text
         return {"X-CSRF-Token": self.client.cookies["csrf_token"]}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _started(output: asyncio.StreamReader) -> str:

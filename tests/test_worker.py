@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from arq.worker import Worker
 from quart import Quart
 
 from app import events
@@ -20,38 +18,23 @@ from app.state import state
 from app.stations import write_hours
 from app.transitions import Transition, TransitionScheduler, broadcast, flips_at, load_schedules, next_transitions
 from tests.conftest import DEFAULT_NOW, ApiClient, Backend
-from tests.test_live_ws import (
+from tests.helpers import (
     daily,
+    drain,
     eventually,
     live_stack,
     make_station,
+    make_worker,
+    never,
+    next_event,
     open_until,
-    own_redis,
+    real_now,
     receive,
+    run_burst,
 )
-from workers.jobs import queue_for, worker_options
+from workers.jobs import queue_for
 
 EIGHT_PM = DEFAULT_NOW.replace(hour=20)
-
-
-@pytest.fixture(scope="module")
-async def private_redis() -> AsyncIterator[str]:
-    async with own_redis() as url:
-        yield url
-
-
-def drain(subscription: Any) -> list[dict[str, Any]]:
-    messages = []
-    while not subscription.queue.empty():
-        messages.append(subscription.queue.get_nowait())
-    return messages
-
-
-async def next_event(subscription: Any, kind: str = "status", timeout: float = 5.0) -> dict[str, Any]:
-    while True:
-        message: dict[str, Any] = await asyncio.wait_for(subscription.get(), timeout)
-        if message.get("type") == kind:
-            return message
 
 
 # -- planning (pure) ---------------------------------------------------------------------------
@@ -117,11 +100,6 @@ async def test_a_closing_at_the_end_of_an_exceptional_opening_is_still_found(db:
 # -- the embedded scheduler --------------------------------------------------------------------
 
 
-async def never(seconds: float) -> None:
-    """A sleeper that only a wake-up interrupts: the tests move the clock themselves."""
-    await asyncio.Event().wait()
-
-
 @pytest.fixture
 async def scheduler(app: Quart, db: Backend, clock: FrozenClock) -> AsyncIterator[TransitionScheduler]:
     app_state = state(app)
@@ -171,27 +149,6 @@ async def test_the_embedded_scheduler_catches_up_replans_on_hours_changes_and_st
 
 
 # -- the arq worker, against real Redis and PostgreSQL ----------------------------------------
-
-
-def make_worker(web: Quart, **overrides: Any) -> Worker:
-    options = worker_options(state(web).settings)
-    options["ctx"]["db_ready"] = True  # the tests' database is initialised already
-    return Worker(**{**options, "cron_jobs": [], "burst": True, "handle_signals": False, **overrides})
-
-
-async def run_burst(*workers: Worker, timeout: float = 10.0) -> list[int]:
-    try:
-        return list(await asyncio.wait_for(asyncio.gather(*(w.run_check() for w in workers)), timeout))
-    finally:
-        for worker in workers:
-            await worker.close()
-
-
-def real_now(clock: FrozenClock) -> datetime:
-    """These tests run against real time: the worker uses the system clock."""
-    now = datetime.now(UTC)
-    clock.set(now)
-    return now
 
 
 async def test_a_transition_reaches_a_connected_socket_within_a_second_of_its_instant(
@@ -258,7 +215,7 @@ async def test_a_running_worker_replans_as_soon_as_an_operator_changes_the_hours
         worker = make_worker(web, burst=False)
         running = asyncio.create_task(worker.async_run())
         try:
-            await eventually_async(lambda: redis.zscore(queue, Transition(station.id, now + timedelta(hours=3)).job_id))
+            await eventually(lambda: redis.zscore(queue, Transition(station.id, now + timedelta(hours=3)).job_id))
 
             closing = (now + timedelta(hours=1)).replace(microsecond=0)
             browser = ApiClient(web)
@@ -272,20 +229,12 @@ async def test_a_running_worker_replans_as_soon_as_an_operator_changes_the_hours
                 },
             )
             assert response.status_code == 201, await response.get_data(as_text=True)
-            await eventually_async(lambda: redis.zscore(queue, Transition(station.id, closing).job_id))
+            await eventually(lambda: redis.zscore(queue, Transition(station.id, closing).job_id))
         finally:
             await worker.close()
             running.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await running
-
-
-async def eventually_async(check: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        assert loop.time() < deadline, "it never happened"
-        await asyncio.sleep(0.01)
 
 
 def test_the_worker_settings_are_what_arq_runs() -> None:

@@ -8,7 +8,6 @@ Chromium is Debian's (``/usr/bin/chromium``); when it is missing these tests ski
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.helpers import SCREENSHOTS, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
@@ -29,18 +30,10 @@ LAUNCH_ARGS = [
     "--disable-quic",
 ]
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 DRIVER = {"email": "driver@chargeslot.example", "password": "drive-electric-42"}
 OPERATOR = {"email": "operator@chargeslot.example", "password": "operate-stations-42"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
@@ -212,8 +205,3 @@ async def new_page(browser: Any, base_url: str) -> AsyncIterator[Any]:
     yield make
     for context in contexts:
         await context.close()
-
-
-async def screenshot(page: Any, name: str, full_page: bool = True) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)

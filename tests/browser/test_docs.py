@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import screenshot
+from tests.helpers import screenshot
 
 pytestmark = pytest.mark.browser
 

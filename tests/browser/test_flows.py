@@ -16,28 +16,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import DRIVER, OPERATOR, Api, screenshot
+from tests.browser.conftest import DRIVER, OPERATOR, Api
+from tests.helpers import create_station, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
 LIVE = 8_000  # ms: a pushed change must show well within this
-
-
-async def create_station(api: Api, name: str, hours: dict[str, Any], timezone: str = "Asia/Kolkata") -> dict[str, Any]:
-    body = {
-        "name": f"{name} {secrets.token_hex(2)}",
-        "location": "Test Road 1",
-        "city": "Testville",
-        "latitude": 18.5,
-        "longitude": 73.8,
-        "timezone": timezone,
-        "price_per_hour": "200.00",
-        "currency": "INR",
-        "hours": hours,
-        "chargers": [{"charger_type": "CCS2", "power_kw": 60}, {"charger_type": "TYPE2", "power_kw": 22}],
-    }
-    station: dict[str, Any] = await api.call("POST", "/api/stations", body, expect=201)
-    return station
 
 
 async def close_now(api: Api, station_id: int) -> dict[str, Any]:
@@ -49,14 +33,6 @@ async def close_now(api: Api, station_id: int) -> dict[str, Any]:
     }
     exception: dict[str, Any] = await api.call("POST", f"/api/stations/{station_id}/exceptions", body, expect=201)
     return exception
-
-
-async def sign_in(page: Any, credentials: dict[str, str], next_path: str = "/") -> None:
-    await page.goto(f"/login?next={next_path}")
-    await page.get_by_label("Email").fill(credentials["email"])
-    await page.get_by_label("Password").fill(credentials["password"])
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"**{next_path}")
 
 
 def card(page: Any, name: str) -> Any:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import DRIVER, screenshot
+from tests.browser.conftest import DRIVER
+from tests.helpers import screenshot
 
 pytestmark = pytest.mark.browser
 

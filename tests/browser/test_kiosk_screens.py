@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import Api, Server, screenshot
-from tests.browser.test_flows import create_station
+from tests.browser.conftest import Api, Server
+from tests.helpers import create_station, screenshot
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import screenshot
+from tests.helpers import screenshot
 
 pytestmark = pytest.mark.browser
 

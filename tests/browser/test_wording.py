@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import OPERATOR, Api, screenshot
-from tests.browser.test_flows import create_station, sign_in
+from tests.browser.conftest import OPERATOR, Api
+from tests.helpers import create_station, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 

@@ -1,0 +1,429 @@
+"""Plain helpers shared by the test modules: functions and context managers, one version of each.
+
+A helper that more than one test module needs lives here, and test modules import it from here,
+never from each other. Fixtures do not belong here: they live in ``tests/conftest.py`` (or
+``tests/browser/conftest.py``), where pytest finds them without an import. A helper that one module
+alone uses may stay in that module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from arq.worker import Worker
+from quart import Quart
+from quart_auth import generate_auth_token
+
+from app import create_app, start_services, stop_services
+from app.auth import CSRF_COOKIE, csrf_token_for
+from app.clock import Clock, FrozenClock
+from app.hours import ExceptionalPeriod, HoursSpec, RegularPeriod
+from app.models import Booking, BookingStatus, Charger, Role, Session, Station, StationStatus, User
+from app.state import state
+from app.stations import ChargerSpec, insert_station
+from tests.conftest import DEFAULT_PASSWORD, ApiClient, Backend
+from workers.jobs import worker_options
+
+if TYPE_CHECKING:
+    from tests.browser.conftest import Api
+
+KOLKATA = "Asia/Kolkata"
+#: 12:00 in Kolkata (06:30 UTC) on the suite's day: a slot the Kolkata stations have open.
+SLOT = "2026-12-02T12:00:00"
+PAY = "/api/payments/process"
+
+# -- stations -------------------------------------------------------------------------------------
+
+
+def daily(begin: str, end: str) -> HoursSpec:
+    """The same hours every day of the week."""
+    return HoursSpec(regular_hours=tuple(RegularPeriod(day, begin, end) for day in range(1, 8)))
+
+
+def open_until(end: datetime) -> HoursSpec:
+    """Open from long before ``end`` until ``end``, then closed for good: one transition."""
+    return HoursSpec(exceptional_openings=(ExceptionalPeriod(end - timedelta(days=30), end),))
+
+
+async def make_station(
+    name: str = "Hub",
+    *,
+    timezone: str = "UTC",
+    hours: HoursSpec | None = None,
+    chargers: int | Sequence[str | ChargerSpec] = 2,
+    power_kw: float = 60.0,
+    price: int = 15000,
+    currency: str = "INR",
+    status: StationStatus = StationStatus.ACTIVE,
+    location: str = "1 Main Road",
+    city: str = "Pune",
+    latitude: float = 18.5,
+    longitude: float = 73.8,
+) -> Station:
+    """A station written straight to the database, in UTC and open 04:00-20:00 every day unless
+    told otherwise (the suite's clock starts at 05:00 UTC, so it is open and closes later today).
+
+    ``chargers`` is a count of CCS2 chargers, or their kinds (each at ``power_kw``), or full specs.
+    The presets below give the other modules' usual stations their own defaults.
+    """
+    kinds = ["CCS2"] * chargers if isinstance(chargers, int) else chargers
+    return await insert_station(
+        name=name,
+        location=location,
+        city=city,
+        latitude=latitude,
+        longitude=longitude,
+        timezone=timezone,
+        price_per_hour=price,
+        currency=currency,
+        status=status,
+        hours=hours or daily("04:00", "20:00"),
+        chargers=[kind if isinstance(kind, ChargerSpec) else ChargerSpec(kind, power_kw) for kind in kinds],
+    )
+
+
+#: The booking tests' station: Mumbai, open 08:00-22:00 in Kolkata where it is 10:30, three chargers.
+make_kolkata_station = partial(
+    make_station,
+    name="Mumbai Central Charging Hub",
+    timezone=KOLKATA,
+    hours=daily("08:00", "22:00"),
+    chargers=("CCS2", "CCS2", "CHADEMO"),
+    power_kw=50.0,
+    price=25_000,
+    location="Mumbai Central",
+    city="Mumbai",
+    latitude=18.97,
+    longitude=72.82,
+)
+
+
+async def add_station(
+    name: str = "Mumbai Central Charging Hub",
+    *,
+    city: str = "Mumbai",
+    location: str = "Dr Anandrao Nair Marg, Mumbai Central",
+    timezone: str = KOLKATA,
+    hours: HoursSpec | None = None,
+    chargers: tuple[str, ...] = ("CCS2", "CCS2", "TYPE2", "CHADEMO"),
+    latitude: float = 18.9690,
+    longitude: float = 72.8205,
+) -> int:
+    """The public endpoints' station (what ``NEW_STATION`` describes), by id: those tests compare
+    the API's answer with these fields."""
+    station = await make_station(
+        name,
+        city=city,
+        location=location,
+        timezone=timezone,
+        hours=hours or daily("08:00", "22:00"),
+        chargers=chargers,
+        latitude=latitude,
+        longitude=longitude,
+    )
+    return station.id
+
+
+#: The operator API's body for a new station.
+NEW_STATION: dict[str, Any] = {
+    "name": "Mumbai Central Charging Hub",
+    "location": "Dr Anandrao Nair Marg, Mumbai Central",
+    "city": "Mumbai",
+    "latitude": 18.969,
+    "longitude": 72.8205,
+    "timezone": "Asia/Kolkata",
+    "price_per_hour": "150",
+    "currency": "inr",
+    "hours": {"open_time": "08:00", "close_time": "22:00"},
+    "chargers": [{"charger_type": "ccs2", "power_kw": 60}, {"charger_type": "TYPE2", "power_kw": 22}],
+}
+
+# -- bookings and payments ------------------------------------------------------------------------
+
+
+async def book(client: ApiClient, station: Station | int, slot: str = SLOT, minutes: int = 60, **extra: Any) -> Any:
+    """Ask for a slot through the API, as the signed-in ``client``; the response, unchecked."""
+    station_id = station if isinstance(station, int) else station.id
+    body = {"station_id": station_id, "slot_time": slot, "duration_minutes": minutes, **extra}
+    return await client.post("/api/bookings", json=body)
+
+
+async def insert_booking(
+    station: Station | int,
+    *,
+    start: datetime,
+    minutes: float = 60,
+    status: BookingStatus = BookingStatus.CONFIRMED,
+    hold_until: datetime | None = None,
+    charger_number: int = 1,
+    user: User | None = None,
+) -> Booking:
+    """A booking of one of the station's chargers written straight to the database, skipping the
+    API's checks: for tests about what happens to bookings that exist. Without ``user``, it belongs
+    to a driver of its own."""
+    if user is None:
+        tag = secrets.token_hex(4)
+        user = await User.create(
+            email=f"driver-{tag}@example.com", username=f"driver-{tag}", password_hash="x", role=Role.DRIVER
+        )
+    station_id = station if isinstance(station, int) else station.id
+    charger = await Charger.get(station_id=station_id, charger_number=charger_number)
+    return await Booking.create(
+        user=user,
+        station_id=station_id,
+        charger=charger,
+        slot_start=start,
+        slot_end=start + timedelta(minutes=minutes),
+        status=status,
+        amount_due=15000,
+        currency="INR",
+        hold_expires_at=hold_until,
+    )
+
+
+async def pay(client: ApiClient, booking: dict[str, Any] | int, amount: str = "100.00", method: str = "UPI", **kw: Any):
+    """Pay a booking through the API; ``key=`` sends it as the Idempotency-Key header."""
+    booking_id = booking if isinstance(booking, int) else booking["booking_id"]
+    headers = {"Idempotency-Key": kw.pop("key")} if "key" in kw else {}
+    body = {"booking_id": booking_id, "payment_method": method, "amount": amount, **kw}
+    return await client.post(PAY, json=body, headers=headers)
+
+
+# -- clients and responses ------------------------------------------------------------------------
+
+
+async def login(client: ApiClient, email: str, password: str = DEFAULT_PASSWORD, *, ip: str | None = None) -> Any:
+    """Sign in through the API; the response, unchecked. ``ip`` is the address the request comes
+    from, for the per-client limits on guessing."""
+    scope = {"scope_base": {"client": (ip, 40000)}} if ip else {}
+    return await client.post("/api/auth/login", json={"email": email, "password": password}, **scope)
+
+
+async def signed_in(client: ApiClient, user: User) -> ApiClient:
+    """Sign ``client`` in as ``user`` without the password round trip: argon2 costs ~80 ms a time,
+    and the sign-in itself is tested elsewhere."""
+    session = await Session.create(
+        id=secrets.token_urlsafe(32), user=user, expires_at=state(client.app).clock.now() + timedelta(days=1)
+    )
+    client.raw.set_cookie("localhost", "chargeslot_session", generate_auth_token(client.raw, session.id))
+    async with client.app.app_context():
+        client.raw.set_cookie("localhost", CSRF_COOKIE, csrf_token_for(session.id))
+    return client
+
+
+async def ok(response: Any) -> Any:
+    """The JSON body of a 200 response (the body is the failure message otherwise)."""
+    body = await response.get_json()
+    assert response.status_code == 200, body
+    return body
+
+
+async def problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The body of a problem-JSON answer, after checking its status, code and content type: a
+    client acts on all three."""
+    body: dict[str, Any] = await response.get_json()
+    assert (response.status_code, body.get("code")) == (status, code), body
+    assert response.content_type == "application/problem+json"
+    return body
+
+
+# -- waiting for what happens asynchronously ------------------------------------------------------
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> None:
+    """Wait for something asynchronous (a reconnect, a delivery, a reload) to have happened.
+    ``check`` may be a plain or an async function."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        assert loop.time() < deadline, "it never happened"
+        await asyncio.sleep(0.01)
+
+
+async def receive(connection: Any, timeout: float = 5.0) -> dict[str, Any]:
+    """The next message on a WebSocket, decoded."""
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(connection.receive(), timeout))
+    return message
+
+
+async def receive_type(connection: Any, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The next message of the given type, skipping heartbeats."""
+    while True:
+        message = await receive(connection, timeout)
+        if message["type"] == kind:
+            return message
+        assert message["type"] == "ping", message
+
+
+async def next_event(subscription: Any, kind: str = "status", timeout: float = 5.0) -> dict[str, Any]:
+    """The next bus message of the given type, skipping the others."""
+    while True:
+        message: dict[str, Any] = await asyncio.wait_for(subscription.get(), timeout)
+        if message.get("type") == kind:
+            return message
+
+
+def drain(subscription: Any) -> list[dict[str, Any]]:
+    """What a bus subscription has received so far, without waiting for more."""
+    messages = []
+    while not subscription.queue.empty():
+        messages.append(subscription.queue.get_nowait())
+    return messages
+
+
+# -- Redis and the production stack ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def redis_server(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A throwaway redis-server on ``port``, which the test may stop (``terminate``) and restart."""
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(5)
+
+
+async def wait_for_port(port: int) -> None:
+    for _ in range(100):
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"redis on {port} did not start")
+
+
+def require_redis_server() -> None:
+    """Skip without a redis-server binary, except in CI, where its absence is a failure."""
+    if not shutil.which("redis-server"):
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is required")
+        pytest.skip("redis-server not installed")
+
+
+@contextlib.asynccontextmanager
+async def own_redis() -> AsyncIterator[str]:
+    """A Redis of the test's own, so workers' queues and keys never outlive the tests."""
+    require_redis_server()
+    port = free_port()
+    with redis_server(port):
+        await wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+@contextlib.asynccontextmanager
+async def live_stack(backend: Backend, redis_url: str, clock: Clock) -> AsyncIterator[Quart]:
+    """A second web process on ``redis_url``, sharing the test database (already initialised):
+    what production runs, with a Redis the test may stop and start."""
+    if not backend.is_postgres:
+        pytest.skip("the production pair: PostgreSQL and Redis")
+    settings = replace(backend.settings, redis_url=redis_url, redis_prefix=f"live-{secrets.token_hex(4)}")
+    web = create_app(settings, clock=clock)
+    app_state = state(web)
+    await start_services(app_state)
+    try:
+        assert await app_state.bus.wait_connected(5)  # type: ignore[attr-defined]
+        yield web
+    finally:
+        await stop_services(app_state)
+
+
+# -- the arq worker -------------------------------------------------------------------------------
+
+
+def make_worker(web: Quart, **overrides: Any) -> Worker:
+    """An arq worker configured as production's, for ``web``'s settings, that runs one burst."""
+    options = worker_options(state(web).settings)
+    options["ctx"]["db_ready"] = True  # the tests' database is initialised already
+    return Worker(**{**options, "cron_jobs": [], "burst": True, "handle_signals": False, **overrides})
+
+
+async def run_burst(*workers: Worker, timeout: float = 10.0) -> list[int]:
+    """Run the workers until their queues are empty; the number of jobs each ran."""
+    try:
+        return list(await asyncio.wait_for(asyncio.gather(*(w.run_check() for w in workers)), timeout))
+    finally:
+        for worker in workers:
+            await worker.close()
+
+
+def real_now(clock: FrozenClock) -> datetime:
+    """Tests with a worker run against real time: the worker uses the system clock."""
+    now = datetime.now(UTC)
+    clock.set(now)
+    return now
+
+
+async def never(seconds: float) -> None:
+    """A sleeper that only a wake-up interrupts: the tests move the clock themselves."""
+    await asyncio.Event().wait()
+
+
+# -- the browser tests ----------------------------------------------------------------------------
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+
+
+async def create_station(api: Api, name: str, hours: dict[str, Any], timezone: str = "Asia/Kolkata") -> dict[str, Any]:
+    """A station made through the operator API, with a name of its own so that tests never meet."""
+    body = {
+        "name": f"{name} {secrets.token_hex(2)}",
+        "location": "Test Road 1",
+        "city": "Testville",
+        "latitude": 18.5,
+        "longitude": 73.8,
+        "timezone": timezone,
+        "price_per_hour": "200.00",
+        "currency": "INR",
+        "hours": hours,
+        "chargers": [{"charger_type": "CCS2", "power_kw": 60}, {"charger_type": "TYPE2", "power_kw": 22}],
+    }
+    station: dict[str, Any] = await api.call("POST", "/api/stations", body, expect=201)
+    return station
+
+
+async def sign_in(page: Any, credentials: dict[str, str], next_path: str = "/") -> None:
+    """Sign in through the login page, as a person would, and land on ``next_path``."""
+    await page.goto(f"/login?next={next_path}")
+    await page.get_by_label("Email").fill(credentials["email"])
+    await page.get_by_label("Password").fill(credentials["password"])
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"**{next_path}")
+
+
+async def screenshot(page: Any, name: str, full_page: bool = True) -> None:
+    """Keep a picture of the page under test-artifacts/, for reading after a run."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
