@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from arq.worker import Worker
 from quart import Quart
 
 from app import events
@@ -38,6 +37,7 @@ from tests.test_live_ws import (
     receive,
 )
 from workers.jobs import queue_for, worker_options
+from workers.resilient import Worker
 
 EIGHT_PM = DEFAULT_NOW.replace(hour=20)
 
