@@ -197,6 +197,10 @@ async def test_a_worker_rides_out_a_redis_outage_and_announces_the_transition_it
     log = processes.log("worker")
     assert log.count("Redis is unreachable") == 1 and log.count("Redis is back") == 1, "once per change"
     assert worker.poll() is None
+
+    processes.redis.stop()  # and stopping it while Redis is away is a clean stop
+    worker.terminate()
+    assert await asyncio.to_thread(worker.wait, 15) == 0, processes.log("worker")[-3000:]
     print(f"board shows the closing {board_delay:.2f} s, worker announced it {worker_delay:.2f} s after Redis")
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import logging.config
-
-from arq.logs import default_log_config
 
 from app.config import load_settings
 from workers.jobs import worker_options
@@ -13,7 +10,6 @@ from workers.resilient import Worker
 
 
 def main() -> None:
-    logging.config.dictConfig(default_log_config(verbose=False))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     if settings.redis_url is None:

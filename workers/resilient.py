@@ -8,7 +8,7 @@ changes only those two places: it waits for Redis at start, and a poll that fail
 when it is back, and then calls ``on_reconnect``: Redis may have restarted empty (no queue, no
 deferred jobs) or jobs may have come due while nobody could run them, so the caller re-plans and
 announces what it missed. Jobs running when Redis went may fail; arq retries them, and their
-effects are idempotent.
+effects are idempotent. Stopping during an outage still shuts the services down cleanly.
 """
 
 from __future__ import annotations
@@ -109,3 +109,15 @@ class Worker(ArqWorker):
             await asyncio.sleep(MAX_BACKOFF)
             return
         self._reconnect_pending = False
+
+    async def close(self) -> None:
+        """arq's close, except that a Redis that is away does not stop the services from being shut
+        down (arq deletes its health-check key first and would give up there)."""
+        try:
+            await super().close()
+        except (RedisError, OSError) as exc:
+            log.warning("stopping while Redis is unreachable (%s)", exc)
+            if self.on_shutdown is not None:
+                await self.on_shutdown(self.ctx)
+            await self.pool.close(close_connection_pool=True)
+            self._pool = None
