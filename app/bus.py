@@ -10,6 +10,17 @@ resynchronise (``RESYNC``) instead of trusting that nothing was missed.
 A message is delivered in the publishing process first, before ``publish`` returns, and reaches
 the other processes through Redis; a process skips its own messages when Redis echoes them back.
 So the process that made a change reads its own write at once, whatever Redis is doing.
+
+Per-station ``seq`` counters live in Redis, and a Redis that restarts without its data starts them
+again from 1. So every counter belongs to an ``epoch``, a random id kept next to them and created
+(once, atomically) by whichever process first finds it missing; a sequence number is handed out
+together with the epoch it belongs to. A client that sees the epoch change knows the numbers
+restarted and resynchronises rather than reading "1" as old news. The embedded bus's counters live
+and die with its process, and so does its epoch.
+
+``claim`` lets scheduled announcements say each thing once: it records the last state announced
+for a key, atomically, so that of several workers catching up after a restart only one publishes
+a change, and none publishes what was already said.
 """
 
 from __future__ import annotations
@@ -38,6 +49,29 @@ RESYNC: dict[str, Any] = {"type": "resync"}
 PING_INTERVAL = 5.0
 #: Marks which process published a message, so that it does not deliver its own message twice.
 ORIGIN = "_origin"
+
+#: KEYS: epoch, counter; ARGV: an epoch to create if there is none. Returns the epoch and the next
+#: number of the counter, so a number is never paired with an epoch it does not belong to.
+_NEXT_SEQ = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then epoch = ARGV[1]; redis.call('SET', KEYS[1], epoch) end
+return {epoch, redis.call('INCR', KEYS[2])}
+"""
+#: KEYS: epoch, counters...; ARGV: an epoch to create if there is none. Returns the epoch and the
+#: counters' current values.
+_CURRENT_SEQS = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then epoch = ARGV[1]; redis.call('SET', KEYS[1], epoch) end
+local found = {epoch}
+for i = 2, #KEYS do found[i] = redis.call('GET', KEYS[i]) or '0' end
+return found
+"""
+#: KEYS: the hash of announced states; ARGV: field, state. 1 if recorded, 0 if it was the last one.
+_CLAIM = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -99,6 +133,8 @@ class Bus(ABC):
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
         self._listeners: list[Listener] = []
+        #: The epoch of the last sequence number handed out (see the module docstring).
+        self.epoch = secrets.token_hex(8)
 
     @property
     def connected(self) -> bool:
@@ -137,6 +173,16 @@ class Bus(ABC):
     async def current_seqs(self, keys: list[str]) -> list[int]:
         """The last value ``next_seq`` handed out for each key (0 if none), for snapshots."""
 
+    @abstractmethod
+    async def claim(self, key: str, state: str) -> bool:
+        """Record ``state`` as the last one announced for ``key`` unless it is that already;
+        whether it was recorded, i.e. whether the caller should announce it. Atomic: of several
+        processes claiming the same new state, exactly one gets True."""
+
+    @abstractmethod
+    async def forget_announced(self) -> None:
+        """Forget every claimed state: the next claim of each key is news again."""
+
     def _fan_out(self, channel: str, message: dict[str, Any]) -> None:
         delivered = {**message, "channel": channel}
         for listener in self._listeners:
@@ -158,6 +204,7 @@ class InProcessBus(Bus):
     def __init__(self) -> None:
         super().__init__()
         self._counters: dict[str, int] = {}
+        self._announced: dict[str, str] = {}
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         self._fan_out(channel, message)
@@ -169,6 +216,15 @@ class InProcessBus(Bus):
     async def current_seqs(self, keys: list[str]) -> list[int]:
         return [self._counters.get(key, 0) for key in keys]
 
+    async def claim(self, key: str, state: str) -> bool:
+        if self._announced.get(key) == state:
+            return False
+        self._announced[key] = state
+        return True
+
+    async def forget_announced(self) -> None:
+        self._announced.clear()
+
 
 class RedisBus(Bus):
     """Redis pub/sub with one subscriber connection per process and reconnection with backoff."""
@@ -177,7 +233,7 @@ class RedisBus(Bus):
         self,
         url: str,
         prefix: str,
-        max_backoff: float = 2.0,
+        max_backoff: float = 1.0,
         socket_timeout: float = 5.0,
         tasks: TaskSet | None = None,
     ) -> None:
@@ -191,6 +247,9 @@ class RedisBus(Bus):
         self._client: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_connect_timeout=2, socket_timeout=socket_timeout, health_check_interval=10
         )
+        self._next_seq = self._client.register_script(_NEXT_SEQ)
+        self._current_seqs = self._client.register_script(_CURRENT_SEQS)
+        self._claim = self._client.register_script(_CLAIM)
         self._listener: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._has_connected_before = False
@@ -232,21 +291,43 @@ class RedisBus(Bus):
         """0 while Redis is unreachable: the message it would number cannot be published either,
         and the caller's work (a booking, say) must not fail for it."""
         try:
-            return int(await self._client.incr(f"{self._prefix}:seq:{key}"))
+            epoch, seq = await self._next_seq(keys=[self._epoch_key, self._seq_key(key)], args=[secrets.token_hex(8)])
         except (RedisError, OSError) as exc:
             log.warning("bus sequence %s unavailable: %s", key, exc)
             return 0
+        self.epoch = epoch.decode()
+        return int(seq)
 
     async def current_seqs(self, keys: list[str]) -> list[int]:
         """0s (unknown) while Redis is unreachable; clients get a fresh snapshot when it returns."""
         if not keys:
             return []
         try:
-            values = await self._client.mget([f"{self._prefix}:seq:{key}" for key in keys])
+            epoch, *values = await self._current_seqs(
+                keys=[self._epoch_key, *map(self._seq_key, keys)], args=[secrets.token_hex(8)]
+            )
         except (RedisError, OSError) as exc:
             log.warning("bus sequences unavailable: %s", exc)
             return [0] * len(keys)
-        return [int(value or 0) for value in values]
+        self.epoch = epoch.decode()
+        return [int(value) for value in values]
+
+    @property
+    def _epoch_key(self) -> str:
+        return f"{self._prefix}:seq-epoch"
+
+    def _seq_key(self, key: str) -> str:
+        return f"{self._prefix}:seq:{key}"
+
+    async def claim(self, key: str, state: str) -> bool:
+        return bool(await self._claim(keys=[self._announced_key], args=[key, state]))
+
+    async def forget_announced(self) -> None:
+        await self._client.delete(self._announced_key)
+
+    @property
+    def _announced_key(self) -> str:
+        return f"{self._prefix}:announced"
 
     async def _listen(self) -> None:
         backoff = 0.05

@@ -7,11 +7,12 @@ that committed wraps the publish in ``quietly``: the change is done and must not
 failed (and retried) because the announcement failed; the bus resynchronises everyone when it is
 back. Scheduled broadcasts let failures propagate, so their job is retried.
 
-Every message goes out on the station's own channel with a per-station ``seq``, so a client that
-sees a gap knows it missed something. Publishers never touch caches: every process's
-``StationDirectory`` drops its cached view of a station when any message on that channel is
-delivered to it, and the bus delivers in the publishing process first, before ``publish``
-returns, so the process that made a change reads its own write. That is also why an edit that
+Every message goes out on the station's own channel with a per-station ``seq`` and the ``epoch``
+those numbers belong to, so a client that sees a gap, or a new epoch, knows it missed something.
+Publishers never touch caches: every process's ``StationDirectory`` drops its cached view of a
+station when any message on that channel is delivered to it, and the bus delivers in the
+publishing process first, before ``publish`` returns, so the process that made a change reads its
+own write. That is also why an edit that
 changes neither status nor availability still publishes a payload-free ``changed`` message.
 """
 
@@ -70,7 +71,7 @@ async def quietly(publishing: Awaitable[object]) -> None:
 
 async def _publish(bus: Bus, station_id: int, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
     seq = await bus.next_seq(station_channel(station_id))
-    message = {"type": type_, "seq": seq, "station_id": station_id, **payload}
+    message = {"type": type_, "seq": seq, "epoch": bus.epoch, "station_id": station_id, **payload}
     await bus.publish(station_channel(station_id), message)
     return message
 

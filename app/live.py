@@ -7,7 +7,8 @@ of holding up the others or growing without bound, and it resynchronises by reco
 
 A socket is registered with the hub before its snapshot is read, so nothing published after the
 snapshot can be missed; an event already reflected in the snapshot may arrive again, which is
-harmless because every event carries the full new state. When the bus may have lost messages
+harmless because every event carries the full new state. Snapshots carry the ``epoch`` of their
+``seq`` numbers, as events do (``app.bus``). When the bus may have lost messages
 (Redis came back, or the hub itself fell behind) every socket is sent a fresh snapshot instead.
 """
 
@@ -187,6 +188,7 @@ class Hub:
 
     async def station_snapshot(self, station_id: int) -> dict[str, Any] | None:
         (seq,) = await self._seqs([station_id])
+        epoch = self._bus.epoch
         view = await self._directory.get(station_id)
         if view is None:
             return None
@@ -194,6 +196,7 @@ class Hub:
         return {
             "type": "snapshot",
             "seq": seq,
+            "epoch": epoch,
             "station_id": station_id,
             **status_fields(view, now),
             "chargers": [{key: c[key] for key in CHARGER_FIELDS} for c in view.chargers_now(now)],
@@ -205,13 +208,14 @@ class Hub:
         if station_ids is not None:
             views = [view for view in views if view.id in station_ids]
         seqs = await self._seqs([view.id for view in views])
+        epoch = self._bus.epoch
         now = self._clock.now()
         stations = []
         for view, seq in zip(views, seqs, strict=True):
             status = view.status_at(now)
             del status["current_server_time"]
             stations.append({"seq": seq, **status})
-        return {"type": "snapshot", "server_time": now.isoformat(), "stations": stations}
+        return {"type": "snapshot", "epoch": epoch, "server_time": now.isoformat(), "stations": stations}
 
     # -- one socket ------------------------------------------------------------------------
 

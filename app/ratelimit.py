@@ -2,6 +2,9 @@
 
 Counting is the ``limits`` library's fixed-window strategy, kept in Redis when ``REDIS_URL`` is set
 so that every web process sees the same counters, and in memory for the embedded single process.
+While Redis is unreachable each process counts in its own memory instead: a guesser then gets a few
+more tries (one allowance per web process) but is still stopped, where failing open would let an
+outage become an unlimited guessing window. Counts made during an outage are not carried over.
 The window is aligned to the app clock and its number is part of each key: every process agrees on
 where a window starts, ``Retry-After`` is exact, and tests move the clock instead of sleeping.
 
@@ -15,8 +18,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from limits import RateLimitItemPerSecond
@@ -29,6 +34,8 @@ from app.config import Settings
 from app.errors import RateLimited
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,9 @@ class Throttle:
         self._clock = clock
         self._pool: aioredis.ConnectionPool | None = None
         self._limiter: FixedWindowRateLimiter | None = None
+        #: This process's own counters, used only while the shared ones are unreachable.
+        self._local = FixedWindowRateLimiter(MemoryStorage())
+        self._shared_down = False
         #: Part of every key; ``reset`` moves to a fresh set of counters without scanning Redis.
         self.generation = 0
 
@@ -106,36 +116,38 @@ class Throttle:
         item = RateLimitItemPerSecond(rule.amount, rule.seconds, namespace=f"g{self.generation}")
         return item, str(number), retry_after
 
+    async def _counting(self, use: Callable[[FixedWindowRateLimiter], Awaitable[T]]) -> T:
+        """``use`` the shared counters, or this process's own while those are unreachable."""
+        try:
+            result = await use(self._strategy())
+        except StorageError as exc:
+            if not self._shared_down:
+                log.error("rate-limit storage unavailable; counting in this process until it is back: %s", exc)
+                self._shared_down = True
+            return await use(self._local)
+        if self._shared_down:
+            log.warning("rate-limit storage is back; counting there again")
+            self._shared_down = False
+        return result
+
     async def hit(self, rule: Rule, subject: str) -> None:
         """Count one attempt; ``RateLimited`` when it goes over the rule."""
         item, window, retry_after = self._window(rule)
-        try:
-            allowed = await self._strategy().hit(item, rule.name, subject, window)
-        except StorageError as exc:
-            # Fail open: a Redis outage must not lock every user out (the site keeps serving).
-            log.error("rate-limit storage unavailable, not throttling %s: %s", rule.name, exc)
-            return
-        if not allowed:
+        if not await self._counting(lambda limiter: limiter.hit(item, rule.name, subject, window)):
             raise RateLimited(retry_after=retry_after)
 
     async def give_back(self, rule: Rule, subject: str) -> None:
         """Undo one ``hit`` for an attempt that turned out not to count."""
         item, window, _ = self._window(rule)
-        try:
-            await self._strategy().hit(item, rule.name, subject, window, cost=-1)
-        except StorageError as exc:
-            log.error("rate-limit storage unavailable: %s", exc)
+        await self._counting(lambda limiter: limiter.hit(item, rule.name, subject, window, cost=-1))
 
     async def clear(self, rule: Rule, subject: str) -> None:
         item, window, _ = self._window(rule)
-        try:
-            await self._strategy().clear(item, rule.name, subject, window)
-        except StorageError as exc:
-            log.error("rate-limit storage unavailable: %s", exc)
+        await self._counting(lambda limiter: limiter.clear(item, rule.name, subject, window))
 
     async def remaining(self, rule: Rule, subject: str) -> int:
         item, window, _ = self._window(rule)
-        stats = await self._strategy().get_window_stats(item, rule.name, subject, window)
+        stats = await self._counting(lambda limiter: limiter.get_window_stats(item, rule.name, subject, window))
         return stats.remaining
 
     async def begin_sign_in(self, email: str, client: str) -> None:

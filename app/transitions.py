@@ -15,12 +15,19 @@ cancelled, after it was planned. Nothing is cancelled then: when the stale insta
 event on the station's channel (hours: ``status``; bookings: ``availability``), and both runners
 re-plan the station when they see one. Our own broadcasts come back as such events too; re-planning
 then finds the next instant strictly after now, which is planned already, so nothing loops.
+
+A transition is announced once, late rather than never: a worker that was down (or cut off from
+Redis) catches up by announcing every station's current state when it is back, and a transition
+job may still run after that catch-up. Both go through ``announce``, which publishes only what
+differs from the state last announced for the station (``Bus.claim``: kept in Redis, claimed
+atomically), so a restart with nothing changed says nothing, and two workers never say it twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
@@ -28,13 +35,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.availability import busy_changes, load_spans, next_busy_change
+from app.availability import busy_changes, chargers_now, load_spans, next_busy_change
 from app.bus import Bus
 from app.clock import Clock
-from app.events import AVAILABILITY, CHANGED, STATUS, publish_availability, publish_status, station_of
+from app.events import (
+    AVAILABILITY,
+    CHANGED,
+    STATUS,
+    publish_availability,
+    publish_status,
+    station_channel,
+    station_of,
+    status_fields,
+)
 from app.hours import Schedule, compile_schedule
 from app.models import ExceptionalPeriod, RegularHours, Station
-from app.station_views import spec_from_values
+from app.station_views import load_views, spec_from_values
 from app.tasks import Sleeper, stop_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -130,7 +146,28 @@ async def broadcast(station_id: int, at: datetime, *, bus: Bus, now: datetime, k
     if not await _changes_at(station_id, at, kind):
         log.info("%s transition of station %s at %s is no longer one; nothing to publish", kind, station_id, at)
         return False
+    return await announce(station_id, bus=bus, now=now, kind=kind)
+
+
+async def announce(station_id: int, *, bus: Bus, now: datetime, kind: str = STATUS) -> bool:
+    """Publish the station's status (or availability) at ``now`` unless that is what was last
+    announced for it; returns whether it was published."""
+    state = await _announced_state(station_id, now, kind)
+    if state is None or not await bus.claim(f"{station_channel(station_id)}:{kind}", state):
+        return False
     return await PUBLISH[kind](bus, station_id, now) is not None
+
+
+async def _announced_state(station_id: int, now: datetime, kind: str) -> str | None:
+    """What a client acts on in the event: not the time it was sent, nor its ``seq``."""
+    if kind == AVAILABILITY:
+        chargers = await chargers_now(station_id, now)
+        return None if chargers is None else json.dumps([(c["id"], c["available_now"]) for c in chargers])
+    views = await load_views([station_id], now)
+    if not views:
+        return None
+    fields = status_fields(views[0], now)
+    return json.dumps([fields["is_open"], fields["next_change_at"], fields["station_status"]])
 
 
 async def _changes_at(station_id: int, at: datetime, kind: str) -> bool:
@@ -142,29 +179,30 @@ async def _changes_at(station_id: int, at: datetime, kind: str) -> bool:
     return schedule is not None and flips_at(schedule, at)
 
 
-async def publish_each(station_ids: Iterable[int], *, bus: Bus, now: datetime, kind: str = STATUS) -> int:
-    """Publish the current status (or availability) of every given station."""
+async def announce_each(station_ids: Iterable[int], *, bus: Bus, now: datetime, kind: str = STATUS) -> int:
+    """Announce the current status (or availability) of every given station that changed."""
     semaphore = asyncio.Semaphore(CATCH_UP_CONCURRENCY)
 
     async def one(station_id: int) -> bool:
         async with semaphore:
-            return await PUBLISH[kind](bus, station_id, now) is not None
+            return await announce(station_id, bus=bus, now=now, kind=kind)
 
     results = await asyncio.gather(*(one(station_id) for station_id in station_ids))
     return sum(results)
 
 
 async def catch_up(now: datetime, *, bus: Bus) -> int:
-    """After a restart: publish every station's status, and the availability of every station with
-    a booking under way, whose start may have passed with nobody broadcasting. (Ends and lapsed
-    holds missed meanwhile are announced by close-out.) Returns how many events were published."""
-    statuses = await publish_each(await all_station_ids(), bus=bus, now=now)
+    """After a restart or an outage: announce every station's status, and the availability of every
+    station with a booking under way, whose start may have passed with nobody broadcasting, where
+    they differ from what was last announced. (Ends and lapsed holds missed meanwhile are announced
+    by close-out.) Returns how many events were published."""
+    statuses = await announce_each(await all_station_ids(), bus=bus, now=now)
     under_way = [
         station_id
         for station_id, spans in (await load_spans(None, now)).items()
         if any(span.blocks(now) for span in spans)
     ]
-    return statuses + await publish_each(under_way, bus=bus, now=now, kind=AVAILABILITY)
+    return statuses + await announce_each(under_way, bus=bus, now=now, kind=AVAILABILITY)
 
 
 async def all_station_ids() -> list[int]:

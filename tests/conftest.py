@@ -147,6 +147,7 @@ async def db(app: Quart, backend: Backend, clock: FrozenClock) -> AsyncIterator[
     await truncate_all(backend)
     state(app).directory.reset()
     state(app).throttle.reset()
+    await state(app).bus.forget_announced()  # station ids start again: what was said of them was not
     yield backend
 
 

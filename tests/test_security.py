@@ -188,11 +188,14 @@ async def test_sign_in_counters_are_shared_through_redis_by_every_web_process(
         await theirs.close()
 
 
-async def test_sign_in_still_works_when_the_counter_store_is_down(clock: FrozenClock) -> None:
+async def test_sign_in_is_still_throttled_per_process_when_the_counter_store_is_down(clock: FrozenClock) -> None:
     unreachable = Throttle("redis://127.0.0.1:1/0", "test", clock)
     try:
-        for _ in range(10):
-            await unreachable.begin_sign_in("someone@example.com", "192.0.2.1")  # fails open, logged
+        for _ in range(5):
+            await unreachable.begin_sign_in("someone@example.com", "192.0.2.1")  # counted in memory, logged
+        with pytest.raises(RateLimited):
+            await unreachable.begin_sign_in("someone@example.com", "192.0.2.1")
+        await unreachable.begin_sign_in("someone-else@example.com", "192.0.2.1")  # nobody else locked out
     finally:
         await unreachable.close()
 

@@ -16,7 +16,15 @@ from app.hours import HoursSpec, compile_schedule
 from app.models import User
 from app.state import state
 from app.stations import write_hours
-from app.transitions import Transition, TransitionScheduler, broadcast, flips_at, load_schedules, next_transitions
+from app.transitions import (
+    Transition,
+    TransitionScheduler,
+    broadcast,
+    catch_up,
+    flips_at,
+    load_schedules,
+    next_transitions,
+)
 from tests.conftest import DEFAULT_NOW, ApiClient, Backend
 from tests.helpers import (
     daily,
@@ -95,6 +103,30 @@ async def test_a_closing_at_the_end_of_an_exceptional_opening_is_still_found(db:
     station = await make_station(hours=open_until(end))
     schedules = await load_schedules([station.id], DEFAULT_NOW)
     assert next_transitions(schedules, DEFAULT_NOW) == [Transition(station.id, end)]
+
+
+async def test_a_catch_up_with_nothing_changed_since_the_last_announces_nothing(
+    app: Quart, db: Backend, clock: FrozenClock
+) -> None:
+    station = await make_station()
+    bus = state(app).bus
+    with bus.subscribe(events.station_channel(station.id)) as subscription:
+        assert await catch_up(clock.now(), bus=bus) == 1
+        assert await catch_up(clock.now(), bus=bus) == 0  # a restarted worker: nothing new to say
+        assert [m["is_open"] for m in drain(subscription)] == [True]
+
+
+async def test_a_transition_missed_while_down_is_announced_once_by_the_catch_up_and_not_by_its_late_job(
+    app: Quart, db: Backend, clock: FrozenClock
+) -> None:
+    station = await make_station()
+    bus = state(app).bus
+    await catch_up(clock.now(), bus=bus)  # the worker, before it went down
+    clock.set(EIGHT_PM + timedelta(minutes=5))  # it was down across the 20:00 closing
+    with bus.subscribe(events.station_channel(station.id)) as subscription:
+        assert await catch_up(clock.now(), bus=bus) == 1  # the restarted worker
+        assert not await broadcast(station.id, EIGHT_PM, bus=bus, now=clock.now())  # the job, late
+        assert [m["is_open"] for m in drain(subscription)] == [False]
 
 
 # -- the embedded scheduler --------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The arq worker's jobs: thin wiring of app/transitions.py and app/closeout.py to arq.
 
-- Start-up: catch up (publish every station's status, and the availability of those with a
-  booking under way; one worker does it when several start together), then plan: each station's
+- Start-up: catch up (announce every station's status, and the availability of those with a
+  booking under way, where they differ from what was last announced; however many workers start
+  together, each change goes out once), then plan: each station's
   next open/close transition and next availability change (a booked slot starts or ends, a hold
   runs out) become ``broadcast_transition`` jobs deferred to their instants, with the ids
   ``transition:{station}:{instant}`` and ``availability:{station}:{instant}``. Every worker
@@ -13,6 +14,8 @@
   after a Redis outage re-plans everything, and ``plan_all`` runs every ten minutes as a safety
   net for anything missed.
 - ``close_out`` runs at :00 and :30 of every minute, once across all workers (cron ``unique``).
+- After a Redis outage (``workers.resilient``) ``reconnected`` catches up and re-plans every
+  station, as at start: Redis may have come back empty, and transitions came due meanwhile.
 
 Jobs may run twice (arq retries, a worker dies mid-job); all of them are idempotent.
 """
@@ -43,8 +46,6 @@ log = logging.getLogger(__name__)
 #: How often the worker looks for due jobs: small, so a transition goes out well within 1 s.
 POLL_DELAY = 0.05
 MAX_TRIES = 5
-#: Workers that start within this many seconds of each other publish the catch-up once.
-CATCH_UP_WINDOW = 30
 CONTEXT = "chargeslot"
 
 
@@ -82,9 +83,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     await worker.bus.start()
     await worker.bus.wait_connected(5)
     ctx[CONTEXT] = worker
-    if await _claim_catch_up(worker):
-        count = await transitions.catch_up(worker.now(), bus=worker.bus)
-        log.info("caught up: published %d station events", count)
+    await _catch_up(worker)
     # The follower plans every station once it has subscribed (so no change can fall between),
     # then follows changes; jobs are only picked up after the plan exists.
     planned = asyncio.Event()
@@ -105,9 +104,15 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await close_db()
 
 
-async def _claim_catch_up(worker: WorkerServices) -> bool:
-    key = f"{worker.services.settings.redis_prefix}:catch-up"
-    return bool(await worker.redis.set(key, "1", nx=True, ex=CATCH_UP_WINDOW))
+async def reconnected(ctx: dict[str, Any]) -> None:
+    worker = services(ctx)
+    await _catch_up(worker)
+    await plan(worker, None)
+
+
+async def _catch_up(worker: WorkerServices) -> None:
+    count = await transitions.catch_up(worker.now(), bus=worker.bus)
+    log.info("caught up: published %d station events", count)
 
 
 async def plan(
@@ -180,9 +185,11 @@ def queue_for(prefix: str) -> str:
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
-    """``arq.worker.Worker`` keyword arguments for these settings (tests build workers with it)."""
+    """``workers.resilient.Worker`` keyword arguments for these settings (``python -m workers`` and
+    tests build workers with it)."""
     assert settings.redis_url is not None
     return {
+        "on_reconnect": reconnected,
         "functions": FUNCTIONS,
         "cron_jobs": CRON_JOBS,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
@@ -196,8 +203,10 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 
 
 class WorkerSettings:
-    """What ``arq workers.WorkerSettings`` runs. Only the Redis location is read here, at import;
-    the full settings are loaded and checked by ``startup``."""
+    """For arq's own command line (``arq --check workers.WorkerSettings``, say). Run the worker with
+    ``python -m workers``: ``arq workers.WorkerSettings`` runs arq's plain worker, which exits when
+    Redis goes away. Only the Redis location is read here, at import; the full settings are loaded
+    and checked by ``startup``."""
 
     functions = FUNCTIONS
     cron_jobs = CRON_JOBS

@@ -2,7 +2,8 @@
 //
 // Reconnects with exponential backoff and full jitter (so a restarted server is not hit by every
 // screen at the same instant), polls over HTTP every 30 s while the socket is down, and treats
-// every snapshot as the new truth. A gap in `seq` means a message was lost: the page resyncs.
+// every snapshot as the new truth. A gap in `seq` means a message was lost: the page resyncs. So
+// does a new `epoch`: the server's counters restarted, and their numbers mean nothing next to ours.
 
 const BASE_DELAY_MS = 1000;
 const MAX_DELAY_MS = 30_000;
@@ -41,6 +42,7 @@ export class LiveChannel {
     this.state = "connecting";
     this.attempt = 0;
     this.seqs = new Map();
+    this.epoch = undefined;
     this.socket = null;
     this.retryTimer = null;
     this.pollTimer = null;
@@ -130,6 +132,9 @@ export class LiveChannel {
       this.onGap(null);
       return;
     }
+    if (this.epochChanged(msg) && msg.type !== "snapshot") {
+      this.onGap(msg.station_id ?? null);
+    }
     if (msg.type === "snapshot" && Array.isArray(msg.stations)) {
       for (const s of msg.stations) if (typeof s.seq === "number") this.seqs.set(s.station_id ?? s.id, s.seq);
       this.onMessage(msg);
@@ -148,6 +153,15 @@ export class LiveChannel {
       }
     }
     this.onMessage(msg);
+  }
+
+  /** Whether `msg` numbers its `seq` in a new epoch; the numbers seen so far are then forgotten. */
+  epochChanged(msg) {
+    if (typeof msg.epoch !== "string" || msg.epoch === this.epoch) return false;
+    const known = this.epoch !== undefined;
+    this.epoch = msg.epoch;
+    if (known) this.seqs.clear();
+    return known;
   }
 
   /** Give up on a socket that stays silent for `ms` (a dead link sends no close frame). */
