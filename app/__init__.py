@@ -9,7 +9,7 @@ import gc
 import logging
 from typing import Any
 
-from quart import Quart, Response, g, request
+from quart import Quart, g, request
 from quart.sessions import SecureCookieSessionInterface
 from quart_schema import Info, QuartSchema
 
@@ -20,7 +20,7 @@ from app.config import Settings, load_settings
 from app.db import close_db, init_db
 from app.errors import register_error_handlers
 from app.fast_lane import StatusFastLane
-from app.headers import HeaderPolicy, request_id
+from app.headers import REQUEST_ID, HeaderPolicy, PolicyHeaders
 from app.state import EXTENSION, AppState, state
 from app.wire import ContractOpenAPI, ContractQuart, IdConverter, JsonRequest
 
@@ -57,7 +57,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app_state = AppState.build(settings, clock)
     live.decline_websocket_compression()
     app.extensions[EXTENSION] = app_state
-    headers = HeaderPolicy(hsts=settings.cookie_secure)
     QuartSchema(
         app,
         info=Info(
@@ -72,12 +71,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         openapi_provider_class=ContractOpenAPI,
     )
     register_error_handlers(app)
-    _register_request_hooks(app, headers)
+    _register_request_hooks(app)
     init_auth(app)
     _register_lifecycle(app)
     _register_blueprints(app)
-    fast_lane = StatusFastLane(app.asgi_app, app_state.directory, app_state.clock, headers)
-    app.asgi_app = fast_lane  # type: ignore[method-assign,assignment]
+    asgi_app = StatusFastLane(app.asgi_app, app_state.directory, app_state.clock)
+    app.asgi_app = PolicyHeaders(asgi_app, HeaderPolicy(hsts=settings.cookie_secure))  # type: ignore[method-assign,assignment]
     return app
 
 
@@ -138,19 +137,8 @@ def _start_background_jobs(app_state: AppState) -> None:
     app_state.tasks.supervise("close-out", lambda: run_close_out(app_state.clock, bus=app_state.bus))
 
 
-def _register_request_hooks(app: Quart, policy: HeaderPolicy) -> None:
+def _register_request_hooks(app: Quart) -> None:
     @app.before_request
-    async def assign_request_id() -> None:
-        g.request_id = request_id(request.headers.get("X-Request-ID"))
-
-    @app.after_request
-    async def security_headers(response: Response) -> Response:
-        # Checked against one set of present names: werkzeug's setdefault raises and catches an
-        # exception per missing header, which was a measurable share of a small request's cost.
-        headers: Any = response.headers
-        headers["X-Request-ID"] = g.get("request_id", "")
-        present = {name.lower() for name, _ in headers.items()}
-        for name, value in policy.defaults(request.path):
-            if name.lower() not in present:
-                headers.add(name, value)
-        return response
+    async def remember_request_id() -> None:
+        """For error reports to quote; ``PolicyHeaders`` decided it and puts it on the response."""
+        g.request_id = request.scope.get(REQUEST_ID, "-")

@@ -4,36 +4,30 @@ Every client without a WebSocket polls that endpoint, so it must be the cheapest
 service does. The answer is a dict lookup and a memoised computation, but Quart's request
 machinery and the app-wide hooks cost several times that (``bench/RESULTS.md``), and they have
 nothing to do here: a public GET, no session, no CSRF, no cookies to set. For a station already in
-this process's directory the lane sends the route's body with the headers of the one
-``HeaderPolicy``; anything else (a cold cache, an unknown id, any other request) goes on to Quart.
+this process's directory the lane sends the route's body; ``PolicyHeaders`` wraps the lane as it
+wraps Quart, so both answers carry the headers of the one ``HeaderPolicy``. Anything else (a
+cold cache, an unknown id, any other request) goes on to Quart.
 ``tests/test_stations_api.py`` checks that both answer the same.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.clock import Clock
 from app.directory import StationDirectory
-from app.headers import HeaderPolicy, request_id
+from app.headers import ASGIApp
 from app.station_views import encode_json
-
-ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 _PATH = re.compile(r"/api/stations/([1-9][0-9]{0,9})/status")
 
 
 class StatusFastLane:
-    def __init__(self, inner: ASGIApp, directory: StationDirectory, clock: Clock, policy: HeaderPolicy) -> None:
+    def __init__(self, inner: ASGIApp, directory: StationDirectory, clock: Clock) -> None:
         self._inner = inner
         self._directory = directory
         self._clock = clock
-        self._headers = [
-            (name.lower().encode(), value.encode()) for name, value in policy.defaults("/api/stations/0/status")
-        ]
-        self._headers.append((b"content-type", b"application/json"))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -41,12 +35,7 @@ class StatusFastLane:
             view = self._directory.cached(int(match[1])) if match else None
             if view is not None:
                 body = encode_json(view.status_at(self._clock.now()))
-                incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
-                headers = [
-                    *self._headers,
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", request_id(incoming.decode("latin-1")).encode()),
-                ]
+                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
