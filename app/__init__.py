@@ -19,7 +19,7 @@ from app.clock import Clock
 from app.config import Settings, load_settings
 from app.db import close_db, init_db
 from app.errors import register_error_handlers
-from app.fast_lane import StatusFastLane
+from app.fast_lane import FastLane
 from app.headers import REQUEST_ID, HeaderPolicy, PolicyHeaders
 from app.state import EXTENSION, AppState, state
 from app.wire import ContractOpenAPI, ContractQuart, IdConverter, JsonRequest
@@ -40,7 +40,9 @@ class NoCookieSession(SecureCookieSessionInterface):
         return None
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Quart:
+def create_app(settings: Settings | None = None, clock: Clock | None = None, *, fast_lane: bool = True) -> Quart:
+    """``fast_lane=False`` sends every request through Quart (``app.fast_lane``; the benchmark
+    measures both ways)."""
     settings = settings or load_settings()
     app = ContractQuart(__name__, static_folder="../static", template_folder="../templates")
     app.session_interface = NoCookieSession()
@@ -75,7 +77,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     init_auth(app)
     _register_lifecycle(app)
     _register_blueprints(app)
-    asgi_app = StatusFastLane(app.asgi_app, app_state.directory, app_state.clock)
+    asgi_app: Any = app.asgi_app
+    if fast_lane:
+        asgi_app = FastLane(asgi_app, app_state.directory, app_state.clock)
     app.asgi_app = PolicyHeaders(asgi_app, HeaderPolicy(hsts=settings.cookie_secure))  # type: ignore[method-assign,assignment]
     return app
 

@@ -1,42 +1,65 @@
-"""The status fast lane: ``GET /api/stations/{id}/status`` answered before Quart, when it can be.
+"""The fast lane: the public GETs every client repeats, answered before Quart when they can be.
 
-Every client without a WebSocket polls that endpoint, so it must be the cheapest thing the
-service does. The answer is a dict lookup and a memoised computation, but Quart's request
-machinery and the app-wide hooks cost several times that (``bench/RESULTS.md``), and they have
-nothing to do here: a public GET, no session, no CSRF, no cookies to set. For a station already in
-this process's directory the lane sends the route's body; ``PolicyHeaders`` wraps the lane as it
-wraps Quart, so both answers carry the headers of the one ``HeaderPolicy``. Anything else (a
-cold cache, an unknown id, any other request) goes on to Quart.
-``tests/test_stations_api.py`` checks that both answer the same.
+``GET /api/stations`` (every home page and its filters) and ``GET /api/stations/{id}/status``
+(every client polling without a WebSocket) are answered from this process's directory: a dict
+lookup, a memoised computation and, for the list, a join of per-station JSON. Quart's request
+machinery costs several times that, and most of it has nothing to do here: a public GET with no
+cookie has no session, no CSRF and no cookie to set. So a cookie-less GET of one of these paths
+is answered here, with the body the route would send (built by the route's own functions) and
+the headers of the one ``HeaderPolicy`` (``PolicyHeaders`` wraps the lane as it wraps Quart).
+Anything else goes on to Quart: another path or method, a request with cookies, a cold cache, an
+unknown id, a list query that does not validate (so that its 422 is the route's problem JSON) and
+any failure, which the route then meets and reports as it always does.
+
+``tests/test_stations_api.py`` checks that lane and route answer alike; ``bench/bench_http.py``
+measures both (``create_app(fast_lane=False)`` sends everything through Quart).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import MutableMapping
 from typing import Any
 
+from app.blueprints.stations import read_stations_query, station_page
 from app.clock import Clock
 from app.directory import StationDirectory
 from app.headers import ASGIApp
 from app.station_views import encode_json
 
-_PATH = re.compile(r"/api/stations/([1-9][0-9]{0,9})/status")
+LIST_PATH = "/api/stations"
+_STATUS_PATH = re.compile(r"/api/stations/([1-9][0-9]{0,9})/status")
+_JSON = (b"content-type", b"application/json")
 
 
-class StatusFastLane:
+class FastLane:
     def __init__(self, inner: ASGIApp, directory: StationDirectory, clock: Clock) -> None:
         self._inner = inner
         self._directory = directory
         self._clock = clock
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            match = _PATH.fullmatch(scope["path"])
-            view = self._directory.cached(int(match[1])) if match else None
-            if view is not None:
-                body = encode_json(view.status_at(self._clock.now()))
-                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not _has_cookies(scope):
+            try:
+                body = await self._answer(scope["path"], scope["query_string"])
+            except Exception:
+                body = None  # the route meets it too: a 422 for the query, a 503 for the database
+            if body is not None:
+                headers = [_JSON, (b"content-length", str(len(body)).encode())]
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
         await self._inner(scope, receive, send)
+
+    async def _answer(self, path: str, query_string: bytes) -> bytes | None:
+        """The route's body, or None to let the route answer."""
+        if path == LIST_PATH:
+            query = read_stations_query(query_string)
+            return station_page(await self._directory.catalogue(), self._clock.now(), query)
+        match = _STATUS_PATH.fullmatch(path)
+        view = self._directory.cached(int(match[1])) if match else None
+        return None if view is None else encode_json(view.status_at(self._clock.now()))
+
+
+def _has_cookies(scope: MutableMapping[str, Any]) -> bool:
+    return any(name == b"cookie" for name, _ in scope["headers"])
