@@ -9,7 +9,7 @@ import gc
 import logging
 from typing import Any
 
-from quart import Quart, Response, g, request
+from quart import Quart, g, request
 from quart.sessions import SecureCookieSessionInterface
 from quart_schema import Info, QuartSchema
 
@@ -19,8 +19,8 @@ from app.clock import Clock
 from app.config import Settings, load_settings
 from app.db import close_db, init_db
 from app.errors import register_error_handlers
-from app.fast_lane import StatusFastLane
-from app.headers import HeaderPolicy, request_id
+from app.fast_lane import FastLane
+from app.headers import REQUEST_ID, HeaderPolicy, PolicyHeaders
 from app.state import EXTENSION, AppState, state
 from app.wire import ContractOpenAPI, ContractQuart, IdConverter, JsonRequest
 
@@ -40,7 +40,9 @@ class NoCookieSession(SecureCookieSessionInterface):
         return None
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Quart:
+def create_app(settings: Settings | None = None, clock: Clock | None = None, *, fast_lane: bool = True) -> Quart:
+    """``fast_lane=False`` sends every request through Quart (``app.fast_lane``; the benchmark
+    measures both ways)."""
     settings = settings or load_settings()
     app = ContractQuart(__name__, static_folder="../static", template_folder="../templates")
     app.session_interface = NoCookieSession()
@@ -57,7 +59,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app_state = AppState.build(settings, clock)
     live.decline_websocket_compression()
     app.extensions[EXTENSION] = app_state
-    headers = HeaderPolicy(hsts=settings.cookie_secure)
     QuartSchema(
         app,
         info=Info(
@@ -74,12 +75,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         pydantic_dump_options={"by_alias": True},
     )
     register_error_handlers(app)
-    _register_request_hooks(app, headers)
+    _register_request_hooks(app)
     init_auth(app)
     _register_lifecycle(app)
     _register_blueprints(app)
-    fast_lane = StatusFastLane(app.asgi_app, app_state.directory, app_state.clock, headers)
-    app.asgi_app = fast_lane  # type: ignore[method-assign,assignment]
+    asgi_app: Any = app.asgi_app
+    if fast_lane:
+        asgi_app = FastLane(asgi_app, app_state.directory, app_state.clock)
+    app.asgi_app = PolicyHeaders(asgi_app, HeaderPolicy(hsts=settings.cookie_secure))  # type: ignore[method-assign,assignment]
     return app
 
 
@@ -165,19 +168,8 @@ def _start_background_jobs(app_state: AppState) -> None:
     )
 
 
-def _register_request_hooks(app: Quart, policy: HeaderPolicy) -> None:
+def _register_request_hooks(app: Quart) -> None:
     @app.before_request
-    async def assign_request_id() -> None:
-        g.request_id = request_id(request.headers.get("X-Request-ID"))
-
-    @app.after_request
-    async def security_headers(response: Response) -> Response:
-        # Checked against one set of present names: werkzeug's setdefault raises and catches an
-        # exception per missing header, which was a measurable share of a small request's cost.
-        headers: Any = response.headers
-        headers["X-Request-ID"] = g.get("request_id", "")
-        present = {name.lower() for name, _ in headers.items()}
-        for name, value in policy.defaults(request.path):
-            if name.lower() not in present:
-                headers.add(name, value)
-        return response
+    async def remember_request_id() -> None:
+        """For error reports to quote; ``PolicyHeaders`` decided it and puts it on the response."""
+        g.request_id = request.scope.get(REQUEST_ID, "-")

@@ -24,6 +24,7 @@ from app.models import Role, Session, User
 from app.state import state
 
 SESSION_DAYS = 14
+SESSION_COOKIE = "chargeslot_session"
 CSRF_COOKIE = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -135,6 +136,8 @@ def site_origin(scheme: str, host: str) -> str:
 
 
 async def _set_csrf_cookie(response: Response) -> Response:
+    if "new_csrf_token" not in g and "clear_csrf" not in g and SESSION_COOKIE not in request.cookies:
+        return response  # nobody signed in or out, and no session whose token could be restored
     secure = state().settings.cookie_secure
     if g.get("clear_csrf") and "new_csrf_token" not in g:
         response.delete_cookie(CSRF_COOKIE, path="/", secure=secure, samesite="Lax")
@@ -156,6 +159,24 @@ async def _set_csrf_cookie(response: Response) -> Response:
 
 
 def init_auth(app: Quart) -> None:
-    QuartAuth(app, cookie_name="chargeslot_session", cookie_samesite="Lax", duration=SESSION_DAYS * 24 * 3600)
+    auth = QuartAuth(app, cookie_name=SESSION_COOKIE, cookie_samesite="Lax", duration=SESSION_DAYS * 24 * 3600)
+    _skip_untouched_sessions(app, auth)
     app.before_request(_check_csrf)
     app.after_request(_set_csrf_cookie)
+
+
+def _skip_untouched_sessions(app: Quart, auth: QuartAuth) -> None:
+    """Run quart-auth's after-request hook only for requests that looked at the session cookie.
+
+    The hook writes or deletes the cookie only after ``login_user`` or ``logout_user``, which keep
+    their user in ``g`` under the extension's attribute name; for every other request it parsed the
+    cookies just to find nothing to do. Sign-in and sign-out tests fail if quart-auth moves that.
+    """
+    name = auth.attribute_name
+    assert name is not None
+
+    async def save_session_cookie(response: Response) -> Response:
+        return await auth.after_request(response) if name in g else response
+
+    hooks = app.after_request_funcs[None]
+    hooks[hooks.index(auth.after_request)] = save_session_cookie

@@ -1,53 +1,70 @@
-"""The status fast lane: ``GET /api/stations/{id}/status`` answered before Quart, when it can be.
+"""The fast lane: the public GETs every client repeats, answered before Quart when they can be.
 
-Every client without a WebSocket polls that endpoint, so it must be the cheapest thing the
-service does. The answer is a dict lookup and a memoised computation, but Quart's request
-machinery and the app-wide hooks cost several times that (``bench/RESULTS.md``), and they have
-nothing to do here: a public GET, no session, no CSRF, no cookies to set. For a station already in
-this process's directory the lane sends the route's body with the headers of the one
-``HeaderPolicy``; anything else (a cold cache, an unknown id, any other request) goes on to Quart.
-``tests/test_stations_api.py`` checks that both answer the same.
+``GET /api/stations`` (every home page and its filters) and ``GET /api/stations/{id}/status``
+(every client polling without a WebSocket) are answered from this process's directory: a dict
+lookup, a memoised computation and, for the list, a join of per-station JSON. Quart's request
+machinery costs several times that, and most of it has nothing to do here: a public GET with no
+cookie has no session, no CSRF and no cookie to set. So a cookie-less GET of one of these paths
+is answered here, with the body the route would send (built by the route's own functions) and
+the headers of the one ``HeaderPolicy`` (``PolicyHeaders`` wraps the lane as it wraps Quart).
+Anything else goes on to Quart: another path or method, a request with cookies, a cold cache, an
+unknown id, a list query that does not validate (so that its 422 is the route's problem JSON) and
+any failure, which the route then meets and reports as it always does.
+
+Measured (``bench/RESULTS.md``, "HTTP throughput", 2026-12-02): a request through Quart, hooks
+made as cheap as they go, costs 1.4x (status) and 1.6x (list) the CPU of a bare Quart hello-world;
+in the lane 0.08x and 0.19x. Under wrk the status through Quart reached 0.86x the hello-world's
+throughput in the quietest round and 0.48x in a busy one, against a target of 0.8x: too close to
+drop its lane. The list met its 1.0x target only through the lane (1.14x to 2.09x; through Quart
+0.66x to 0.84x). ``tests/test_stations_api.py`` checks that lane and route answer alike;
+``bench/bench_http.py`` measures both (``create_app(fast_lane=False)`` sends all through Quart).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import MutableMapping
 from typing import Any
 
+from app.blueprints.stations import read_stations_query, station_page
 from app.clock import Clock
 from app.directory import StationDirectory
-from app.headers import HeaderPolicy, request_id
+from app.headers import ASGIApp
 from app.station_views import encode_json
 
-ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+LIST_PATH = "/api/stations"
+_STATUS_PATH = re.compile(r"/api/stations/([1-9][0-9]{0,9})/status")
+_JSON = (b"content-type", b"application/json")
 
-_PATH = re.compile(r"/api/stations/([1-9][0-9]{0,9})/status")
 
-
-class StatusFastLane:
-    def __init__(self, inner: ASGIApp, directory: StationDirectory, clock: Clock, policy: HeaderPolicy) -> None:
+class FastLane:
+    def __init__(self, inner: ASGIApp, directory: StationDirectory, clock: Clock) -> None:
         self._inner = inner
         self._directory = directory
         self._clock = clock
-        self._headers = [
-            (name.lower().encode(), value.encode()) for name, value in policy.defaults("/api/stations/0/status")
-        ]
-        self._headers.append((b"content-type", b"application/json"))
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            match = _PATH.fullmatch(scope["path"])
-            view = self._directory.cached(int(match[1])) if match else None
-            if view is not None:
-                body = encode_json(view.status_at(self._clock.now()))
-                incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
-                headers = [
-                    *self._headers,
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", request_id(incoming.decode("latin-1")).encode()),
-                ]
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not _has_cookies(scope):
+            try:
+                body = await self._answer(scope["path"], scope["query_string"])
+            except Exception:
+                body = None  # the route meets it too: a 422 for the query, a 503 for the database
+            if body is not None:
+                headers = [_JSON, (b"content-length", str(len(body)).encode())]
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
         await self._inner(scope, receive, send)
+
+    async def _answer(self, path: str, query_string: bytes) -> bytes | None:
+        """The route's body, or None to let the route answer."""
+        if path == LIST_PATH:
+            query = read_stations_query(query_string)
+            return station_page(await self._directory.catalogue(), self._clock.now(), query)
+        match = _STATUS_PATH.fullmatch(path)
+        view = self._directory.cached(int(match[1])) if match else None
+        return None if view is None else encode_json(view.status_at(self._clock.now()))
+
+
+def _has_cookies(scope: MutableMapping[str, Any]) -> bool:
+    return any(name == b"cookie" for name, _ in scope["headers"])

@@ -217,6 +217,14 @@ async def test_session_cookie_is_httponly_and_samesite_and_the_csrf_cookie_is_re
     assert "Secure" not in session, "COOKIE_SECURE=false for plain-http development"
 
 
+async def test_signing_out_deletes_both_cookies_from_the_browser(client: ApiClient, driver: User) -> None:
+    await login(client, driver.email)
+    assert client.cookie("chargeslot_session") and client.cookie("csrf_token")
+    cookies = set_cookies(await client.post("/api/auth/logout"))
+    assert "Max-Age=0" in cookies["chargeslot_session"] and "Max-Age=0" in cookies["csrf_token"]
+    assert client.cookie("chargeslot_session") is None and client.cookie("csrf_token") is None
+
+
 @pytest.mark.filterwarnings("ignore:Secure cookies will be ignored on insecure requests")
 async def test_cookies_are_secure_when_cookie_secure_is_set(backend: Backend, client: ApiClient, driver: User) -> None:
     # Shares the running app's database connections; it is never started itself.

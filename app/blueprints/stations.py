@@ -9,11 +9,14 @@ response through pydantic.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, Field, field_validator
-from quart import Blueprint, Response
-from quart_schema import document_response, validate_querystring, validate_response
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from quart import Blueprint, Response, request
+from quart_schema import document_querystring, document_response, validate_querystring, validate_response
+from quart_schema.validation import QuerystringValidationError
 
 from app.availability import busy_charger_ids
 from app.bookings import BookingPolicy, check_slot
@@ -60,6 +63,51 @@ class StationsQuery(BaseModel):
         if value is not None:
             parse_point(value)
         return value
+
+    def where(self) -> StationFilter:
+        return StationFilter(
+            open_now=self.open_now,
+            city=self.city,
+            text=self.q,
+            charger_type=self.charger_type,
+            near=parse_point(self.near) if self.near else None,
+        )
+
+
+def read_stations_query(query_string: bytes) -> StationsQuery:
+    """The list's query from the raw URL, read the way ``validate_querystring`` reads a query (a
+    repeated parameter is a list, ``name[]`` always one) so that it means the same as anywhere else
+    in the API; QuerystringValidationError, the 422 of every query, when it is not valid.
+
+    The route and the fast lane (``app.fast_lane``) both read it here, so they cannot disagree.
+    """
+    try:
+        pairs = parse_qsl(query_string.decode(), keep_blank_values=True, errors="werkzeug.url_quote")
+    except UnicodeDecodeError as error:
+        raise QuerystringValidationError(ValueError("The query string is not UTF-8.")) from error
+    values: dict[str, list[str]] = {}
+    for name, value in pairs:
+        values.setdefault(name, []).append(value)
+    arguments = {
+        name.removesuffix("[]"): found if name.endswith("[]") or len(found) > 1 else found[0]
+        for name, found in values.items()
+    }
+    try:
+        return StationsQuery.model_validate(arguments)
+    except ValidationError as error:
+        raise QuerystringValidationError(error) from error
+
+
+def station_page(views: Sequence[StationView], now: datetime, query: StationsQuery) -> bytes:
+    """A page of the list as JSON. Items are fragments each view keeps until its answer can change,
+    so a page is mostly a join."""
+    total, page = find_stations(views, now, query.where(), query.limit, query.offset)
+    items = b",".join(
+        view.summary_json(now) if km is None else encode_json({**view.summary(now), "distance_km": round(km, 3)})
+        for view, km in page
+    )
+    tail = f'],"total":{total},"limit":{query.limit},"offset":{query.offset}}}'
+    return b'{"items":[' + items + tail.encode()
 
 
 def parse_point(text: str) -> tuple[float, float]:
@@ -193,27 +241,13 @@ async def station_or_404(station_id: int) -> StationView:
 
 
 @blueprint.get("")
-@validate_querystring(StationsQuery)
+@document_querystring(StationsQuery)
 @document_response(StationPage)
-async def list_stations(query_args: StationsQuery) -> Response:
+async def list_stations() -> Response:
     """Stations with whether each is open now; filter, search, sort by distance, paginate."""
-    where = StationFilter(
-        open_now=query_args.open_now,
-        city=query_args.city,
-        text=query_args.q,
-        charger_type=query_args.charger_type,
-        near=parse_point(query_args.near) if query_args.near else None,
-    )
+    query = read_stations_query(request.query_string)
     views = await state().directory.catalogue()
-    now = state().clock.now()
-    total, page = find_stations(views, now, where, query_args.limit, query_args.offset)
-    # Items are JSON fragments each view keeps until its answer can change: a page is a join.
-    items = b",".join(
-        view.summary_json(now) if km is None else encode_json({**view.summary(now), "distance_km": round(km, 3)})
-        for view, km in page
-    )
-    tail = f'],"total":{total},"limit":{query_args.limit},"offset":{query_args.offset}}}'
-    return json_response(b'{"items":[' + items + tail.encode())
+    return json_response(station_page(views, state().clock.now(), query))
 
 
 @blueprint.get("/<int:station_id>")
