@@ -27,6 +27,7 @@ let zones = new Map();
 let sort = "-slot";
 let offset = 0;
 let request = null;
+let applied = null; // the filters of the list on screen (or loading)
 
 function filters() {
   const values = readFilters(form, FILTERS);
@@ -161,6 +162,7 @@ async function load({ keepOpen = null } = {}) {
   request?.abort();
   const mine = new AbortController();
   request = mine;
+  applied = query();
   writeFilters(filters());
   csv.href = `/api/operator/bookings.csv${query() ? `?${query()}` : ""}`;
   if (stateBox.hidden || stateBox.dataset.state !== "loading") setState(stateBox, "loading", "Loading bookings…");
@@ -190,12 +192,16 @@ async function load({ keepOpen = null } = {}) {
   }
 }
 
+let typing = null;
+
+/** Back to the first page when the filters changed (a search box also fires "change" on blur). */
 function refilter() {
+  clearTimeout(typing); // whatever was typed is in this load already
+  if (query() === applied) return;
   offset = 0;
   load();
 }
 
-let typing = null;
 form.addEventListener("change", refilter);
 form.addEventListener("input", (event) => {
   if (event.target.type !== "search") return;
@@ -204,7 +210,6 @@ form.addEventListener("input", (event) => {
 });
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  clearTimeout(typing);
   refilter();
 });
 form.addEventListener("reset", () => setTimeout(refilter));

@@ -26,6 +26,7 @@ const pager = $("#us-pager");
 const errorBox = $("#us-error");
 let offset = 0;
 let request = null;
+let applied = null; // the filters of the list on screen (or loading)
 
 const joined = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", year: "numeric" });
 
@@ -67,25 +68,19 @@ function activeControl(u, columns) {
   });
   const yes = el("button", { type: "button", class: "button button--danger button--small", text: "Deactivate and sign out" });
   const no = el("button", { type: "button", class: "button button--ghost button--small", text: "Keep active" });
-  const confirm = el("div", { class: "confirm", role: "group", "aria-labelledby": qid, hidden: true }, question, el("div", { class: "actions" }, yes, no));
+  const confirm = el("div", { class: "confirm", role: "group", "aria-labelledby": qid }, question, el("div", { class: "actions" }, yes, no));
+  const confirmRow = el("tr", { class: "confirm-row", hidden: true }, el("td", { colSpan: columns }, confirm));
   start.addEventListener("click", () => {
     start.hidden = true;
-    confirm.hidden = false;
+    confirmRow.hidden = false;
     question.focus();
   });
   no.addEventListener("click", () => {
-    confirm.hidden = true;
+    confirmRow.hidden = true;
     start.hidden = false;
     start.focus();
   });
   yes.addEventListener("click", () => setActive(u, false, yes));
-  const confirmRow = el("tr", { class: "confirm-row", hidden: true }, el("td", { colSpan: columns }, confirm));
-  start.addEventListener("click", () => {
-    confirmRow.hidden = false;
-  });
-  no.addEventListener("click", () => {
-    confirmRow.hidden = true;
-  });
   return [start, confirmRow];
 }
 
@@ -130,6 +125,7 @@ async function load({ focusUser = null } = {}) {
   const mine = new AbortController();
   request = mine;
   const values = readFilters(form, FILTERS);
+  applied = new URLSearchParams(values).toString();
   writeFilters(values);
   if (stateBox.hidden || stateBox.dataset.state !== "loading") setState(stateBox, "loading", "Loading users…");
   try {
@@ -157,12 +153,16 @@ async function load({ focusUser = null } = {}) {
   }
 }
 
+let typing = null;
+
+/** Back to the first page when the filters changed (a search box also fires "change" on blur). */
 function refilter() {
+  clearTimeout(typing); // whatever was typed is in this load already
+  if (new URLSearchParams(readFilters(form, FILTERS)).toString() === applied) return;
   offset = 0;
   load();
 }
 
-let typing = null;
 form.addEventListener("change", refilter);
 form.addEventListener("input", (event) => {
   if (event.target.type !== "search") return;
@@ -171,7 +171,6 @@ form.addEventListener("input", (event) => {
 });
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  clearTimeout(typing);
   refilter();
 });
 $("#us-prev").addEventListener("click", () => {
