@@ -99,8 +99,10 @@ async function setActive(u, active, button) {
 function row(u) {
   const self = u.id === me;
   const status = el("span", { class: "status-pill", "data-status": u.is_active ? "ACTIVE" : "INACTIVE", text: u.is_active ? "Active" : "Deactivated" });
-  const email = el("th", { scope: "row", "data-label": "Email", class: "cell-email" }, u.email);
-  if (self) email.append(" ", el("span", { class: "pill pill--you", text: "You" }));
+  // One box for the address and the "You" tag, so on a phone the tag wraps under the address.
+  const address = el("span", {}, u.email);
+  if (self) address.append(" ", el("span", { class: "pill pill--you", text: "You" }));
+  const email = el("th", { scope: "row", "data-label": "Email", class: "cell-email" }, address);
   const cells = [
     email,
     el("td", { "data-label": "Username", text: u.username }),
