@@ -181,6 +181,11 @@ async function load({ keepOpen = null } = {}) {
     table.hidden = !page.items.length;
     if (page.items.length) setState(stateBox, "ready");
     else setState(stateBox, "empty", "No bookings match these filters.");
+    if (keepOpen) {
+      // The Cancel button is gone: keep keyboard focus with the same booking, or with the list.
+      const toggle = body.querySelector(`[aria-controls="bk-detail-${keepOpen}"]`);
+      (toggle ?? (table.hidden ? stateBox : table)).focus();
+    }
   } catch (err) {
     if (err?.name === "AbortError") return;
     table.hidden = true;

@@ -154,6 +154,7 @@ async def test_operator_filters_pages_sorts_and_cancels_bookings_and_the_csv_fol
     await screenshot(page, "console-bookings-1440", full_page=False)
     await detail.get_by_role("button", name="Cancel and refund ₹100.00").click()
     await expect(page.locator("#bk-state")).to_have_text("No bookings match these filters.")  # no longer PAID
+    await expect(page.locator("#bk-state")).to_be_focused()
     await page.get_by_label("Status").select_option("CANCELLED")
     await expect(rows.first.locator(".status-pill")).to_have_text("Cancelled")
     payments = await operator_api.call("GET", f"/api/payments?booking_id={paid['booking_id']}")
