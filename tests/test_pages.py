@@ -11,6 +11,7 @@ import pytest
 
 from app.config import ConfigError, load_settings
 from app.hours import HoursSpec
+from app.models import Role
 from app.state import state
 from app.stations import ChargerSpec
 from tests import helpers
@@ -19,6 +20,12 @@ from tests.conftest import ApiClient
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
 INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.IGNORECASE)
 INLINE_STYLE = re.compile(r"<style\b|\sstyle\s*=", re.IGNORECASE)
+#: The operator console's pages beyond the station editor, with the module each one loads.
+CONSOLE = {
+    "/operator/bookings": "js/operator-bookings.js",
+    "/operator/users": "js/operator-users.js",
+    "/operator/insights": "js/insights.js",
+}
 #: What Chromium sends when a person opens a page.
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 
@@ -64,7 +71,7 @@ async def test_every_page_renders_without_anything_the_csp_blocks(client: ApiCli
         assert_csp_safe(await page(client, path))
     assert_csp_safe(await page(client, "/operator", status=403))
     await client.sign_in(operator)
-    for path in ["/", "/bookings", "/operator", "/operator/stations/new", f"/operator/stations/{station.id}"]:
+    for path in ["/", "/bookings", "/operator", "/operator/stations/new", f"/operator/stations/{station.id}", *CONSOLE]:
         assert_csp_safe(await page(client, path))
 
 
@@ -76,7 +83,9 @@ async def test_pages_are_served_with_a_csp_that_forbids_inline_script(client: Ap
 
 
 async def test_page_scripts_and_stylesheet_are_served(client: ApiClient) -> None:
-    for name in ("api", "live", "home", "station", "booking", "bookings", "kiosk", "operator", "auth", "layout"):
+    names = ("api", "live", "home", "station", "booking", "bookings", "kiosk", "operator", "auth", "layout")
+    console = ("console", "operator-bookings", "operator-users", "insights", "svg-chart")
+    for name in (*names, *console):
         response = await client.get(f"/static/js/{name}.js")
         assert response.status_code == 200, name
         assert "javascript" in response.content_type
@@ -201,10 +210,10 @@ async def test_operator_pages_tell_drivers_they_are_for_operators(client: ApiCli
     signed_out = await page(client, "/operator", status=403)
     assert "Operators only" in signed_out and "js/operator.js" not in signed_out
     await client.sign_in(driver)
-    for path in ("/operator", "/operator/stations/new", f"/operator/stations/{station.id}"):
+    for path in ("/operator", "/operator/stations/new", f"/operator/stations/{station.id}", *CONSOLE):
         html = await page(client, path, status=403)
         assert "Operators only" in html
-        assert "js/operator.js" not in html
+        assert "js/operator" not in html and "js/insights.js" not in html
 
 
 async def test_operator_sees_the_station_editor(client: ApiClient, operator: Any) -> None:
@@ -255,3 +264,46 @@ async def test_charger_type_filter_lists_each_connector_once(client: ApiClient) 
     options = re.findall(r'<option value="([^"]*)"', html.split('id="filter-type"', 1)[-1].split("</select>", 1)[0])
     types = [value for value in options if value]
     assert sorted(types) == ["CCS2", "CHADEMO", "TYPE2"]
+
+
+async def test_console_pages_load_their_module_and_link_each_other(client: ApiClient, operator: Any) -> None:
+    await client.sign_in(operator)
+    for path, module in CONSOLE.items():
+        html = await page(client, path)
+        assert_csp_safe(html)
+        assert f'src="/static/{module}"' in html, path
+        nav = html.split('aria-label="Operator console"', 1)[1].split("</nav>", 1)[0]
+        for other in ("/operator", *CONSOLE):
+            assert f'href="{other}"' in nav, (path, other)
+        assert re.search(rf'href="{path}" aria-current="page"', nav), path
+
+
+async def test_bookings_page_offers_the_csv_and_the_filters(client: ApiClient, operator: Any) -> None:
+    await client.sign_in(operator)
+    html = await page(client, "/operator/bookings")
+    assert 'id="bk-csv" href="/api/operator/bookings.csv"' in html
+    for name in ("station_id", "status", "from", "to", "email"):
+        assert f'name="{name}"' in html, name
+    assert 'aria-sort="descending"' in html
+
+
+async def test_users_page_tells_operators_they_only_look_and_gives_admins_an_actions_column(
+    client: ApiClient, operator: Any, make_user: Any
+) -> None:
+    await client.sign_in(operator)
+    html = await page(client, "/operator/users")
+    assert 'id="us-readonly"' in html and 'data-role="operator"' in html
+    assert "Actions" not in html
+    admin = await make_user(Role.ADMIN)
+    await client.sign_in(admin)
+    html = await page(client, "/operator/users")
+    assert 'id="us-readonly"' not in html and 'data-role="admin"' in html
+    assert f'data-user-id="{admin.id}"' in html and "Actions" in html
+
+
+async def test_insights_page_has_a_table_for_each_chart(client: ApiClient, operator: Any) -> None:
+    await client.sign_in(operator)
+    html = await page(client, "/operator/insights")
+    for marker in ('id="in-days-chart"', 'id="in-days-table"', 'id="in-heat-chart"', 'id="in-heat-table"'):
+        assert marker in html
+    assert html.count("<details") == 2

@@ -165,6 +165,24 @@ async def operator_station(station_id: int) -> str | tuple[str, int]:
     return await _operator_page("operator/station.html", station=station)
 
 
+@blueprint.get("/operator/bookings")
+@hide
+async def operator_bookings() -> str | tuple[str, int]:
+    return await _operator_page("operator/bookings.html")
+
+
+@blueprint.get("/operator/users")
+@hide
+async def operator_users() -> str | tuple[str, int]:
+    return await _operator_page("operator/users.html")
+
+
+@blueprint.get("/operator/insights")
+@hide
+async def operator_insights() -> str | tuple[str, int]:
+    return await _operator_page("operator/insights.html")
+
+
 @blueprint.get("/docs")
 @hide
 async def docs() -> str:

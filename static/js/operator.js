@@ -51,12 +51,12 @@ async function showList() {
         return el(
           "tr",
           { "data-station-id": s.id },
-          el("th", { scope: "row" }, el("a", { href: `/operator/stations/${s.id}`, text: s.name })),
-          el("td", { text: s.city }),
-          el("td", {}, badge),
-          el("td", { text: `${todayHoursText(s.open_time, s.close_time)} · ${s.timezone}` }),
-          el("td", { text: `${s.total_chargers ?? "–"} (${s.available_chargers ?? "–"} free)` }),
-          el("td", { text: s.status.charAt(0) + s.status.slice(1).toLowerCase() }),
+          el("th", { scope: "row", "data-label": "Station" }, el("a", { href: `/operator/stations/${s.id}`, text: s.name })),
+          el("td", { "data-label": "City", text: s.city }),
+          el("td", { "data-label": "Now" }, badge),
+          el("td", { "data-label": "Today", text: `${todayHoursText(s.open_time, s.close_time)} · ${s.timezone}` }),
+          el("td", { "data-label": "Chargers", text: `${s.total_chargers ?? "–"} (${s.available_chargers ?? "–"} free)` }),
+          el("td", { "data-label": "Status", text: s.status.charAt(0) + s.status.slice(1).toLowerCase() }),
           el(
             "td",
             { class: "row-actions" },
@@ -247,11 +247,11 @@ function renderChargers() {
       return el(
         "tr",
         { "data-charger-id": c.id },
-        el("th", { scope: "row", text: c.charger_number }),
-        el("td", { text: c.charger_type }),
-        el("td", { text: powerText(c.power_kw) }),
-        el("td", {}, el("span", { class: "chip", "data-state": state.key, text: state.label })),
-        el("td", {}, toggle),
+        el("th", { scope: "row", "data-label": "Charger", text: c.charger_number }),
+        el("td", { "data-label": "Connector", text: c.charger_type }),
+        el("td", { "data-label": "Power", text: powerText(c.power_kw) }),
+        el("td", { "data-label": "Now" }, el("span", { class: "chip", "data-state": state.key, text: state.label })),
+        el("td", { class: "row-actions" }, toggle),
       );
     }),
   );

@@ -34,6 +34,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 DRIVER = {"email": "driver@chargeslot.example", "password": "drive-electric-42"}
 OPERATOR = {"email": "operator@chargeslot.example", "password": "operate-stations-42"}
+#: Not among the demo users: the ``admin`` fixture adds it to the shared server.
+ADMIN = {"email": "admin@chargeslot.example", "username": "test-admin", "password": "keys-to-the-grid-42"}
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
@@ -70,7 +72,7 @@ class Server:
         self.log = SCREENSHOTS.parent / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> str:
+    def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
         env.update(
             PORT=str(self.port),
@@ -79,10 +81,17 @@ class Server:
             PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
             PYTHONUNBUFFERED="1",
         )
+        return env
+
+    def start(self) -> str:
         SCREENSHOTS.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app", "serve"], cwd=self.workdir, env=env, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "app", "serve"],
+                cwd=self.workdir,
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         try:
             wait_ready(self.url, self.process, self.log)
@@ -90,6 +99,21 @@ class Server:
             self.stop()
             raise
         return self.url
+
+    def create_user(self, email: str, username: str, password: str, role: str) -> None:
+        """An account made the way an operator of the site makes one: the command line, on the
+        server's own database (the API only registers drivers)."""
+        command = [sys.executable, "-m", "app", "create-user", "--email", email, "--username", username]
+        subprocess.run(
+            [*command, "--role", role],
+            cwd=self.workdir,
+            env=self.env(),
+            input=password + "\n",
+            text=True,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
 
     def stop(self) -> None:
         """End the process (the site becomes unreachable, as for a kiosk whose network fails)."""
@@ -104,14 +128,27 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The server most tests share; none of them may stop it."""
     require_chromium()
     server = Server(tmp_path_factory.mktemp("server"))
+    server.start()
     try:
-        yield server.start()
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def base_url(shared_server: Server) -> str:
+    return shared_server.url
+
+
+@pytest.fixture(scope="session")
+def admin(shared_server: Server) -> dict[str, str]:
+    """An admin account on the shared server (created once), as sign-in credentials."""
+    shared_server.create_user(ADMIN["email"], ADMIN["username"], ADMIN["password"], "admin")
+    return {"email": ADMIN["email"], "password": ADMIN["password"]}
 
 
 @pytest.fixture

@@ -1,0 +1,44 @@
+// Pieces the operator console pages share: the station picker, filters kept in the address bar,
+// and the "41–60 of 230" line under a paged list.
+import { get } from "./api.js";
+import { el } from "./ui.js";
+
+/**
+ * Fill a station <select> (after its "All stations" option) with every station, inactive ones
+ * too, and return each station's time zone by id, so times show as the station's own.
+ */
+export async function fillStations(select, selected = null) {
+  try {
+    const data = await get("/api/stations?limit=200&include_inactive=true");
+    const items = (Array.isArray(data) ? data : data.items ?? []).sort((a, b) => a.name.localeCompare(b.name));
+    select.append(...items.map((s) => el("option", { value: String(s.id), text: s.status === "ACTIVE" ? s.name : `${s.name} (${s.status.toLowerCase()})` })));
+    if (selected && items.some((s) => String(s.id) === selected)) select.value = selected;
+    return new Map(items.map((s) => [s.id, s.timezone]));
+  } catch {
+    return new Map(); // the list still works for all stations, with times in UTC
+  }
+}
+
+/** The form's non-empty values among `names`, as strings. */
+export function readFilters(form, names) {
+  const values = {};
+  for (const name of names) {
+    const input = form.elements.namedItem(name);
+    const value = input ? String(input.value).trim() : "";
+    if (value) values[name] = value;
+  }
+  return values;
+}
+
+/** Keep the filters in the address bar (without adding history entries) for reloads and links. */
+export function writeFilters(values) {
+  const search = new URLSearchParams(values).toString();
+  const url = `${window.location.pathname}${search ? `?${search}` : ""}`;
+  if (url !== `${window.location.pathname}${window.location.search}`) window.history.replaceState(null, "", url);
+}
+
+/** "41–60 of 230 bookings". */
+export function pageText(offset, shown, total, noun) {
+  const plural = total === 1 ? noun : `${noun}s`;
+  return `${offset + 1}–${offset + shown} of ${total} ${plural}`;
+}
