@@ -19,9 +19,9 @@ Never charged twice:
 in the claim's statement, so a concurrent duplicate sees it (409 ``idempotency_in_progress``); a
 different body under the same key is 422 ``idempotency_key_reused``. Outcomes that reached the
 provider — 200 and the 402 of a decline — are stored for ``IDEMPOTENCY_TTL`` and replayed: a
-decline's problem body verbatim, a success from its payment row. Refusals before the provider (404, 409, 403, 400) are not stored:
-nothing was charged, so the same key may be retried once the cause is gone (the booking paid
-elsewhere, the station open again).
+decline's problem body verbatim, a success from its payment row. Refusals before the provider
+(404, 409, 403, 400) are not stored: nothing was charged, so the same key may be retried once the
+cause is gone (the booking paid elsewhere, the station open again).
 
 In-flight records and claims are leases of ``LEASE``, renewed while their attempt runs. One whose
 process died lapses, and a retry (with the same body) takes it over instead of getting 409 until
