@@ -399,6 +399,9 @@ async def _charge_and_record(attempt: _Attempt, booking: Booking) -> Payment:
         await _release(attempt.claim_id)
         raise
     if payment is None:
+        # An attempt that took over this one's lapsed lease got the same charge and recorded it.
+        if (taken_over := await Payment.get_or_none(transaction_id=result.transaction_id)) is not None:
+            return taken_over
         await _refund_charge(attempt, booking, result)
         raise BookingNotPayable("The booking changed while it was being paid. The charge was refunded.")
     if not result.approved:
