@@ -37,9 +37,10 @@ import contextlib
 import hashlib
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -183,13 +184,10 @@ class _Attempt:
     record_id: int | None = None
     claim_id: int | None = None
 
-    @property
-    def reference(self) -> str:
-        """What the provider deduplicates charges by: the same for every attempt under one key, so
-        an attempt that takes over a lapsed lease gets the charge its crashed predecessor may
-        already have made, rather than a second one."""
-        suffix = f"key-{self.key}" if self.key else f"at-{self.now.timestamp()}"
-        return f"booking-{self.booking_id}-{suffix}"
+    #: What the provider deduplicates charges by: the same for every attempt under one key, so an
+    #: attempt that takes over a lapsed lease gets the charge its crashed predecessor may already
+    #: have made, rather than a second one; without a key, every attempt's own.
+    reference: str = field(default_factory=lambda: f"once-{secrets.token_hex(12)}")
 
 
 def request_fingerprint(booking_id: int, payment_method: PaymentMethod, amount: str) -> str:
@@ -212,7 +210,8 @@ async def process_payment(
     attempt = _Attempt(user, booking_id, PaymentMethod(payment_method), amount, now, provider, bus)
     if idempotency_key is not None:
         fingerprint = request_fingerprint(booking_id, attempt.method, amount)
-        attempt = replace(attempt, key=idempotency_key, fingerprint=fingerprint)
+        reference = f"booking-{booking_id}-key-{idempotency_key}"
+        attempt = replace(attempt, key=idempotency_key, fingerprint=fingerprint, reference=reference)
     for _ in range(3):
         leased, replay = await _take_leases(attempt)
         if replay is not None:
@@ -327,7 +326,8 @@ def _ensure_payable(booking: Booking, now: datetime) -> None:
 #: Read after the claim was taken, so a payment that an earlier attempt recorded is seen.
 _LOAD = f"""
 SELECT b.id, b.status, b.hold_expires_at, b.amount_due, b.currency, b.station_id,
-       (SELECT json_build_object('id', p.id, 'status', p.status, 'request_fingerprint', p.request_fingerprint)
+       (SELECT json_build_object('id', p.id, 'status', p.status, 'transaction_id', p.transaction_id,
+                                 'request_fingerprint', p.request_fingerprint)
         FROM payments p WHERE p.user_id = $2 AND p.idempotency_key = $3) AS prior,
        {station_columns("b.station_id")}
 FROM (SELECT 1) AS one LEFT JOIN bookings b ON b.id = $1 AND b.user_id = $2"""
