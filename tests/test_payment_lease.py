@@ -20,6 +20,7 @@ import pytest
 from quart import Quart
 from quart_auth import generate_auth_token
 
+from app import payments
 from app.auth import CSRF_COOKIE, csrf_token_for
 from app.hours import HoursSpec
 from app.models import Booking, BookingStatus, IdempotencyRecord, Payment, PaymentMethod, PaymentStatus, Session, User
@@ -27,7 +28,7 @@ from app.payment_provider import ProviderResult, SimulatedProvider
 from app.payments import LEASE
 from tests.conftest import TEST_SECRET, ApiClient, Backend
 from tests.test_bookings import make_station, problem
-from tests.test_payments import held, pay, use_provider
+from tests.test_payments import HeldProvider, held, pay, use_provider
 
 __all__ = ["held", "use_provider"]  # the fixtures
 
@@ -92,6 +93,25 @@ async def test_a_lapsed_lease_is_not_taken_over_with_another_body(
     provider.hang.set()
     assert (await dead).status_code == 200
     assert len(provider.calls) == 1
+
+
+async def test_a_slow_attempt_renews_its_lease_so_a_retry_does_not_take_it_over(
+    driver_client: ApiClient, held: dict[str, Any], use_provider: Any, clock: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(payments, "LEASE_RENEWAL", timedelta(milliseconds=20))
+    provider = use_provider(HeldProvider())
+    slow = asyncio.create_task(pay(driver_client, held, key="pay-1"))
+    await asyncio.wait_for(provider.entered.wait(), 5)
+    taken_until = clock.now() + LEASE
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await IdempotencyRecord.filter(key__endswith="pay-1", expires_at__gt=taken_until).exists():
+        assert asyncio.get_running_loop().time() < deadline, "the lease was never renewed"
+        await asyncio.sleep(0.02)
+    clock.advance(LEASE)  # where the lease would have lapsed without renewal
+    await problem(await pay(driver_client, held, key="pay-1"), 409, "idempotency_in_progress")
+    provider.release.set()
+    assert (await slow).status_code == 200
+    assert provider.charges == 1
 
 
 async def test_a_key_whose_record_was_purged_still_replays_from_its_payment(
