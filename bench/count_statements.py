@@ -77,9 +77,17 @@ def label(statement: str) -> str:
     if text in ("BEGIN;", "BEGIN", "COMMIT;", "COMMIT", "ROLLBACK;", "ROLLBACK"):
         return text.rstrip(";")
     verb = text.split(" ", 1)[0].upper()
-    table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', text, re.IGNORECASE)
+    outer = text
+    while (inner := re.sub(r"\([^()]*\)", "", outer)) != outer:  # drop subqueries: name what it reads
+        outer = inner
+    tables = _tables(outer) or _tables(text)
     locking = " ... FOR UPDATE" if " FOR UPDATE" in text else ""
-    return f"{verb} {table[1] if table else '?'}{locking}"
+    return f"{verb} {', '.join(tables) or '?'}{locking}"
+
+
+def _tables(sql: str) -> list[str]:
+    found = re.findall(r'(?:FROM|JOIN|INTO|UPDATE)\s+"?(\w+)"?', sql, re.IGNORECASE)
+    return list(dict.fromkeys(t for t in found if t.upper() not in ("AS", "OF", "SELECT", "SET")))
 
 
 async def run(verbose: bool) -> dict[str, list[str]]:
