@@ -207,8 +207,9 @@ async def _load_station(station_id: int) -> StationRows | None:
     return StationRows.of(rows[0])
 
 
-#: Takes the user's row lock (PostgreSQL) and reads, as of the statement's start, the user's running
-#: holds and the bookings that overlap the slot at the station.
+#: Takes the user's row lock (PostgreSQL) and reads the user's running holds and the bookings that
+#: overlap the slot at the station. It reads as of its own start, which may be before the lock was
+#: granted: enough to report the hold limit before a busy charger, while the insert counts again.
 _LOCK_USER_AND_READ = f"""
 SELECT (SELECT count(*) FROM bookings h
         WHERE h.user_id = u.id AND h.status = '{BookingStatus.CONFIRMED}' AND h.hold_expires_at > $2) AS held,
