@@ -231,9 +231,9 @@ async def process_payment(
         raise
 
 
-#: Inserts the key's record and the booking's claim (``$4`` rows of the same shape follow), or
-#: takes over either one whose lease lapsed in flight: its process died, since a running attempt
-#: renews its leases. A record is only taken over by the same request body.
+#: Inserts the booking's claim and the key's record (one ``_LEASE_ROW`` each), or takes over either
+#: one whose lease lapsed in flight: its process died, since a running attempt renews its leases.
+#: A key's record is only taken over by the same request body.
 _TAKE_LEASES = """
 INSERT INTO idempotency_records (user_id, key, request_fingerprint, in_progress, created_at, expires_at)
 VALUES {rows}
@@ -297,9 +297,12 @@ async def _renewing(attempt: _Attempt) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(LEASE_RENEWAL.total_seconds())
             until = attempt.now + timedelta(seconds=loop.time() - started) + LEASE
-            await IdempotencyRecord.filter(id__in=[attempt.claim_id, attempt.record_id], in_progress=True).update(
-                expires_at=until
-            )
+            try:
+                await IdempotencyRecord.filter(id__in=[attempt.claim_id, attempt.record_id], in_progress=True).update(
+                    expires_at=until
+                )
+            except Exception:  # the payment itself must not fail for it: the next tick tries again
+                log.warning("could not renew the leases of a payment for booking %s", attempt.booking_id, exc_info=True)
 
     renewal = asyncio.create_task(renew())
     try:
