@@ -18,7 +18,8 @@ from typing import Any
 from tortoise.expressions import Q
 
 from app.clock import aware
-from app.models import Booking, BookingStatus, Charger, ChargerStatus, Station
+from app.db import fetch
+from app.models import Booking, BookingStatus, ChargerStatus
 
 
 def holds_charger(status: str, hold_expires_at: datetime | None, now: datetime) -> bool:
@@ -30,7 +31,8 @@ def holds_charger(status: str, hold_expires_at: datetime | None, now: datetime) 
 
 
 def blocking(now: datetime) -> Q:
-    """Bookings that hold their charger at ``now`` (``holds_charger`` as a query)."""
+    """Bookings that hold their charger at ``now`` (``holds_charger`` as a query; ``_BLOCKING_SQL``
+    in raw SQL)."""
     return Q(status=BookingStatus.PAID) | Q(status=BookingStatus.CONFIRMED, hold_expires_at__gt=now)
 
 
@@ -107,26 +109,34 @@ def next_busy_change(spans: Iterable[BookingSpan], after: datetime) -> datetime 
     return min((at for at in busy_changes(spans) if at > after), default=None)
 
 
+#: ``blocking`` in SQL, for a booking row ``b`` and the instant ``$2``.
+_BLOCKING_SQL = (
+    f"(b.status = '{BookingStatus.PAID}' OR (b.status = '{BookingStatus.CONFIRMED}' AND b.hold_expires_at > $2))"
+)
+
+_CHARGERS_NOW = f"""
+SELECT c.id, c.charger_number, c.status,
+       EXISTS (SELECT 1 FROM bookings b
+               WHERE b.charger_id = c.id AND b.slot_start <= $2 AND b.slot_end > $2 AND {_BLOCKING_SQL}) AS busy
+FROM stations s LEFT JOIN chargers c ON c.station_id = s.id
+WHERE s.id = $1
+ORDER BY c.charger_number"""
+
+
 async def chargers_now(station_id: int, now: datetime) -> list[dict[str, Any]] | None:
     """Each charger of the station (by number) with whether it is free at ``now``; None when there
-    is no such station. Two small queries, for the availability event published after every
-    booking change, which must not cost a reload of the whole station."""
-    chargers = (
-        await Charger.filter(station_id=station_id).order_by("charger_number").values("id", "charger_number", "status")
-    )
-    if not chargers:
-        return [] if await Station.exists(id=station_id) else None
-    busy = set(
-        await Booking.filter(blocking(now), station_id=station_id, slot_start__lte=now, slot_end__gt=now).values_list(
-            "charger_id", flat=True
-        )
-    )
+    is no such station. One statement, for the availability event published after every booking
+    change, which must not cost a reload of the whole station."""
+    rows = await fetch(_CHARGERS_NOW, station_id, now)
+    if not rows:
+        return None
     return [
         {
             "id": c["id"],
             "charger_number": c["charger_number"],
             "status": str(ChargerStatus(c["status"])),
-            "available_now": c["status"] == ChargerStatus.AVAILABLE and c["id"] not in busy,
+            "available_now": c["status"] == ChargerStatus.AVAILABLE and not c["busy"],
         }
-        for c in chargers
+        for c in rows
+        if c["id"] is not None
     ]

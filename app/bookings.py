@@ -19,14 +19,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tortoise import timezone
 from tortoise.queryset import QuerySet
 
-from app.availability import holds_charger, overlapping
+from app.availability import holds_charger
 from app.booking_search import status_condition
 from app.bus import Bus
 from app.clock import station_instant
 from app.config import Settings
-from app.db import is_postgres, write_transaction
+from app.db import fetch, instant, is_postgres, write_transaction
 from app.errors import (
     Conflict,
     HoldLimitReached,
@@ -38,11 +39,11 @@ from app.errors import (
     ValidationFailed,
 )
 from app.events import publish_availability, quietly
-from app.hours import Schedule, compile_schedule
+from app.hours import Schedule
 from app.models import Booking, BookingStatus, Charger, ChargerStatus, Station, StationStatus, User
 from app.payment_provider import PaymentProvider
 from app.payments import refund_booking
-from app.stations import load_hours_spec
+from app.station_rows import StationRows, station_columns
 
 #: Unpaid bookings with a running hold that one user may have at once.
 HOLD_LIMIT = 3
@@ -62,11 +63,6 @@ class BookingPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> BookingPolicy:
         return cls(hold_minutes=settings.booking_hold_minutes, horizon_days=settings.booking_horizon_days)
-
-
-async def fresh_schedule(station: Station) -> Schedule:
-    """The station's hours as stored right now, never a cached copy."""
-    return compile_schedule(station.timezone, await load_hours_spec(station))
 
 
 def amount_for(price_per_hour: int, duration_minutes: int) -> int:
@@ -93,12 +89,12 @@ async def create_booking(
     A naive ``slot_time`` is wall-clock time at the station (its IANA zone), which is what a driver
     standing there means; an aware one is taken as the instant it names.
     """
-    station = await Station.get_or_none(id=station_id)
-    if station is None:
+    loaded = await _load_station(station_id)
+    if loaded is None:
         raise NotFound("Station not found.")
+    station, schedule = loaded.station, loaded.schedule
     if station.status != StationStatus.ACTIVE:
         raise StationInactive()
-    schedule = await fresh_schedule(station)
     if not schedule.is_open(now):
         raise StationClosed("Station is closed. Booking not allowed.")
     if not user.is_active:
@@ -107,6 +103,7 @@ async def create_booking(
     request = _Request(
         user=user,
         station=station,
+        chargers=tuple(loaded.chargers),
         start=start,
         end=end,
         charger_id=charger_id,
@@ -125,6 +122,7 @@ async def create_booking(
 class _Request:
     user: User
     station: Station
+    chargers: tuple[Charger, ...]
     start: datetime
     end: datetime
     charger_id: int | None
@@ -204,49 +202,91 @@ def _sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+async def _load_station(station_id: int) -> StationRows | None:
+    rows = await fetch("SELECT " + station_columns("$1", chargers=True), station_id)
+    return StationRows.of(rows[0])
+
+
+#: Takes the user's row lock (PostgreSQL) and reads the user's running holds and the bookings that
+#: overlap the slot at the station. It reads as of its own start, which may be before the lock was
+#: granted: enough to report the hold limit before a busy charger, while the insert counts again.
+_LOCK_USER_AND_READ = f"""
+SELECT (SELECT count(*) FROM bookings h
+        WHERE h.user_id = u.id AND h.status = '{BookingStatus.CONFIRMED}' AND h.hold_expires_at > $2) AS held,
+       b.id, b.charger_id, b.status, b.hold_expires_at
+FROM users u LEFT JOIN bookings b
+  ON b.station_id = $3 AND b.slot_start < $5 AND b.slot_end > $4
+ AND b.status IN ('{BookingStatus.CONFIRMED}', '{BookingStatus.PAID}')
+WHERE u.id = $1"""
+
+#: Inserts the hold unless the user already has ``$11`` running, counted afresh: the user's lock
+#: was taken by an earlier statement, so this one's snapshot sees every hold its previous holders
+#: committed. On PostgreSQL the charger's row is locked before the row is inserted.
+_INSERT_HOLD = f"""
+INSERT INTO bookings (user_id, station_id, charger_id, slot_start, slot_end, status, amount_due, currency,
+                      hold_expires_at, vehicle_number, created_at, updated_at)
+SELECT $1, c.station_id, c.id, $3, $4, '{BookingStatus.CONFIRMED}', $5, $6, $7, $8, $9, $9
+FROM chargers c
+WHERE c.id = $2
+  AND (SELECT count(*) FROM bookings h
+       WHERE h.user_id = $1 AND h.status = '{BookingStatus.CONFIRMED}' AND h.hold_expires_at > $10) < $11"""
+
+
 async def _insert(request: _Request) -> Booking:
-    user, station, now = request.user, request.station, request.now
+    """Four statements on PostgreSQL: BEGIN, lock the user and read, insert, COMMIT.
+
+    One user's concurrent requests take turns on the user's row lock, so the hold limit cannot be
+    raced past; inserts for one charger take turns on the charger's row lock, because two
+    uncommitted overlapping rows would wait for each other in the exclusion check, a deadlock
+    broken only after 1 s. The locks are always taken in that order (user, then charger)."""
+    user, now = request.user, request.now
     charger: Charger | None = None
     try:
-        async with write_transaction():
-            if is_postgres():
-                # One user's concurrent requests take turns, so the hold limit cannot be raced past.
-                await User.filter(id=user.id).select_for_update().values_list("id", flat=True)
-            held = await Booking.filter(
-                user_id=user.id, status=BookingStatus.CONFIRMED, hold_expires_at__gt=now
-            ).count()
-            if held >= HOLD_LIMIT:
+        async with write_transaction() as connection:
+            lock = " FOR UPDATE OF u" if is_postgres(connection) else ""
+            rows = await fetch(
+                _LOCK_USER_AND_READ + lock, user.id, now, request.station.id, request.start, request.end,
+                connection=connection,
+            )  # fmt: skip
+            if rows[0]["held"] >= HOLD_LIMIT:
                 raise HoldLimitReached()
-            charger = await _pick_charger(request)
-            if is_postgres():
-                # Inserts for one charger take turns: two uncommitted overlapping rows would wait
-                # for each other in the exclusion check, a deadlock broken only after 1 s.
-                await Charger.filter(id=charger.id).select_for_update().values_list("id", flat=True)
-            return await Booking.create(
-                user=user,
-                station=station,
-                charger=charger,
-                slot_start=request.start,
-                slot_end=request.end,
-                status=BookingStatus.CONFIRMED,
-                amount_due=request.amount_due,
-                currency=station.currency,
-                hold_expires_at=request.hold_expires_at,
-                vehicle_number=request.vehicle_number,
-            )
+            charger = _pick_charger(request, await _taken_expiring_lapsed(request, rows))
+            created_at = timezone.now()
+            inserted = await fetch(
+                _INSERT_HOLD + (" FOR UPDATE OF c" if lock else "") + " RETURNING id",
+                user.id, charger.id, request.start, request.end, request.amount_due, request.station.currency,
+                request.hold_expires_at, request.vehicle_number, created_at, now, HOLD_LIMIT,
+                connection=connection,
+            )  # fmt: skip
+            if not inserted:
+                raise HoldLimitReached()  # a request of the same user's took the last hold meanwhile
     except Exception as exc:
         # 23P01: the exclusion constraint refused an overlap. 40P01: two inserts of overlapping
         # rows waited on each other and PostgreSQL aborted one of them; either way we lost.
         if _sqlstate(exc) in LOST_RACE:
             raise _LostRace(charger.id if charger else None) from exc
         raise
+    return Booking(
+        id=inserted[0]["id"],
+        user=user,
+        station=request.station,
+        charger=charger,
+        slot_start=request.start,
+        slot_end=request.end,
+        status=BookingStatus.CONFIRMED,
+        amount_due=request.amount_due,
+        currency=request.station.currency,
+        hold_expires_at=request.hold_expires_at,
+        vehicle_number=request.vehicle_number,
+        created_at=created_at,
+        updated_at=created_at,
+    )
 
 
-async def _pick_charger(request: _Request) -> Charger:
+def _pick_charger(request: _Request, busy: set[int]) -> Charger:
     """The asked-for charger, else the lowest-numbered free one (of the asked-for connector type,
     which is a requirement: a plug that does not fit is no use). Out-of-service chargers never."""
-    chargers = await Charger.filter(station_id=request.station.id).order_by("charger_number")
-    busy = await _taken_expiring_lapsed(request)
+    chargers = request.chargers
     if request.charger_id is not None:
         charger = next((c for c in chargers if c.id == request.charger_id), None)
         if charger is None:
@@ -267,18 +307,16 @@ async def _pick_charger(request: _Request) -> Charger:
     return free[0]
 
 
-async def _taken_expiring_lapsed(request: _Request) -> set[int]:
-    """The chargers held for part of the slot. Overlapping holds that have run out block nobody,
-    but the exclusion constraint still counts them, so they are expired here, in the booking's
-    transaction; one read finds both, and the usual case (nothing lapsed) writes nothing."""
-    rows = await Booking.filter(
-        overlapping(request.start, request.end),
-        station_id=request.station.id,
-        status__in=(BookingStatus.CONFIRMED, BookingStatus.PAID),
-    ).values("id", "charger_id", "status", "hold_expires_at")
+async def _taken_expiring_lapsed(request: _Request, overlapping: list[dict[str, Any]]) -> set[int]:
+    """The chargers held for part of the slot, from the overlapping bookings read under the user's
+    lock. Overlapping holds that have run out block nobody, but the exclusion constraint still
+    counts them, so they are expired here, in the booking's transaction; the usual case (nothing
+    lapsed) writes nothing."""
     taken, lapsed = set(), []
-    for row in rows:
-        if holds_charger(row["status"], row["hold_expires_at"], request.now):
+    for row in overlapping:
+        if row["id"] is None:
+            continue  # the outer join's row when nothing overlaps
+        if holds_charger(row["status"], instant(row["hold_expires_at"]), request.now):
             taken.add(row["charger_id"])
         else:
             lapsed.append(row["id"])

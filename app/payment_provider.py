@@ -8,7 +8,9 @@ gateway, a card processor) is one more class with these two methods, set as the 
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 from app.models import PaymentMethod
@@ -26,8 +28,9 @@ class ProviderResult:
 
 class PaymentProvider(Protocol):
     async def charge(self, amount: int, currency: str, method: PaymentMethod, reference: str) -> ProviderResult:
-        """Charge ``amount`` minor units; ``reference`` is stable for one attempt so a real provider
-        can deduplicate a retried call."""
+        """Charge ``amount`` minor units, once per ``reference``: asked again with a reference it has
+        seen, a provider answers with that charge's result instead of charging again (acquirers
+        call this an idempotency key or merchant reference)."""
         ...
 
     async def refund(self, transaction_id: str, amount: int) -> ProviderResult: ...
@@ -42,14 +45,30 @@ class SimulatedProvider:
 
     Every charge is approved except a ``WALLET`` payment whose amount ends in ``.13`` (13 minor
     units, e.g. ``"60.13"``), which is declined with reason ``insufficient_funds``; paying the same
-    booking with ``UPI`` or ``CARD`` then succeeds. Refunds always succeed.
+    booking with ``UPI`` or ``CARD`` then succeeds. Refunds always succeed. Like a real acquirer it
+    answers a repeated ``reference`` with its first result (remembering the latest
+    ``REMEMBERED_REFERENCES``, in this process).
     """
 
+    REMEMBERED_REFERENCES = 100_000
+
+    @cached_property
+    def _charged(self) -> OrderedDict[str, ProviderResult]:
+        """Results by reference (a property, so subclasses need not call ``__init__``)."""
+        return OrderedDict()
+
     async def charge(self, amount: int, currency: str, method: PaymentMethod, reference: str) -> ProviderResult:
+        if (known := self._charged.get(reference)) is not None:
+            return known
         transaction_id = new_transaction_id()
         if method == PaymentMethod.WALLET and amount % 100 == DECLINE_MINOR_UNITS:
-            return ProviderResult(False, transaction_id, "insufficient_funds")
-        return ProviderResult(True, transaction_id)
+            result = ProviderResult(False, transaction_id, "insufficient_funds")
+        else:
+            result = ProviderResult(True, transaction_id)
+        self._charged[reference] = result
+        if len(self._charged) > self.REMEMBERED_REFERENCES:
+            self._charged.popitem(last=False)
+        return result
 
     async def refund(self, transaction_id: str, amount: int) -> ProviderResult:
         return ProviderResult(True, new_transaction_id())

@@ -6,39 +6,48 @@ amount equal to the amount due to the minor unit. Only then is the provider aske
 
 Never charged twice:
 
-* One attempt per booking at a time. Before charging, an attempt claims the booking with a
-  short-lived row (unique per user and booking), so concurrent submits, with or without keys, make
-  one provider call; the others get 409 ``booking_not_payable``. A claim left by a crashed process
-  lapses after ``CLAIM_LEASE``.
-* The payment row and the booking's move to PAID commit in one transaction, and the move is a
-  conditional update from CONFIRMED: if the booking was cancelled or expired while the provider
-  was working, the charge is refunded and the payer gets 409.
+* One attempt per booking at a time. Before anything else, an attempt claims the booking with a
+  row (unique per user and booking), so concurrent submits, with or without keys, make one
+  provider call; the others get 409 ``booking_not_payable``. The booking is read after the claim,
+  so an attempt never acts on what an earlier one changed before it finished.
+* The payment row and the booking's move to PAID commit together (on PostgreSQL one statement, on
+  SQLite one transaction), and the move is a conditional update from CONFIRMED: if the booking was
+  cancelled or expired while the provider was working, the charge is refunded and the payer gets
+  409.
 
 ``Idempotency-Key`` (IETF draft, Stripe's semantics): the key's record is inserted before any work,
-so a concurrent duplicate sees it (409 ``idempotency_in_progress``); a different body under the
-same key is 422 ``idempotency_key_reused``. Outcomes that reached the provider — 200 and the 402 of
-a decline — are stored for ``IDEMPOTENCY_TTL`` and replayed: a decline's problem body verbatim, a
-success from its payment row. Refusals before the provider (404, 409, 403, 400) are not stored:
-nothing was charged, so the same key may be retried once the cause is gone (the booking paid
-elsewhere, the station open again).
+in the claim's statement, so a concurrent duplicate sees it (409 ``idempotency_in_progress``); a
+different body under the same key is 422 ``idempotency_key_reused``. Outcomes that reached the
+provider — 200 and the 402 of a decline — are stored for ``IDEMPOTENCY_TTL`` and replayed: a
+decline's problem body verbatim, a success from its payment row. Refusals before the provider
+(404, 409, 403, 400) are not stored: nothing was charged, so the same key may be retried once the
+cause is gone (the booking paid elsewhere, the station open again).
+
+In-flight records and claims are leases of ``LEASE``, renewed while their attempt runs. One whose
+process died lapses, and a retry (with the same body) takes it over instead of getting 409 until
+the record's 24 hours are up. The provider is still asked at most once per key: the charge's
+``reference`` is the same for every attempt under one key, and providers deduplicate by it, so a
+takeover after a crash that came after the charge gets the same transaction back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from tortoise.exceptions import IntegrityError
+from tortoise import timezone
 
 from app.bus import Bus
-from app.db import write_transaction
+from app.db import fetch, instant, is_postgres, write_transaction
 from app.errors import (
     AmountInvalid,
     BookingNotPayable,
@@ -54,7 +63,6 @@ from app.errors import (
     problem_body,
 )
 from app.events import publish_availability, quietly
-from app.hours import compile_schedule
 from app.models import (
     Booking,
     BookingStatus,
@@ -67,12 +75,14 @@ from app.models import (
 )
 from app.money import format_money, parse_money
 from app.payment_provider import PaymentProvider, ProviderResult
-from app.stations import load_hours_spec
+from app.station_rows import StationRows, station_columns
 
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
-CLAIM_LEASE = timedelta(minutes=2)
+#: How long an in-flight key record or booking claim stays taken without being renewed.
+LEASE = timedelta(seconds=30)
+LEASE_RENEWAL = LEASE / 3
 _KEY_PREFIX, _CLAIM_PREFIX = "key:", "claim:booking:"
 
 
@@ -101,23 +111,25 @@ class Outcome:
     replayed: bool = False
 
 
-def _declined(payment: Payment, reason: str | None) -> PaymentDeclined:
+def _declined(payment_id: int, transaction_id: str, reason: str | None) -> PaymentDeclined:
     return PaymentDeclined(
         f"The payment was declined ({reason or 'no reason given'}). The booking is still held: "
         "try again or use another payment method.",
-        payment_id=payment.id,
-        transaction_id=payment.transaction_id,
+        payment_id=payment_id,
+        transaction_id=transaction_id,
         reason=reason,
     )
 
 
-def _stored_reply(payment: Payment, reason: str | None = None) -> tuple[int, dict[str, Any]]:
+def _stored_reply(
+    status: PaymentStatus, payment_id: int, transaction_id: str, reason: str | None = None
+) -> tuple[int, dict[str, Any]]:
     """What an Idempotency-Key keeps of an outcome that reached the provider: the decline's problem
     body verbatim, or the id of the payment a success made (replayed from its row)."""
-    if payment.status == PaymentStatus.FAILED:
-        error = _declined(payment, reason)
+    if status == PaymentStatus.FAILED:
+        error = _declined(payment_id, transaction_id, reason)
         return error.status, problem_body(error.status, error.code, error.detail, **error.extra)
-    return 200, {"payment_id": payment.id}
+    return 200, {"payment_id": payment_id}
 
 
 async def _replay(user: User, status: int, body: dict[str, Any]) -> Outcome:
@@ -168,7 +180,14 @@ class _Attempt:
     bus: Bus
     key: str | None = None
     fingerprint: str | None = None
+    #: The key's record and the booking's claim, both leases taken by ``_take_leases``.
     record_id: int | None = None
+    claim_id: int | None = None
+
+    #: What the provider deduplicates charges by: the same for every attempt under one key, so an
+    #: attempt that takes over a lapsed lease gets the charge its crashed predecessor may already
+    #: have made, rather than a second one; without a key, every attempt's own.
+    reference: str = field(default_factory=lambda: f"once-{secrets.token_hex(12)}")
 
 
 def request_fingerprint(booking_id: int, payment_method: PaymentMethod, amount: str) -> str:
@@ -189,59 +208,109 @@ async def process_payment(
 ) -> Outcome:
     """Pay a booking. Refusals raise ``DomainError``; a replayed refusal comes back as an Outcome."""
     attempt = _Attempt(user, booking_id, PaymentMethod(payment_method), amount, now, provider, bus)
-    if idempotency_key is None:
-        return Outcome(200, await _pay(attempt))
-    fingerprint = request_fingerprint(booking_id, attempt.method, amount)
-    record, replay = await _start_keyed(user, idempotency_key, fingerprint, now)
-    if replay is not None:
-        return replay
-    assert record is not None
+    if idempotency_key is not None:
+        fingerprint = request_fingerprint(booking_id, attempt.method, amount)
+        reference = f"booking-{booking_id}-key-{idempotency_key}"
+        attempt = replace(attempt, key=idempotency_key, fingerprint=fingerprint, reference=reference)
+    for _ in range(3):
+        leased, replay = await _take_leases(attempt)
+        if replay is not None:
+            return replay
+        if leased is not None:
+            break
+        # The key's record went away between the insert and the read (its attempt ended without a
+        # stored outcome): go again.
+    else:
+        raise IdempotencyInProgress()
     try:
-        payment = await _pay(replace(attempt, key=idempotency_key, fingerprint=fingerprint, record_id=record.id))
+        return await _pay(leased)
     except BaseException:
         # Declines completed the record in their transaction; anything else leaves the key reusable.
-        await IdempotencyRecord.filter(id=record.id, in_progress=True).delete()
+        if leased.record_id is not None:
+            await IdempotencyRecord.filter(id=leased.record_id, in_progress=True).delete()
         raise
-    return Outcome(200, payment)
 
 
-async def _insert_record(user_id: int, key: str, fingerprint: str, expires_at: datetime) -> IdempotencyRecord | None:
-    try:
-        return await IdempotencyRecord.create(
-            user_id=user_id, key=key, request_fingerprint=fingerprint, expires_at=expires_at
-        )
-    except IntegrityError:
+#: Inserts the booking's claim and the key's record (one ``_LEASE_ROW`` each), or takes over either
+#: one whose lease lapsed in flight: its process died, since a running attempt renews its leases.
+#: A key's record is only taken over by the same request body.
+_TAKE_LEASES = """
+INSERT INTO idempotency_records (user_id, key, request_fingerprint, in_progress, created_at, expires_at)
+VALUES {rows}
+ON CONFLICT (user_id, key) DO UPDATE
+SET request_fingerprint = excluded.request_fingerprint, in_progress = TRUE, response_status = NULL,
+    response_body = NULL, created_at = excluded.created_at, expires_at = excluded.expires_at
+WHERE idempotency_records.in_progress AND idempotency_records.expires_at <= $2
+  AND idempotency_records.request_fingerprint = excluded.request_fingerprint
+RETURNING id, key"""
+_LEASE_ROW = "($1, ${key}, ${fingerprint}, TRUE, $3, $4)"
+
+
+async def _take_leases(attempt: _Attempt) -> tuple[_Attempt | None, Outcome | None]:
+    """Lease the booking's claim (one attempt per booking at a time) and, with a key, the key's
+    record, in one statement. Without the claim the booking is being paid by another attempt (409);
+    without the record the key already has an answer or an attempt in flight."""
+    user_id, now = attempt.user.id, attempt.now
+    claim_key, stored_key = f"{_CLAIM_PREFIX}{attempt.booking_id}", f"{_KEY_PREFIX}{attempt.key}"
+    params: list[Any] = [user_id, now, timezone.now(), now + LEASE, claim_key, ""]
+    rows = [_LEASE_ROW.format(key=5, fingerprint=6)]
+    if attempt.key is not None:
+        params += [stored_key, attempt.fingerprint]
+        rows.append(_LEASE_ROW.format(key=7, fingerprint=8))
+    leased = {row["key"]: row["id"] for row in await fetch(_TAKE_LEASES.format(rows=", ".join(rows)), *params)}
+    claim_id, record_id = leased.get(claim_key), leased.get(stored_key)
+    if attempt.key is not None and record_id is None:
+        await _release(claim_id)
+        return None, await _answer_from_record(attempt, stored_key)
+    if claim_id is None:
+        await _release(record_id)
+        raise BookingNotPayable("A payment for this booking is already being processed.")
+    return replace(attempt, record_id=record_id, claim_id=claim_id), None
+
+
+async def _answer_from_record(attempt: _Attempt, stored_key: str) -> Outcome | None:
+    """The answer of the key's earlier attempt; None when its record has gone meanwhile."""
+    existing = await IdempotencyRecord.get_or_none(user_id=attempt.user.id, key=stored_key)
+    if existing is None:
         return None
+    if existing.request_fingerprint != attempt.fingerprint:
+        raise IdempotencyKeyReused()
+    if existing.in_progress or existing.response_status is None:
+        raise IdempotencyInProgress()
+    return await _replay(attempt.user, existing.response_status, existing.response_body)
 
 
-async def _start_keyed(
-    user: User, key: str, fingerprint: str, now: datetime
-) -> tuple[IdempotencyRecord | None, Outcome | None]:
-    """Insert the key's record (IN_PROGRESS) or answer from the one already there."""
-    stored_key = _KEY_PREFIX + key
-    for _ in range(3):
-        record = await _insert_record(user.id, stored_key, fingerprint, now + IDEMPOTENCY_TTL)
-        if record is not None:
-            # The record may have been purged while a payment still carries the key.
-            prior = await Payment.filter(user_id=user.id, idempotency_key=key).first()
-            if prior is None:
-                return record, None
-            if prior.request_fingerprint != fingerprint:
-                await record.delete()
-                raise IdempotencyKeyReused()
-            status, body = _stored_reply(prior)
-            record.in_progress, record.response_status, record.response_body = False, status, body
-            await record.save(update_fields=["in_progress", "response_status", "response_body"])
-            return None, await _replay(user, status, body)
-        existing = await IdempotencyRecord.get_or_none(user_id=user.id, key=stored_key)
-        if existing is None:
-            continue  # the first attempt ended without a stored outcome in between: go again
-        if existing.request_fingerprint != fingerprint:
-            raise IdempotencyKeyReused()
-        if existing.in_progress or existing.response_status is None:
-            raise IdempotencyInProgress()
-        return None, await _replay(user, existing.response_status, existing.response_body)
-    raise IdempotencyInProgress()
+async def _release(lease_id: int | None) -> None:
+    if lease_id is not None:
+        await IdempotencyRecord.filter(id=lease_id).delete()
+
+
+@asynccontextmanager
+async def _renewing(attempt: _Attempt) -> AsyncIterator[None]:
+    """Keep the attempt's leases from lapsing while the provider works, however long it takes, so
+    that only an attempt whose process died can be taken over. The leases run from the attempt's
+    ``now`` plus the time it has been running."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEWAL.total_seconds())
+            until = attempt.now + timedelta(seconds=loop.time() - started) + LEASE
+            try:
+                await IdempotencyRecord.filter(id__in=[attempt.claim_id, attempt.record_id], in_progress=True).update(
+                    expires_at=until
+                )
+            except Exception:  # the payment itself must not fail for it: the next tick tries again
+                log.warning("could not renew the leases of a payment for booking %s", attempt.booking_id, exc_info=True)
+
+    renewal = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
 
 
 def _ensure_payable(booking: Booking, now: datetime) -> None:
@@ -255,68 +324,102 @@ def _ensure_payable(booking: Booking, now: datetime) -> None:
     raise BookingNotPayable(reasons.get(booking.status, "The hold on this booking has expired. Book again."))
 
 
-async def _pay(attempt: _Attempt) -> Payment:
+#: The booking (if it is the payer's), its station with the hours, and a payment that already
+#: carries the attempt's key (its record may have been purged while the payment stays), at once.
+#: Read after the claim was taken, so a payment that an earlier attempt recorded is seen.
+_LOAD = f"""
+SELECT b.id, b.status, b.hold_expires_at, b.amount_due, b.currency, b.station_id,
+       (SELECT json_build_object('id', p.id, 'status', p.status, 'transaction_id', p.transaction_id,
+                                 'request_fingerprint', p.request_fingerprint)
+        FROM payments p WHERE p.user_id = $2 AND p.idempotency_key = $3) AS prior,
+       {station_columns("b.station_id")}
+FROM (SELECT 1) AS one LEFT JOIN bookings b ON b.id = $1 AND b.user_id = $2"""
+
+
+async def _pay(attempt: _Attempt) -> Outcome:
     user, now = attempt.user, attempt.now
-    booking = await Booking.get_or_none(id=attempt.booking_id, user_id=user.id).select_related("station")
-    if booking is None:
-        raise NotFound("Booking not found.")
-    _ensure_payable(booking, now)
-    station = booking.station
-    schedule = compile_schedule(station.timezone, await load_hours_spec(station))
-    if not schedule.is_open(now):
-        raise StationClosed("Payment blocked. Station is closed.")
-    if station.status != StationStatus.ACTIVE:
-        raise StationInactive()
-    if not user.is_active:
-        raise UserInactive()
-    amount = parse_amount(attempt.amount)
-    if amount != booking.amount_due:
-        raise AmountInvalid(
-            f"The amount {format_money(amount)} does not match the amount due, "
-            f"{format_money(booking.amount_due)} {booking.currency}."
-        )
-    # Once the provider may be charging, finish the bookkeeping even if the client goes away.
-    return await asyncio.shield(_charge_and_record(attempt, booking))
-
-
-@asynccontextmanager
-async def _claim(user_id: int, booking_id: int, now: datetime) -> AsyncIterator[None]:
-    key = f"{_CLAIM_PREFIX}{booking_id}"
-    record = await _insert_record(user_id, key, "", now + CLAIM_LEASE)
-    if record is None and await IdempotencyRecord.filter(user_id=user_id, key=key, expires_at__lte=now).delete():
-        record = await _insert_record(user_id, key, "", now + CLAIM_LEASE)  # the holder died
-    if record is None:
-        raise BookingNotPayable("A payment for this booking is already being processed.")
     try:
-        yield
-    finally:
-        await IdempotencyRecord.filter(id=record.id).delete()
+        (row,) = await fetch(_LOAD, attempt.booking_id, user.id, attempt.key)
+        if row["prior"] is not None:
+            await _release(attempt.claim_id)
+            return await _answer_from_prior_payment(attempt, json.loads(row["prior"]))
+        if row["id"] is None:
+            raise NotFound("Booking not found.")
+        booking = Booking._init_from_db(
+            id=row["id"],
+            user_id=user.id,
+            status=row["status"],
+            hold_expires_at=instant(row["hold_expires_at"]),
+            amount_due=row["amount_due"],
+            currency=row["currency"],
+            station_id=row["station_id"],
+        )
+        _ensure_payable(booking, now)
+        loaded = StationRows.of(row)
+        assert loaded is not None  # a booking's station is never deleted (RESTRICT)
+        if not loaded.schedule.is_open(now):
+            raise StationClosed("Payment blocked. Station is closed.")
+        if loaded.station.status != StationStatus.ACTIVE:
+            raise StationInactive()
+        if not user.is_active:
+            raise UserInactive()
+        amount = parse_amount(attempt.amount)
+        if amount != booking.amount_due:
+            raise AmountInvalid(
+                f"The amount {format_money(amount)} does not match the amount due, "
+                f"{format_money(booking.amount_due)} {booking.currency}."
+            )
+    except BaseException:
+        await _release(attempt.claim_id)
+        raise
+    # Once the provider may be charging, finish the bookkeeping even if the client goes away.
+    return Outcome(200, await asyncio.shield(_charge_and_record(attempt, booking)))
+
+
+async def _answer_from_prior_payment(attempt: _Attempt, prior: dict[str, Any]) -> Outcome:
+    """The key's answer kept on its payment row: stored on the record again, and replayed."""
+    if prior["request_fingerprint"] != attempt.fingerprint:
+        await _release(attempt.record_id)
+        raise IdempotencyKeyReused()
+    status, body = _stored_reply(PaymentStatus(prior["status"]), prior["id"], prior["transaction_id"])
+    await IdempotencyRecord.filter(id=attempt.record_id).update(
+        in_progress=False, response_status=status, response_body=body, expires_at=attempt.now + IDEMPOTENCY_TTL
+    )
+    return await _replay(attempt.user, status, body)
 
 
 async def _charge_and_record(attempt: _Attempt, booking: Booking) -> Payment:
     provider = attempt.provider
-    reference = f"booking-{booking.id}-" + (f"key-{attempt.key}" if attempt.key else f"at-{attempt.now.timestamp()}")
-    async with _claim(attempt.user.id, booking.id, attempt.now):
-        _ensure_payable(await Booking.get(id=booking.id), attempt.now)  # an earlier attempt may have paid
-        try:
-            result = await provider.charge(booking.amount_due, booking.currency, attempt.method, reference)
-        except Exception:
-            log.exception("payment provider failed for booking %s", booking.id)
-            raise Unavailable("The payment provider could not be reached. Try again.") from None
+    try:
+        async with _renewing(attempt):
+            try:
+                result = await provider.charge(booking.amount_due, booking.currency, attempt.method, attempt.reference)
+            except Exception:
+                log.exception("payment provider failed for booking %s", booking.id)
+                raise Unavailable("The payment provider could not be reached. Try again.") from None
         payment = await _record(attempt, booking, result)
+    except BaseException:
+        await _release(attempt.claim_id)
+        raise
     if payment is None:
+        # An attempt that took over this one's lapsed lease got the same charge and recorded it.
+        if (taken_over := await Payment.get_or_none(transaction_id=result.transaction_id)) is not None:
+            return taken_over
         await _refund_charge(attempt, booking, result)
         raise BookingNotPayable("The booking changed while it was being paid. The charge was refunded.")
     if not result.approved:
-        raise _declined(payment, result.reason)
+        raise _declined(payment.id, payment.transaction_id, result.reason)
     # Still taken, but no longer a hold that lapses: caches must stop expecting it to free up.
     await quietly(publish_availability(attempt.bus, booking.station_id, attempt.now))  # type: ignore[attr-defined]
     return payment
 
 
 async def _record(attempt: _Attempt, booking: Booking, result: ProviderResult) -> Payment | None:
-    """Write the outcome: the payment row, the booking's move to PAID and the key's stored answer
-    commit together. None when the booking is no longer CONFIRMED (cancelled or expired)."""
+    """Write the outcome: the payment row, the booking's move to PAID, the key's stored answer and
+    the claim's release commit together. None when the booking is no longer CONFIRMED (cancelled
+    or expired)."""
+    if result.approved and is_postgres():
+        return await _record_approval_in_one_statement(attempt, booking, result)
     async with write_transaction():
         if result.approved:
             moved = await Booking.filter(id=booking.id, status=BookingStatus.CONFIRMED).update(
@@ -327,11 +430,64 @@ async def _record(attempt: _Attempt, booking: Booking, result: ProviderResult) -
         status = PaymentStatus.SUCCESS if result.approved else PaymentStatus.FAILED
         payment = await _store_payment(attempt, booking, result.transaction_id, status, keyed=True)
         if attempt.record_id is not None:
-            reply_status, body = _stored_reply(payment, result.reason)
+            reply_status, body = _stored_reply(status, payment.id, payment.transaction_id, result.reason)
             await IdempotencyRecord.filter(id=attempt.record_id).update(
-                in_progress=False, response_status=reply_status, response_body=body
+                in_progress=False,
+                response_status=reply_status,
+                response_body=body,
+                expires_at=attempt.now + IDEMPOTENCY_TTL,
             )
+        await _release(attempt.claim_id)
         return payment
+
+
+#: ``_record`` for an approved charge as one statement, so that it needs no transaction around it.
+_RECORD_APPROVAL = f"""
+WITH moved AS (
+    UPDATE bookings SET status = '{BookingStatus.PAID}', updated_at = $1
+    WHERE id = $2 AND status = '{BookingStatus.CONFIRMED}'
+    RETURNING id
+), payment AS (
+    INSERT INTO payments (booking_id, user_id, amount, currency, payment_method, transaction_id, status,
+                          idempotency_key, request_fingerprint, created_at, updated_at)
+    SELECT id, $3, $4, $5, $6, $7, '{PaymentStatus.SUCCESS}', $8, $9, $10, $10 FROM moved
+    RETURNING id
+), answered AS (
+    UPDATE idempotency_records SET in_progress = FALSE, response_status = 200,
+           response_body = jsonb_build_object('payment_id', payment.id), expires_at = $11
+    FROM payment WHERE idempotency_records.id = $12
+), released AS (
+    DELETE FROM idempotency_records WHERE id = $13
+)
+SELECT id FROM payment"""
+
+
+async def _record_approval_in_one_statement(
+    attempt: _Attempt, booking: Booking, result: ProviderResult
+) -> Payment | None:
+    created_at = timezone.now()
+    rows = await fetch(
+        _RECORD_APPROVAL,
+        attempt.now, booking.id, attempt.user.id, booking.amount_due, booking.currency, attempt.method,
+        result.transaction_id, attempt.key, attempt.fingerprint, created_at, attempt.now + IDEMPOTENCY_TTL,
+        attempt.record_id, attempt.claim_id,
+    )  # fmt: skip
+    if not rows:
+        return None
+    return Payment._init_from_db(
+        id=rows[0]["id"],
+        booking_id=booking.id,
+        user_id=attempt.user.id,
+        amount=booking.amount_due,
+        currency=booking.currency,
+        payment_method=attempt.method,
+        transaction_id=result.transaction_id,
+        status=PaymentStatus.SUCCESS,
+        idempotency_key=attempt.key,
+        request_fingerprint=attempt.fingerprint,
+        created_at=created_at,
+        updated_at=created_at,
+    )
 
 
 async def _refund_charge(attempt: _Attempt, booking: Booking, result: ProviderResult) -> None:

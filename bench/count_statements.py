@@ -35,6 +35,8 @@ from bench.common import app_environment  # noqa: E402
 
 WARM_UP = 3
 MEASURED = 5
+#: DESIGN §12: a booking and its payment in at most this many statements.
+TARGET = 12
 
 
 @contextmanager
@@ -68,13 +70,24 @@ def recording(statements: list[str]) -> Iterator[None]:
 def label(statement: str) -> str:
     """A short name for a statement: its verb and table."""
     text = " ".join(statement.split())
+    if text.startswith("WITH "):
+        return "WITH ... (" + ", ".join(re.findall(r"(?:INSERT INTO|UPDATE|DELETE FROM)\s+(\w+)", text)) + ")"
     if text.startswith("SELECT pg_advisory_unlock_all"):
         return "pool reset (RESET ALL ...)"
     if text in ("BEGIN;", "BEGIN", "COMMIT;", "COMMIT", "ROLLBACK;", "ROLLBACK"):
         return text.rstrip(";")
     verb = text.split(" ", 1)[0].upper()
-    table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', text, re.IGNORECASE)
-    return f"{verb} {table[1] if table else '?'}"
+    outer = text
+    while (inner := re.sub(r"\([^()]*\)", "", outer)) != outer:  # drop subqueries: name what it reads
+        outer = inner
+    tables = _tables(outer) or _tables(text)
+    locking = " ... FOR UPDATE" if " FOR UPDATE" in text else ""
+    return f"{verb} {', '.join(tables) or '?'}{locking}"
+
+
+def _tables(sql: str) -> list[str]:
+    found = re.findall(r'(?:FROM|JOIN|INTO|UPDATE)\s+"?(\w+)"?', sql, re.IGNORECASE)
+    return list(dict.fromkeys(t for t in found if t.upper() not in ("AS", "OF", "SELECT", "SET")))
 
 
 async def run(verbose: bool) -> dict[str, list[str]]:
@@ -126,23 +139,30 @@ async def run(verbose: bool) -> dict[str, list[str]]:
 
 def report(per_request: dict[str, list[str]], verbose: bool) -> str:
     lines = []
-    total = 0
     for request, statements in per_request.items():
-        total += len(statements)
         lines.append(f"{request}: {len(statements)} statements")
         for name, count in Counter(label(s) for s in statements).most_common():
             lines.append(f"  {count:3d}  {name}")
         if verbose:
             lines += [f"      {' '.join(s.split())[:160]}" for s in statements]
-    lines.append(f"round trip: {total} statements")
+    count = total(per_request)
+    verdict = "met" if count <= TARGET else "NOT met"
+    lines.append(f"round trip: {count} statements (target <= {TARGET}: {verdict})")
     return "\n".join(lines)
+
+
+def total(per_request: dict[str, list[str]]) -> int:
+    return sum(len(statements) for statements in per_request.values())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("-v", "--verbose", action="store_true", help="print every statement")
     args = parser.parse_args()
-    print(report(asyncio.run(run(args.verbose)), args.verbose))
+    per_request = asyncio.run(run(args.verbose))
+    print(report(per_request, args.verbose))
+    if total(per_request) > TARGET:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

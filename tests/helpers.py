@@ -35,7 +35,7 @@ from quart import Quart
 from quart_auth import generate_auth_token
 
 from app import create_app, start_services, stop_services
-from app.auth import CSRF_COOKIE, csrf_token_for
+from app.auth import CSRF_COOKIE, SESSION_DAYS, csrf_token_for
 from app.clock import Clock, FrozenClock
 from app.config import Settings
 from app.hours import ExceptionalPeriod, HoursSpec, RegularPeriod
@@ -223,9 +223,11 @@ async def login(client: ApiClient, email: str, password: str = DEFAULT_PASSWORD,
 
 async def signed_in(client: ApiClient, user: User) -> ApiClient:
     """Sign ``client`` in as ``user`` without the password round trip: argon2 costs ~80 ms a time,
-    and the sign-in itself is tested elsewhere."""
+    and the sign-in itself is tested elsewhere. The session lasts as long as a real one."""
     session = await Session.create(
-        id=secrets.token_urlsafe(32), user=user, expires_at=state(client.app).clock.now() + timedelta(days=1)
+        id=secrets.token_urlsafe(32),
+        user=user,
+        expires_at=state(client.app).clock.now() + timedelta(days=SESSION_DAYS),
     )
     client.raw.set_cookie("localhost", "chargeslot_session", generate_auth_token(client.raw, session.id))
     async with client.app.app_context():

@@ -15,6 +15,7 @@ import pytest
 from quart import Quart
 from tortoise import connections
 
+from app.bookings import HOLD_LIMIT
 from app.models import Payment, PaymentMethod, PaymentStatus, Role
 from app.payment_provider import ProviderResult, SimulatedProvider
 from app.state import state
@@ -115,3 +116,11 @@ async def test_twenty_concurrent_submits_charge_a_booking_once(
         assert counted == {(200, None): 1, (409, "booking_not_payable"): 19}
     assert counting_provider.charges == 1
     assert await Payment.filter(booking_id=held["booking_id"], status=PaymentStatus.SUCCESS).count() == 1
+
+
+async def test_one_driver_racing_ten_bookings_gets_no_more_than_the_hold_limit(app: Quart, postgres, make_user) -> None:
+    station = await make_station()
+    (client,) = await drivers(app, make_user, 1)
+    slots = [f"2026-12-02T{hour}:00:00" for hour in range(11, 21)]
+    responses = await asyncio.gather(*(book(client, station, slot=slot) for slot in slots))
+    assert await outcomes(responses) == {(200, None): HOLD_LIMIT, (409, "hold_limit_reached"): len(slots) - HOLD_LIMIT}

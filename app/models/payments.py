@@ -48,7 +48,10 @@ class IdempotencyRecord(Model):
     """What a user's Idempotency-Key has produced, so a retry replays it instead of charging again.
 
     The row is inserted (state IN_PROGRESS) before any work starts; the unique (user, key) pair is
-    what makes a concurrent second request see it and answer 409 rather than race.
+    what makes a concurrent second request see it and answer 409 rather than race. In flight,
+    ``expires_at`` is a short lease its attempt renews, so a retry can take over the record of an
+    attempt whose process died; once answered, it is when the stored answer is purged. A booking's
+    payment claim is a row of this table too (``claim:booking:{id}``), leased the same way.
     """
 
     id = fields.IntField(primary_key=True)
