@@ -24,6 +24,7 @@ from app.models import Role, Session, User
 from app.state import state
 
 SESSION_DAYS = 14
+SESSION_COOKIE = "chargeslot_session"
 CSRF_COOKIE = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -156,6 +157,6 @@ async def _set_csrf_cookie(response: Response) -> Response:
 
 
 def init_auth(app: Quart) -> None:
-    QuartAuth(app, cookie_name="chargeslot_session", cookie_samesite="Lax", duration=SESSION_DAYS * 24 * 3600)
+    QuartAuth(app, cookie_name=SESSION_COOKIE, cookie_samesite="Lax", duration=SESSION_DAYS * 24 * 3600)
     app.before_request(_check_csrf)
     app.after_request(_set_csrf_cookie)

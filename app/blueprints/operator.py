@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
 )
 from quart import Blueprint
-from quart_schema import validate_request, validate_response
+from quart_schema import document_response, security_scheme_blueprint, validate_request, validate_response
 
 from app import stations
 from app.auth import authorize
@@ -31,11 +31,12 @@ from app.hours_input import parse_hours
 from app.models import ChargerStatus, Role, StationStatus
 from app.money import format_money, parse_money
 from app.state import state
-from app.wire import PlainStr, parse_date_time
+from app.wire import NoContent, PlainStr, parse_date_time, signed_in
 
 blueprint = Blueprint("operator", __name__, url_prefix="/api/stations")
 
 OPERATORS = (Role.OPERATOR, Role.ADMIN)
+security_scheme_blueprint(blueprint, signed_in(*OPERATORS))
 
 
 #: Minor units. Four hours at this price still fit the integer ``amount_due`` column.
@@ -239,6 +240,7 @@ async def add_exception(station_id: int, data: ExceptionIn) -> tuple[ExceptionOu
 
 
 @blueprint.delete("/<int:station_id>/exceptions/<int:exception_id>")
+@document_response(NoContent, 204)
 async def remove_exception(station_id: int, exception_id: int) -> tuple[str, int]:
     """Remove an exceptional closing or opening."""
     await authorize(*OPERATORS)
