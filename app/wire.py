@@ -177,7 +177,10 @@ class Problem(BaseModel):
 
 
 class NoContent:
-    """No content."""
+    """``document_response(NoContent, 204)``: a success without a body, which quart-schema could
+    otherwise only document as a JSON body of some model."""
+
+    description = "No content."
 
 
 #: The security scheme of a signed-in browser: the session cookie that sign-in sets (app/auth.py).
@@ -247,7 +250,7 @@ class ContractOpenAPI(OpenAPIProvider):
 
     def build_response_object(self, model: type[Any], headers_model: type[Any] | None) -> tuple[dict, dict]:
         if model is NoContent:
-            return {"description": NoContent.__doc__}, {}
+            return {"description": NoContent.description}, {}
         response, definitions = super().build_response_object(model, headers_model)
         media_type = getattr(model, "media_type", None)
         if media_type is not None:
