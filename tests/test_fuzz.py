@@ -56,23 +56,33 @@ def free_port() -> int:
         return port
 
 
-def wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_ready(url: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"the server exited with {server.returncode}")
+            raise RuntimeError(f"the server exited with {server.returncode}:\n{log.read_text()[-4000:]}")
         try:
             if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return
         except requests.ConnectionError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"the server at {url} was not ready within {timeout} s")
+    raise RuntimeError(f"the server at {url} was not ready within {timeout} s; its output is in {log}")
 
 
-def serve(data: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with (data / "server.log").open("wb") as log:  # the server keeps its own copy of the descriptor
-        return subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=data, env=env, stdout=log, stderr=log)
+def serve(log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as output:  # the server keeps its own copy of the descriptor
+        command = [sys.executable, "-m", "app", "serve"]
+        return subprocess.Popen(command, cwd=log.parent, env=env, stdout=output, stderr=output)
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def signed_in(url: str, role: Role) -> requests.Session:
@@ -107,14 +117,14 @@ async def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         assert base_url and redis_url
         database = await create_postgres_database(base_url)
         env.update(DATABASE_URL=database[0], REDIS_URL=redis_url, REDIS_PREFIX=f"fuzz-{port}")
-    server = serve(data, env)
+    log = data / "server.log"
+    server = serve(log, env)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, server)
+        wait_ready(url, server, log)
         yield Target(url, {role: signed_in(url, role) for role in (Role.OPERATOR, Role.DRIVER)})
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        stop(server)
         if database is not None:
             await drop_postgres_database(base_url, database[1])
 
