@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := $(wildcard app workers tests bench)
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test fuzz lint format bench clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The schema fuzzer of `make test`, with 25 times as many examples per operation and role.
+fuzz: install
+	FUZZ_EXAMPLES=100 $(BIN)/python -m pytest tests/test_fuzz.py $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff format --check $(SOURCES)

@@ -14,7 +14,7 @@ from quart.sessions import SecureCookieSessionInterface
 from quart_schema import Info, QuartSchema
 
 from app import live
-from app.auth import init_auth
+from app.auth import SESSION_COOKIE, init_auth
 from app.clock import Clock
 from app.config import Settings, load_settings
 from app.db import close_db, init_db
@@ -22,7 +22,7 @@ from app.errors import register_error_handlers
 from app.fast_lane import FastLane
 from app.headers import REQUEST_ID, HeaderPolicy, PolicyHeaders
 from app.state import EXTENSION, AppState, state
-from app.wire import ContractOpenAPI, ContractQuart, IdConverter, JsonRequest
+from app.wire import SESSION_SCHEME, ContractOpenAPI, ContractQuart, IdConverter, JsonRequest
 
 __all__ = ["create_app", "start_services", "stop_services"]
 
@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None, *, 
             description="Book EV charging slots. Errors are RFC 9457 problem JSON with a stable `code`.",
         ),
         openapi_path="/openapi.json",
+        # The session cookie that sign-in sets; changes made with it also need the X-CSRF-Token header.
+        security_schemes={SESSION_SCHEME: {"type": "apiKey", "in_": "cookie", "name": SESSION_COOKIE}},
         swagger_ui_path=None,  # /docs is a page of ours (app/blueprints/pages.py), served offline
         redoc_ui_path=None,
         scalar_ui_path=None,

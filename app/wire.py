@@ -4,13 +4,15 @@ The gaps between a raw request and the contract live here: an undecodable body, 
 deep to parse safely, is a malformed one (422, never a 500); an id names a database row, so a
 number no row can have is an unknown URL in a path (404) and a malformed field in a body or query
 (422), never an overflow in the driver; text that is stored must be text the database can hold;
-and error responses are documented with the media type they are sent with.
+and error responses are documented with the media type they are sent with, each operation listing
+every problem status it can answer (``ContractOpenAPI``).
 """
 
 from __future__ import annotations
 
 import errno
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from itertools import accumulate
 from typing import Annotated, Any, ClassVar
@@ -19,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, Field, StrictInt
 from quart import Quart, Request, Response
 from quart_schema import OpenAPIProvider
 from werkzeug.exceptions import NotFound
-from werkzeug.routing import BaseConverter, IntegerConverter, Map
+from werkzeug.routing import BaseConverter, IntegerConverter, Map, Rule
 
 from app.clock import YEARS, supported_year
 from app.errors import PROBLEM_JSON, ValidationFailed
@@ -174,8 +176,70 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+class NoContent:
+    """``document_response(NoContent, 204)``: a success without a body, which quart-schema could
+    otherwise only document as a JSON body of some model."""
+
+    description = "No content."
+
+
+#: The security scheme of a signed-in browser: the session cookie that sign-in sets (app/auth.py).
+SESSION_SCHEME = "session"
+UNSAFE_METHODS = frozenset({"post", "put", "patch", "delete"})
+
+
+def signed_in(*roles: str) -> list[dict[str, list[str]]]:
+    """The OpenAPI security requirement of routes behind ``authorize(*roles)``. OpenAPI 3.1 lets an
+    API-key scheme list the roles an operation needs, which is what tells the document (and a
+    client) that a signed-in user without one of them gets a 403."""
+    return [{SESSION_SCHEME: list(roles)}]
+
+
+def implied_problems(path: str, method: str, operation: dict[str, Any]) -> dict[int, list[str]]:
+    """The problem statuses an operation can answer whatever its handler does, each with its reasons.
+
+    They follow from what the operation object already says: validated input can be malformed
+    (422), an id in the path can name no row (404), a security requirement can be unmet (401, and
+    403 for a role it lists), and cookie-authenticated changes need the CSRF token (403). Every API
+    operation reads the database or the bus, which can be out of reach (503).
+    """
+    found: dict[int, list[str]] = {}
+    parameters = operation.get("parameters", [])
+    if "requestBody" in operation or any(p["in"] != "path" for p in parameters):
+        found.setdefault(422, []).append("`validation_error`: the request is not valid; `errors` names each field.")
+    if any(p["in"] == "path" and p["schema"].get("type") == "integer" for p in parameters):
+        found.setdefault(404, []).append("`not_found`: no such resource, or it is somebody else's.")
+    for requirement in operation.get("security", []):
+        found.setdefault(401, []).append("`unauthenticated`: sign in first.")
+        if any(requirement.values()):
+            found.setdefault(403, []).append("`forbidden`: your role may not do this.")
+    if method in UNSAFE_METHODS:
+        found.setdefault(403, []).append("`csrf_failed`: a signed-in change without a matching `X-CSRF-Token`.")
+    if path.startswith("/api/"):
+        found.setdefault(503, []).append("`unavailable`: the database or the bus is out of reach; retry.")
+    return found
+
+
 class ContractOpenAPI(OpenAPIProvider):
     """quart-schema's document, corrected where it would disagree with the responses sent."""
+
+    def build_paths(self, rule: Rule) -> tuple[dict, dict]:
+        """Each operation with the problem statuses it implies added to those its route documents;
+        a route's own ``document_response`` for a status wins, being the more specific."""
+        paths, definitions = super().build_paths(rule)
+        for path, operations in paths.items():
+            for method, operation in operations.items():
+                implied = {
+                    status: self._problem(reasons)
+                    for status, reasons in implied_problems(path, method, operation).items()
+                }
+                operation["responses"] = dict(sorted({**implied, **operation["responses"]}.items()))
+        return paths, definitions
+
+    def _problem(self, reasons: Iterable[str]) -> dict[str, Any]:
+        response, _ = self.build_response_object(Problem, None)
+        response["description"] = " ".join(reasons)
+        return response
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
         parameter = super().build_path_parameter(name, converter)
@@ -185,6 +249,8 @@ class ContractOpenAPI(OpenAPIProvider):
         return parameter
 
     def build_response_object(self, model: type[Any], headers_model: type[Any] | None) -> tuple[dict, dict]:
+        if model is NoContent:
+            return {"description": NoContent.description}, {}
         response, definitions = super().build_response_object(model, headers_model)
         media_type = getattr(model, "media_type", None)
         if media_type is not None:

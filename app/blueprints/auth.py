@@ -6,13 +6,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 from quart import Blueprint, request
-from quart_schema import validate_request, validate_response
+from quart_schema import document_response, security_scheme, validate_request, validate_response
 
 from app import accounts
 from app.auth import authorize, sign_in, sign_out
 from app.models import User
 from app.state import state
-from app.wire import PlainStr
+from app.wire import PlainStr, Problem, signed_in
 
 blueprint = Blueprint("auth", __name__, url_prefix="/api/auth")
 
@@ -63,6 +63,8 @@ def _client() -> str:
 @blueprint.post("/register")
 @validate_request(RegisterIn)
 @validate_response(UserOut, 201)
+@document_response(Problem, 409)
+@document_response(Problem, 429)
 async def register(data: RegisterIn) -> tuple[UserOut, int]:
     """Create a driver account and sign it in. 409 when the email or username is taken (without
     saying which), 429 after too many registrations from one client."""
@@ -75,6 +77,8 @@ async def register(data: RegisterIn) -> tuple[UserOut, int]:
 @blueprint.post("/login")
 @validate_request(LoginIn)
 @validate_response(UserOut)
+@document_response(Problem, 401)
+@document_response(Problem, 429)
 async def login(data: LoginIn) -> UserOut:
     """Sign in with email and password; sets the session and `csrf_token` cookies. 401 for any
     wrong email or password alike, 403 `user_inactive` for a deactivated account, 429 with
@@ -94,6 +98,7 @@ async def logout() -> SignedOut:
 
 @blueprint.get("/me")
 @validate_response(UserOut)
+@security_scheme(signed_in())
 async def me() -> UserOut:
     """The signed-in user; 401 when signed out."""
     return user_out(await authorize())

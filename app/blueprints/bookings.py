@@ -9,7 +9,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator
 from quart import Blueprint
-from quart_schema import document_response, validate_querystring, validate_request, validate_response
+from quart_schema import (
+    document_response,
+    security_scheme_blueprint,
+    validate_querystring,
+    validate_request,
+    validate_response,
+)
 
 from app import bookings
 from app.auth import authorize
@@ -18,9 +24,10 @@ from app.errors import Forbidden
 from app.models import Booking, BookingStatus, CancelReason, Charger, Station, User
 from app.money import format_money
 from app.state import state
-from app.wire import Id, Offset, PlainStr, Problem, StrictId, parse_date_time
+from app.wire import Id, Offset, PlainStr, Problem, StrictId, parse_date_time, signed_in
 
 blueprint = Blueprint("bookings", __name__, url_prefix="/api/bookings")
+security_scheme_blueprint(blueprint, signed_in())
 
 
 def check_user_id(sent: int | None, user: User) -> None:
@@ -190,6 +197,7 @@ def _out(booking: Booking) -> BookingOut:
 @validate_request(BookingIn)
 @validate_response(BookingOut)
 @document_response(Problem, 403)
+@document_response(Problem, 404)
 @document_response(Problem, 409)
 @document_response(Problem, 422)
 async def create_booking(data: BookingIn) -> BookingOut:
@@ -240,7 +248,6 @@ async def list_bookings(query_args: BookingQuery) -> list[BookingOut]:
 
 @blueprint.get("/<int:booking_id>")
 @validate_response(BookingOut)
-@document_response(Problem, 404)
 async def get_booking(booking_id: int) -> BookingOut:
     """One booking. Somebody else's booking is a 404."""
     user = await authorize()
@@ -249,7 +256,6 @@ async def get_booking(booking_id: int) -> BookingOut:
 
 @blueprint.get("/<int:booking_id>/quote")
 @validate_response(QuoteOut)
-@document_response(Problem, 404)
 async def quote(booking_id: int) -> QuoteOut:
     """What to pay for a booking: send `amount_due` as the payment's `amount`."""
     user = await authorize()
@@ -269,7 +275,6 @@ async def quote(booking_id: int) -> QuoteOut:
 
 @blueprint.post("/<int:booking_id>/cancel")
 @validate_response(BookingOut)
-@document_response(Problem, 404)
 @document_response(Problem, 409)
 async def cancel(booking_id: int) -> BookingOut:
     """Cancel a booking: a held one at any time, a paid one before its slot starts (the payment is

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from quart import Blueprint
-from quart_schema import validate_querystring, validate_response
+from quart_schema import document_response, security_scheme_blueprint, validate_querystring, validate_response
 
 from app import insights
 from app.auth import authorize
@@ -16,9 +16,10 @@ from app.errors import NotFound
 from app.models import Role
 from app.money import format_money
 from app.state import state
-from app.wire import Id
+from app.wire import Id, Problem, signed_in
 
 blueprint = Blueprint("insights", __name__, url_prefix="/api/operator")
+security_scheme_blueprint(blueprint, signed_in(Role.OPERATOR, Role.ADMIN))
 
 LocalDay = Annotated[date, AfterValidator(supported_year)]
 #: Days shown when the query names none.
@@ -98,6 +99,7 @@ def _figures(figures: insights.Figures) -> dict[str, Any]:
 @blueprint.get("/insights")
 @validate_querystring(InsightsRequest)
 @validate_response(InsightsOut)
+@document_response(Problem, 404)
 async def get_insights(query_args: InsightsRequest) -> InsightsOut:
     """Bookings, charger-hours, utilization, revenue and lost bookings per station-local day, and
     utilization by hour of the week; for one station or all."""

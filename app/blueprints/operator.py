@@ -20,7 +20,13 @@ from pydantic import (
     field_validator,
 )
 from quart import Blueprint
-from quart_schema import validate_querystring, validate_request, validate_response
+from quart_schema import (
+    document_response,
+    security_scheme_blueprint,
+    validate_querystring,
+    validate_request,
+    validate_response,
+)
 
 from app import stations
 from app.auth import authorize
@@ -32,11 +38,12 @@ from app.models import ChargerStatus, Role, StationStatus
 from app.money import format_money, parse_money
 from app.rebooking import Affected
 from app.state import state
-from app.wire import PlainStr, parse_date_time
+from app.wire import NoContent, PlainStr, parse_date_time, signed_in
 
 blueprint = Blueprint("operator", __name__, url_prefix="/api/stations")
 
 OPERATORS = (Role.OPERATOR, Role.ADMIN)
+security_scheme_blueprint(blueprint, signed_in(*OPERATORS))
 
 
 #: Minor units. Four hours at this price still fit the integer ``amount_due`` column.
@@ -275,6 +282,7 @@ async def replace_hours(station_id: int, data: HoursIn, query_args: DryRun) -> S
 @validate_querystring(DryRun)
 @validate_request(ExceptionIn)
 @validate_response(ExceptionAdded, 201)
+@document_response(ExceptionAdded, 200)
 async def add_exception(station_id: int, data: ExceptionIn, query_args: DryRun) -> tuple[ExceptionAdded, int]:
     """Add an exceptional closing (beats everything) or opening for a period of UTC instants.
     Bookings inside a closing are cancelled and refunded (`affected_bookings`); with
@@ -299,6 +307,8 @@ async def add_exception(station_id: int, data: ExceptionIn, query_args: DryRun) 
 
 @blueprint.delete("/<int:station_id>/exceptions/<int:exception_id>")
 @validate_querystring(DryRun)
+@document_response(NoContent, 204)
+@document_response(ChangeOutcome, 200)
 async def remove_exception(station_id: int, exception_id: int, query_args: DryRun) -> tuple[str | ChangeOutcome, int]:
     """Remove an exceptional closing or opening (204). Removing an opening cancels the bookings
     that relied on it; ask first with `?dry_run=true` (200 with `affected_bookings`)."""

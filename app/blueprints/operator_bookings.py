@@ -11,11 +11,11 @@ import csv
 import io
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, RootModel, model_validator
 from quart import Blueprint, Response
-from quart_schema import validate_querystring, validate_response
+from quart_schema import document_response, security_scheme_blueprint, validate_querystring, validate_response
 
 from app import booking_search
 from app.auth import authorize
@@ -25,11 +25,12 @@ from app.clock import supported_year
 from app.models import Booking, BookingStatus, Role
 from app.money import format_money
 from app.state import state
-from app.wire import Id, Offset, PlainStr
+from app.wire import Id, Offset, PlainStr, signed_in
 
 blueprint = Blueprint("operator_bookings", __name__, url_prefix="/api/operator")
 
 OPERATORS = (Role.OPERATOR, Role.ADMIN)
+security_scheme_blueprint(blueprint, signed_in(*OPERATORS))
 LocalDay = Annotated[date, AfterValidator(supported_year)]
 #: Rows written to the response at once.
 CSV_BATCH = 500
@@ -80,6 +81,12 @@ class BookingsPageQuery(BookingsFilterQuery):
     offset: Offset = 0
 
 
+class BookingsCsv(RootModel[str]):
+    """UTF-8 CSV: a header row naming the columns, then one row per booking."""
+
+    media_type: ClassVar[str] = "text/csv"
+
+
 class OperatorBookingOut(BookingOut):
     driver_email: str
 
@@ -110,6 +117,7 @@ async def list_bookings(query_args: BookingsPageQuery) -> OperatorBookingPage:
 
 @blueprint.get("/bookings.csv")
 @validate_querystring(BookingsFilterQuery)
+@document_response(BookingsCsv, 200)
 async def export_bookings(query_args: BookingsFilterQuery) -> Response:
     """The same bookings as CSV (UTF-8, a header row), streamed."""
     await authorize(*OPERATORS)

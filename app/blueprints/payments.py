@@ -8,7 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from quart import Blueprint, Response, json, request
-from quart_schema import document_headers, document_response, validate_querystring, validate_request, validate_response
+from quart_schema import (
+    document_headers,
+    document_response,
+    security_scheme_blueprint,
+    validate_querystring,
+    validate_request,
+    validate_response,
+)
 
 from app import payments
 from app.auth import authorize
@@ -17,9 +24,10 @@ from app.errors import PROBLEM_JSON, ValidationFailed
 from app.models import Payment, PaymentMethod, PaymentStatus
 from app.money import format_money
 from app.state import state
-from app.wire import Id, Offset, Problem, StrictId
+from app.wire import Id, Offset, Problem, StrictId, signed_in
 
 blueprint = Blueprint("payments", __name__, url_prefix="/api/payments")
+security_scheme_blueprint(blueprint, signed_in())
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -211,7 +219,6 @@ async def list_payments(query_args: PaymentQuery) -> list[PaymentOut]:
 
 @blueprint.get("/<int:payment_id>")
 @validate_response(PaymentOut)
-@document_response(Problem, 404)
 async def get_payment(payment_id: int) -> PaymentOut:
     """One payment. Somebody else's payment is a 404."""
     user = await authorize()

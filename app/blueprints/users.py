@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, StrictBool, field_validator
 from quart import Blueprint
-from quart_schema import validate_querystring, validate_request, validate_response
+from quart_schema import security_scheme, validate_querystring, validate_request, validate_response
 
 from app import users
 from app.auth import authorize
@@ -12,7 +12,7 @@ from app.blueprints.auth import UserOut, user_out
 from app.errors import ValidationFailed
 from app.models import Role
 from app.state import state
-from app.wire import Offset, PlainStr
+from app.wire import Offset, PlainStr, signed_in
 
 blueprint = Blueprint("users", __name__, url_prefix="/api/users")
 
@@ -43,6 +43,7 @@ class UserChange(BaseModel):
 
 
 @blueprint.get("")
+@security_scheme(signed_in(Role.OPERATOR, Role.ADMIN))
 @validate_querystring(UsersQuery)
 @validate_response(UserPage)
 async def list_users(query_args: UsersQuery) -> UserPage:
@@ -56,6 +57,7 @@ async def list_users(query_args: UsersQuery) -> UserPage:
 
 
 @blueprint.patch("/<int:user_id>")
+@security_scheme(signed_in(Role.ADMIN))
 @validate_request(UserChange)
 @validate_response(UserOut)
 async def change_user(user_id: int, data: UserChange) -> UserOut:
