@@ -1,6 +1,7 @@
 // Operator pages: station list, create and edit, weekly hours, exceptional periods and chargers.
 import { del, get, messageOf, patch, post, put } from "./api.js";
 import { HoursEditor } from "./hours-editor.js";
+import { LiveChannel } from "./live.js";
 import { chargerState, powerText } from "./status.js";
 import { dateTimeText, todayHoursText, zonedToInstant } from "./time.js";
 import { $, announce, busy, el, setBadge, setState, showError } from "./ui.js";
@@ -44,10 +45,12 @@ async function showList() {
       setState(stateBox, "empty", "No stations yet. Create the first one.");
       return;
     }
+    const badges = new Map();
     table.querySelector("tbody").replaceChildren(
       ...items.map((s) => {
         const badge = el("span", { class: "badge" });
         setBadge(badge, s.is_open);
+        badges.set(s.id, badge);
         return el(
           "tr",
           { "data-station-id": s.id },
@@ -68,9 +71,26 @@ async function showList() {
     );
     table.hidden = false;
     setState(stateBox, "ready");
+    followBadges(badges);
   } catch (err) {
     setState(stateBox, "error", `Couldn't load stations. ${messageOf(err)}`, { retry: showList, loading: "Loading stations…" });
   }
+}
+
+let listChannel = null;
+
+/** Keep each row's Open/Closed badge current as stations open and close. */
+function followBadges(badges) {
+  listChannel?.stop();
+  const show = (update) => {
+    const badge = badges.get(update.station_id);
+    if (badge && typeof update.is_open === "boolean") setBadge(badge, update.is_open);
+  };
+  listChannel = new LiveChannel({
+    path: `/ws/stations?ids=${[...badges.keys()].join(",")}`,
+    onMessage: (msg) => (msg.type === "snapshot" ? (msg.stations ?? []).forEach(show) : show(msg)),
+  });
+  listChannel.start();
 }
 
 // -- station details --------------------------------------------------------------------------
@@ -298,6 +318,24 @@ async function showEdit() {
   $("#hours-form").addEventListener("submit", (e) => saveHours(e, hoursEditor));
   $("#exc-form").addEventListener("submit", addException);
   $("#charger-form").addEventListener("submit", addCharger);
+  followStation();
+}
+
+/** The badge and the chargers' "free now" follow the station live, as the driver pages do. */
+function followStation() {
+  const channel = new LiveChannel({
+    path: `/ws/stations/${stationId}`,
+    onMessage: (msg) => {
+      if (typeof msg.is_open === "boolean") setBadge($("#op-badge"), msg.is_open);
+      if (Array.isArray(msg.chargers) && station) {
+        const now = new Map(msg.chargers.map((c) => [c.id, c]));
+        station.chargers = (station.chargers ?? []).map((c) => ({ ...c, ...(now.get(c.id) ?? {}) }));
+        renderChargers();
+      }
+    },
+    onGap: () => reload().catch(() => {}),
+  });
+  channel.start();
 }
 
 function showNew() {

@@ -393,3 +393,25 @@ async def test_every_operator_page_fits_a_390px_phone(new_page: Any, operator_ap
         await expect(page.get_by_role("navigation", name="Operator console")).to_be_visible()
         width = await page_width(page)
         assert width <= PHONE[0], f"{path} is {width}px wide on a {PHONE[0]}px phone"
+
+
+async def test_operator_pages_show_a_closing_live_without_a_reload(new_page: Any, operator_api: Api) -> None:
+    """An operator watching the list and a station's page sees the badge turn Closed the moment
+    another operator adds a closing, as drivers' pages do (it used to stay "Open")."""
+    station = await open_station(operator_api, "Live Badge")
+    listing = await new_page(*DESKTOP)
+    await sign_in(listing, OPERATOR, "/operator")
+    row_badge = listing.locator(f'#op-stations tr[data-station-id="{station["id"]}"] .badge')
+    await expect(row_badge).to_have_text(re.compile("Open", re.IGNORECASE))
+    editor = await new_page(*DESKTOP)
+    await sign_in(editor, OPERATOR, f"/operator/stations/{station['id']}")
+    await expect(editor.locator("#op-badge")).to_have_text(re.compile("Open", re.IGNORECASE))
+    now = datetime.now(UTC)
+    closing = {
+        "kind": "closing",
+        "period_begin": (now - timedelta(minutes=1)).isoformat(),
+        "period_end": (now + timedelta(hours=1)).isoformat(),
+    }
+    await operator_api.call("POST", f"/api/stations/{station['id']}/exceptions", closing, expect=201)
+    await expect(row_badge).to_have_text(re.compile("Closed", re.IGNORECASE))
+    await expect(editor.locator("#op-badge")).to_have_text(re.compile("Closed", re.IGNORECASE))
