@@ -39,11 +39,13 @@ from app.errors import (
     ValidationFailed,
 )
 from app.events import publish_availability, quietly
-from app.hours import Schedule
+from app.hours import Schedule, compile_schedule
 from app.models import Booking, BookingStatus, Charger, ChargerStatus, Station, StationStatus, User
 from app.payment_provider import PaymentProvider
 from app.payments import refund_booking
+from app.rebooking import BROKEN, what_breaks
 from app.station_rows import StationRows, station_columns
+from app.stations import load_hours_spec
 
 #: Unpaid bookings with a running hold that one user may have at once.
 HOLD_LIMIT = 3
@@ -380,11 +382,12 @@ def effective_status(booking: Booking, now: datetime) -> BookingStatus:
 
 @dataclass(frozen=True)
 class Quote:
-    """What paying a booking costs (``amount_due`` was fixed when it was made), and whether it can
-    be paid now."""
+    """What paying a booking costs (``amount_due`` was fixed when it was made), whether it can be
+    paid now, and if not, why: what payment would answer."""
 
     booking: Booking
     payable: bool
+    reason: str | None = None
 
     @property
     def duration_minutes(self) -> int:
@@ -393,7 +396,18 @@ class Quote:
 
 async def quote(user: User, booking_id: int, now: datetime) -> Quote:
     booking = await get_booking(user, booking_id)
-    return Quote(booking, payable=effective_status(booking, now) == BookingStatus.CONFIRMED)
+    status = effective_status(booking, now)
+    if status != BookingStatus.CONFIRMED:
+        return Quote(booking, payable=False, reason=f"This booking is {status.value.lower()}.")
+    # A station closed right now still leaves the hold payable once it opens: that is a wait, not
+    # a broken promise, and payment says so itself (403 station_closed).
+    station: Station = booking.station
+    schedule = compile_schedule(station.timezone, await load_hours_spec(station))
+    charger: Charger = booking.charger
+    broken = what_breaks(station.status, schedule, charger.status, booking.slot_start, booking.slot_end, now)
+    if broken is not None:
+        return Quote(booking, payable=False, reason=BROKEN[broken])
+    return Quote(booking, payable=True)
 
 
 # -- cancelling ----------------------------------------------------------------------------------

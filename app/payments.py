@@ -75,6 +75,7 @@ from app.models import (
 )
 from app.money import format_money, parse_money
 from app.payment_provider import PaymentProvider, ProviderResult
+from app.rebooking import BROKEN, what_breaks
 from app.station_rows import StationRows, station_columns
 
 log = logging.getLogger(__name__)
@@ -328,7 +329,8 @@ def _ensure_payable(booking: Booking, now: datetime) -> None:
 #: carries the attempt's key (its record may have been purged while the payment stays), at once.
 #: Read after the claim was taken, so a payment that an earlier attempt recorded is seen.
 _LOAD = f"""
-SELECT b.id, b.status, b.hold_expires_at, b.amount_due, b.currency, b.station_id,
+SELECT b.id, b.status, b.hold_expires_at, b.amount_due, b.currency, b.station_id, b.slot_start, b.slot_end,
+       (SELECT c.status FROM chargers c WHERE c.id = b.charger_id) AS charger_status,
        (SELECT json_build_object('id', p.id, 'status', p.status, 'transaction_id', p.transaction_id,
                                  'request_fingerprint', p.request_fingerprint)
         FROM payments p WHERE p.user_id = $2 AND p.idempotency_key = $3) AS prior,
@@ -363,6 +365,11 @@ async def _pay(attempt: _Attempt) -> Outcome:
             raise StationInactive()
         if not user.is_active:
             raise UserInactive()
+        start, end = instant(row["slot_start"]), instant(row["slot_end"])
+        assert start is not None and end is not None  # both NOT NULL
+        broken = what_breaks(loaded.station.status, loaded.schedule, row["charger_status"], start, end, now)
+        if broken is not None:
+            raise BookingNotPayable(f"{BROKEN[broken]} Book another slot.")
         amount = parse_amount(attempt.amount)
         if amount != booking.amount_due:
             raise AmountInvalid(

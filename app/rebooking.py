@@ -27,6 +27,7 @@ from datetime import datetime
 
 from app.availability import holds_charger
 from app.db import is_postgres
+from app.hours import Schedule
 from app.models import (
     Booking,
     BookingStatus,
@@ -41,6 +42,28 @@ from app.payment_provider import PaymentProvider
 from app.station_views import ChargerView, load_views
 
 log = logging.getLogger(__name__)
+
+
+#: What a driver is told when a booking can no longer happen, by cause.
+BROKEN = {
+    CancelReason.STATION_INACTIVE: "The station is not taking bookings.",
+    CancelReason.STATION_CLOSED: "The slot no longer lies inside the station's opening hours.",
+    CancelReason.CHARGER_OUT_OF_SERVICE: "The booked charger is out of service.",
+}
+
+
+def what_breaks(
+    station_status: str, schedule: Schedule, charger_status: str, start: datetime, end: datetime, now: datetime
+) -> CancelReason | None:
+    """Why a booking can no longer happen as booked (the first cause, in the order ``settle``
+    handles them), or None when it still can. What is left of a running slot is what counts."""
+    if station_status != StationStatus.ACTIVE:
+        return CancelReason.STATION_INACTIVE
+    if not schedule.covers(max(start, now), end):
+        return CancelReason.STATION_CLOSED
+    if charger_status != ChargerStatus.AVAILABLE:
+        return CancelReason.CHARGER_OUT_OF_SERVICE
+    return None
 
 
 @dataclass(frozen=True)
@@ -75,22 +98,19 @@ async def settle(station_id: int, now: datetime) -> Affected:
     moved: list[int] = []
     cancelled: list[int] = []
     for booking in bookings:
-        if station.status != StationStatus.ACTIVE:
-            await _cancel(booking, CancelReason.STATION_INACTIVE, now)
-        elif not schedule.covers(max(booking.slot_start, now), booking.slot_end):
-            await _cancel(booking, CancelReason.STATION_CLOSED, now)
-        elif booking.charger_id not in usable:  # type: ignore[attr-defined]
-            current = next(c for c in chargers if c.id == booking.charger_id)  # type: ignore[attr-defined]
-            target = _free_charger(booking, current, usable.values(), bookings, now)
-            if target is None:
-                await _cancel(booking, CancelReason.CHARGER_OUT_OF_SERVICE, now)
-            else:
-                await _move(booking, target, now)
-                moved.append(booking.id)
-                continue
-        else:
+        current = next(c for c in chargers if c.id == booking.charger_id)  # type: ignore[attr-defined]
+        reason = what_breaks(station.status, schedule, current.status, booking.slot_start, booking.slot_end, now)
+        if reason is None:
             continue
-        cancelled.append(booking.id)
+        target = None
+        if reason == CancelReason.CHARGER_OUT_OF_SERVICE:
+            target = _free_charger(booking, current, usable.values(), bookings, now)
+        if target is not None:
+            await _move(booking, target, now)
+            moved.append(booking.id)
+        else:
+            await _cancel(booking, reason, now)
+            cancelled.append(booking.id)
     return Affected(tuple(moved), tuple(cancelled))
 
 

@@ -342,6 +342,7 @@ async def test_quote_states_what_to_pay(driver_client: ApiClient, station) -> No
         "amount_due": "375.00",
         "currency": "INR",
         "payable": True,
+        "reason": None,
         "hold_expires_at": "2026-12-02T05:10:00+00:00",
         "breakdown": {"price_per_hour": "250.00", "duration_minutes": 90},
     }

@@ -11,11 +11,11 @@ import pytest
 from quart import Quart
 
 from app.closeout import close_out
-from app.hours import HoursSpec
+from app.hours import HoursSpec, RegularPeriod
 from app.models import Booking, BookingStatus, Charger, ChargerStatus, Payment, PaymentMethod, PaymentStatus, Station
 from app.payment_provider import ProviderResult, SimulatedProvider
 from app.state import state
-from app.stations import ChargerSpec, insert_station
+from app.stations import ChargerSpec, insert_station, write_hours
 from tests.conftest import ApiClient
 
 #: 12:00-13:00 at the station (Kolkata) on the test day, 2 December 2026.
@@ -191,3 +191,54 @@ async def test_a_refund_that_fails_is_owed_and_retried_by_close_out_until_it_goe
     assert (await close_out(now, bus=services.bus, provider=services.provider)).refunded == 1
     assert (await Payment.get(booking_id=mine["booking_id"])).status == PaymentStatus.REFUNDED
     assert (await close_out(now, bus=services.bus, provider=services.provider)).refunded == 0
+
+
+async def held(client: ApiClient, station: Station) -> dict[str, Any]:
+    booked = await client.post(
+        "/api/bookings", json={"station_id": station.id, "slot_time": SLOT, "duration_minutes": 60}
+    )
+    assert booked.status_code == 200
+    return dict(await booked.get_json())
+
+
+async def breaks_out_of_hours(station: Station) -> None:
+    """New hours written without the operator API, which would have settled the booking."""
+    await write_hours(
+        station, HoursSpec(regular_hours=tuple(RegularPeriod(day, "08:00", "11:00") for day in range(1, 8)))
+    )
+
+
+async def breaks_its_charger(station: Station) -> None:
+    await Charger.filter(station_id=station.id).update(status=ChargerStatus.OUT_OF_SERVICE)
+
+
+@pytest.mark.parametrize(
+    ("breaking", "reason"),
+    [
+        (breaks_out_of_hours, "The slot no longer lies inside the station's opening hours."),
+        (breaks_its_charger, "The booked charger is out of service."),
+    ],
+    ids=["outside-hours", "charger-out-of-service"],
+)
+async def test_payment_and_quote_recheck_the_whole_promise(
+    driver_client: ApiClient, station: Station, breaking: Any, reason: str
+) -> None:
+    hold = await held(driver_client, station)
+    await breaking(station)
+    quote = await (await driver_client.get(f"/api/bookings/{hold['booking_id']}/quote")).get_json()
+    assert (quote["payable"], quote["reason"]) == (False, reason)
+    paid = await driver_client.post(
+        "/api/payments/process",
+        json={"booking_id": hold["booking_id"], "payment_method": "UPI", "amount": hold["amount_due"]},
+    )
+    body = await paid.get_json()
+    assert (paid.status_code, body["code"]) == (409, "booking_not_payable")
+    assert body["detail"].startswith(reason)
+    assert not await Payment.filter(booking_id=hold["booking_id"]).exists()
+
+
+async def test_the_quote_of_a_station_not_taking_bookings_says_so(driver_client: ApiClient, station: Station) -> None:
+    hold = await held(driver_client, station)
+    await Station.filter(id=station.id).update(status="MAINTENANCE")
+    quote = await (await driver_client.get(f"/api/bookings/{hold['booking_id']}/quote")).get_json()
+    assert (quote["payable"], quote["reason"]) == (False, "The station is not taking bookings.")

@@ -149,6 +149,7 @@ class QuoteOut(BaseModel):
     amount_due: str = Field(description="Send exactly this as `amount` to /api/payments/process.")
     currency: str
     payable: bool
+    reason: str | None = Field(None, description="Why it cannot be paid now: what payment would answer.")
     hold_expires_at: str | None
     breakdown: Breakdown
 
@@ -265,6 +266,7 @@ async def quote(booking_id: int) -> QuoteOut:
         amount_due=format_money(found.booking.amount_due),
         currency=found.booking.currency,
         payable=found.payable,
+        reason=found.reason,
         hold_expires_at=_instant(found.booking.hold_expires_at),
         breakdown=Breakdown(
             price_per_hour=format_money(found.booking.station.price_per_hour),
