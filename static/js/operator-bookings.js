@@ -3,6 +3,7 @@
 // reload or a shared link shows the same list, and the CSV link always carries them too.
 import { get, messageOf, post } from "./api.js";
 import { fillStations, pageText, readFilters, writeFilters } from "./console.js";
+import { LiveChannel } from "./live.js";
 import { dateTimeText, money, slotText } from "./time.js";
 import { $, announce, busy, el, setState, showError } from "./ui.js";
 
@@ -158,20 +159,20 @@ function showSort() {
   $("#bk-sort-text").textContent = newest ? ", newest first. Sort oldest first" : ", oldest first. Sort newest first";
 }
 
-async function load({ keepOpen = null } = {}) {
+async function load({ keepOpen = null, quiet = false } = {}) {
   request?.abort();
   const mine = new AbortController();
   request = mine;
   applied = query();
   writeFilters(filters());
   csv.href = `/api/operator/bookings.csv${query() ? `?${query()}` : ""}`;
-  if (stateBox.hidden || stateBox.dataset.state !== "loading") setState(stateBox, "loading", "Loading bookings…");
+  if (!quiet && (stateBox.hidden || stateBox.dataset.state !== "loading")) setState(stateBox, "loading", "Loading bookings…");
   table.setAttribute("aria-busy", "true");
   try {
     const page = await get(`/api/operator/bookings?${query({ limit: PAGE, offset })}`, { signal: mine.signal });
     if (page.total > 0 && offset >= page.total) {
       offset = Math.max(0, Math.floor((page.total - 1) / PAGE) * PAGE);
-      return load({ keepOpen });
+      return load({ keepOpen, quiet });
     }
     body.replaceChildren(...page.items.flatMap((b) => row(b, b.booking_id === keepOpen)));
     count.textContent = page.total ? pageText(offset, page.items.length, page.total, "booking") : "";
@@ -181,7 +182,7 @@ async function load({ keepOpen = null } = {}) {
     table.hidden = !page.items.length;
     if (page.items.length) setState(stateBox, "ready");
     else setState(stateBox, "empty", "No bookings match these filters.");
-    if (keepOpen) {
+    if (keepOpen && !quiet) {
       // The Cancel button is gone: keep keyboard focus with the same booking, or with the list.
       const toggle = body.querySelector(`[aria-controls="bk-detail-${keepOpen}"]`);
       (toggle ?? (table.hidden ? stateBox : table)).focus();
@@ -196,6 +197,26 @@ async function load({ keepOpen = null } = {}) {
     if (request === mine) table.removeAttribute("aria-busy");
   }
 }
+
+/** The booking whose details are open, so a refresh keeps them open. */
+function openBooking() {
+  const toggle = body.querySelector('[aria-expanded="true"][aria-controls^="bk-detail-"]');
+  return toggle ? Number(toggle.getAttribute("aria-controls").slice("bk-detail-".length)) : null;
+}
+
+// Bookings made, paid or cancelled anywhere appear without a reload: each such change publishes
+// its station's availability. The list refreshes quietly (no spinner, focus left where it is).
+let refresh = null;
+new LiveChannel({
+  path: "/ws/stations",
+  onMessage: (msg) => {
+    if (msg.type !== "availability") return;
+    const station = filters().station_id;
+    if (station && String(msg.station_id) !== String(station)) return;
+    clearTimeout(refresh);
+    refresh = setTimeout(() => load({ keepOpen: openBooking(), quiet: true }), 300);
+  },
+}).start();
 
 let typing = null;
 

@@ -415,3 +415,18 @@ async def test_operator_pages_show_a_closing_live_without_a_reload(new_page: Any
     await operator_api.call("POST", f"/api/stations/{station['id']}/exceptions", closing, expect=201)
     await expect(row_badge).to_have_text(re.compile("Closed", re.IGNORECASE))
     await expect(editor.locator("#op-badge")).to_have_text(re.compile("Closed", re.IGNORECASE))
+
+
+async def test_the_bookings_page_shows_a_new_booking_without_a_reload(
+    new_page: Any, operator_api: Api, playwright_instance: Any, base_url: str
+) -> None:
+    station = await open_station(operator_api, "Live Ledger")
+    page = await new_page(*DESKTOP)
+    await sign_in(page, OPERATOR, f"/operator/bookings?station_id={station['id']}")
+    await expect(page.locator("#bk-state")).to_contain_text("No bookings match")
+    driver, _ = await new_driver(playwright_instance, base_url, "walkin")
+    soon = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=3)
+    await book(driver, station["id"], soon)
+    await driver.close()
+    await expect(page.locator("#bk-table tbody tr.bk-row")).to_have_count(1)
+    await expect(page.locator("#bk-count")).to_contain_text("of 1 booking")
