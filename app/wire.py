@@ -13,11 +13,11 @@ from __future__ import annotations
 import errno
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from itertools import accumulate
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt
 from quart import Quart, Request, Response
 from quart_schema import OpenAPIProvider
 from werkzeug.exceptions import NotFound
@@ -74,6 +74,25 @@ def parse_date_time(value: object) -> datetime:
         return supported_year(datetime.fromisoformat(value))
     except ValueError:
         raise ValueError(DATE_TIME_FORM) from None
+
+
+DATE_FORM = f"must be a date written YYYY-MM-DD, {YEARS}"
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_date(value: object) -> date:
+    """A calendar date sent as ``YYYY-MM-DD``. A lax date would also read ``0`` (a Unix timestamp)
+    as 1 January 1970, turning a typo into half a century of data."""
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise ValueError(DATE_FORM)
+    try:
+        return supported_year(date.fromisoformat(value))
+    except ValueError:
+        raise ValueError(DATE_FORM) from None
+
+
+#: A date in a query or body: ``YYYY-MM-DD`` only.
+IsoDate = Annotated[date, BeforeValidator(parse_date, json_schema_input_type=str)]
 
 
 def decimal_range_pattern(limit: int) -> str:

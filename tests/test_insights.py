@@ -124,5 +124,5 @@ async def test_all_stations_add_up_and_unknown_stations_are_404(operator_client:
 async def test_drivers_get_403_and_bad_ranges_422(operator_client: ApiClient, driver_client: ApiClient) -> None:
     refused = await driver_client.get("/api/operator/insights")
     assert (refused.status_code, (await refused.get_json())["code"]) == (403, "forbidden")
-    for query in ("from=2026-03-30&to=2026-03-28", "from=2025-01-01&to=2026-03-28"):
+    for query in ("from=2026-03-30&to=2026-03-28", "from=2025-01-01&to=2026-03-28", "from=0", "from=2020-01-01"):
         assert (await operator_client.get(f"/api/operator/insights?{query}")).status_code == 422

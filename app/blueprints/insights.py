@@ -3,44 +3,33 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint
 from quart_schema import document_response, security_scheme_blueprint, validate_querystring, validate_response
 
 from app import insights
 from app.auth import authorize
-from app.clock import supported_year
-from app.errors import NotFound
+from app.errors import NotFound, ValidationFailed
 from app.models import Role
 from app.money import format_money
 from app.state import state
-from app.wire import Id, Problem, signed_in
+from app.wire import Id, IsoDate, Problem, signed_in
 
 blueprint = Blueprint("insights", __name__, url_prefix="/api/operator")
 security_scheme_blueprint(blueprint, signed_in(Role.OPERATOR, Role.ADMIN))
 
-LocalDay = Annotated[date, AfterValidator(supported_year)]
 #: Days shown when the query names none.
 DEFAULT_DAYS = 30
 
 
 class InsightsRequest(BaseModel):
     station_id: Id | None = Field(None, description="One station; every station when left out.")
-    from_: LocalDay | None = Field(None, alias="from", description="First day (YYYY-MM-DD, station-local).")
-    to: LocalDay | None = Field(
+    from_: IsoDate | None = Field(None, alias="from", description="First day (YYYY-MM-DD, station-local).")
+    to: IsoDate | None = Field(
         None, description=f"Last day, inclusive; today when left out. At most {insights.MAX_DAYS} days."
     )
-
-    @model_validator(mode="after")
-    def _range(self) -> InsightsRequest:
-        if self.from_ is not None and self.to is not None:
-            if self.to < self.from_:
-                raise ValueError("`to` is before `from`")
-            if (self.to - self.from_).days >= insights.MAX_DAYS:
-                raise ValueError(f"at most {insights.MAX_DAYS} days at once")
-        return self
 
 
 class Money(BaseModel):
@@ -108,7 +97,10 @@ async def get_insights(query_args: InsightsRequest) -> InsightsOut:
         raise NotFound("Station not found.")
     now = state().clock.now()
     last = query_args.to or now.date()
-    first = query_args.from_ or max(last - timedelta(days=DEFAULT_DAYS - 1), date.min)
+    first = query_args.from_ or last - timedelta(days=DEFAULT_DAYS - 1)
+    if not timedelta(0) <= last - first < timedelta(days=insights.MAX_DAYS):
+        msg = f"`from` must be on or before `to`, at most {insights.MAX_DAYS} days before it"
+        raise ValidationFailed([{"loc": ["query", "from"], "msg": msg}])
     found = await insights.compute(insights.InsightsQuery(query_args.station_id, first, last), now)
     totals = found.totals
     return InsightsOut.model_validate(

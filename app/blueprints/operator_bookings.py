@@ -10,10 +10,10 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, date, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, RootModel, model_validator
+from pydantic import BaseModel, Field, RootModel, model_validator
 from quart import Blueprint, Response
 from quart_schema import document_response, security_scheme_blueprint, validate_querystring, validate_response
 
@@ -21,17 +21,15 @@ from app import booking_search
 from app.auth import authorize
 from app.blueprints.bookings import BookingOut, booking_out, slot_times
 from app.bookings import effective_status
-from app.clock import supported_year
 from app.models import Booking, BookingStatus, Role
 from app.money import format_money
 from app.state import state
-from app.wire import Id, Offset, PlainStr, signed_in
+from app.wire import Id, IsoDate, Offset, PlainStr, signed_in
 
 blueprint = Blueprint("operator_bookings", __name__, url_prefix="/api/operator")
 
 OPERATORS = (Role.OPERATOR, Role.ADMIN)
 security_scheme_blueprint(blueprint, signed_in(*OPERATORS))
-LocalDay = Annotated[date, AfterValidator(supported_year)]
 #: Rows written to the response at once.
 CSV_BATCH = 500
 CSV_COLUMNS = (
@@ -54,8 +52,8 @@ CSV_COLUMNS = (
 class BookingsFilterQuery(BaseModel):
     station_id: Id | None = None
     status: BookingStatus | None = None
-    from_: LocalDay | None = Field(None, alias="from", description="First slot date (YYYY-MM-DD) at the station.")
-    to: LocalDay | None = Field(None, description="Last slot date (YYYY-MM-DD) at the station, inclusive.")
+    from_: IsoDate | None = Field(None, alias="from", description="First slot date (YYYY-MM-DD) at the station.")
+    to: IsoDate | None = Field(None, description="Last slot date (YYYY-MM-DD) at the station, inclusive.")
     email: PlainStr | None = Field(None, max_length=254, description="Part of the driver's email.")
     sort: Literal["slot", "-slot"] = Field("-slot", description="By slot start: `-slot` newest first.")
 
