@@ -8,10 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.hours import HoursSpec, RegularPeriod
 from app.models import Booking, BookingStatus, Charger, Role, Station
-from app.stations import ChargerSpec, insert_station
 from tests.conftest import ApiClient
+from tests.helpers import daily, make_station
 
 BERLIN = ZoneInfo("Europe/Berlin")
 #: 28-30 March 2026: clocks in Berlin go from 02:00 to 03:00 in the night of the 29th.
@@ -34,17 +33,8 @@ async def station(make_user: Any) -> Station:
       the 31st, outside the range.
     """
     driver = await make_user(Role.DRIVER)
-    hub = await insert_station(
-        name="Mitte",
-        location="1 Invalidenstrasse",
-        city="Berlin",
-        latitude=52.5,
-        longitude=13.4,
-        timezone="Europe/Berlin",
-        price_per_hour=2000,
-        currency="EUR",
-        hours=HoursSpec(regular_hours=tuple(RegularPeriod(day, "08:00", "22:00") for day in range(1, 8))),
-        chargers=[ChargerSpec("CCS2", 150.0), ChargerSpec("TYPE2", 22.0)],
+    hub = await make_station(
+        "Mitte", timezone="Europe/Berlin", hours=daily("08:00", "22:00"), chargers=("CCS2", "TYPE2"), currency="EUR"
     )
     charger = await Charger.filter(station_id=hub.id).first()
     for start, end, status, amount in (

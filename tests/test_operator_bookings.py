@@ -11,26 +11,15 @@ import pytest
 
 from app.hours import HoursSpec
 from app.models import Booking, BookingStatus, Charger, Role, Station, User
-from app.stations import ChargerSpec, insert_station
 from tests.conftest import DEFAULT_NOW, ApiClient
+from tests.helpers import make_station
 
 #: A name that a CSV writer must quote: a comma and a double quote.
 AWKWARD_NAME = 'Depot "A", North'
 
 
 async def station_in(zone: str, name: str) -> Station:
-    return await insert_station(
-        name=name,
-        location="1 Main Road",
-        city="Pune",
-        latitude=18.5,
-        longitude=73.8,
-        timezone=zone,
-        price_per_hour=15000,
-        currency="INR",
-        hours=HoursSpec(twentyfourseven=True),
-        chargers=[ChargerSpec("CCS2", 50.0)],
-    )
+    return await make_station(name, timezone=zone, hours=HoursSpec(twentyfourseven=True), chargers=1)
 
 
 async def booked(station: Station, user: User, start: datetime, status: BookingStatus, **extra: Any) -> Booking:

@@ -11,12 +11,13 @@ import pytest
 from quart import Quart
 
 from app.closeout import close_out
-from app.hours import HoursSpec, RegularPeriod
+from app.hours import HoursSpec
 from app.models import Booking, BookingStatus, Charger, ChargerStatus, Payment, PaymentMethod, PaymentStatus, Station
 from app.payment_provider import ProviderResult, SimulatedProvider
 from app.state import state
-from app.stations import ChargerSpec, insert_station, write_hours
+from app.stations import write_hours
 from tests.conftest import ApiClient
+from tests.helpers import daily, make_station
 
 #: 12:00-13:00 at the station (Kolkata) on the test day, 2 December 2026.
 SLOT = "2026-12-02T12:00:00"
@@ -24,17 +25,8 @@ SLOT = "2026-12-02T12:00:00"
 
 @pytest.fixture
 async def station() -> Station:
-    return await insert_station(
-        name="Hub",
-        location="1 Main Road",
-        city="Pune",
-        latitude=18.5,
-        longitude=73.8,
-        timezone="Asia/Kolkata",
-        price_per_hour=15000,
-        currency="INR",
-        hours=HoursSpec(twentyfourseven=True),
-        chargers=[ChargerSpec("CCS2", 60.0), ChargerSpec("TYPE2", 22.0), ChargerSpec("CCS2", 60.0)],
+    return await make_station(
+        timezone="Asia/Kolkata", hours=HoursSpec(twentyfourseven=True), chargers=("CCS2", "TYPE2", "CCS2")
     )
 
 
@@ -203,9 +195,7 @@ async def held(client: ApiClient, station: Station) -> dict[str, Any]:
 
 async def breaks_out_of_hours(station: Station) -> None:
     """New hours written without the operator API, which would have settled the booking."""
-    await write_hours(
-        station, HoursSpec(regular_hours=tuple(RegularPeriod(day, "08:00", "11:00") for day in range(1, 8)))
-    )
+    await write_hours(station, daily("08:00", "11:00"))
 
 
 async def breaks_its_charger(station: Station) -> None:

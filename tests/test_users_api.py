@@ -8,8 +8,8 @@ import pytest
 
 from app.hours import HoursSpec
 from app.models import Booking, BookingStatus, Role, User
-from app.stations import ChargerSpec, insert_station
 from tests.conftest import ApiClient
+from tests.helpers import make_station
 
 
 @pytest.fixture
@@ -20,18 +20,7 @@ async def admin_client(app: Any, make_user: Any) -> ApiClient:
 
 
 async def hold_a_charger(client: ApiClient) -> int:
-    station = await insert_station(
-        name="Hub",
-        location="1 Main Road",
-        city="Pune",
-        latitude=18.5,
-        longitude=73.8,
-        timezone="Asia/Kolkata",
-        price_per_hour=15000,
-        currency="INR",
-        hours=HoursSpec(twentyfourseven=True),
-        chargers=[ChargerSpec("CCS2", 50.0)],
-    )
+    station = await make_station(timezone="Asia/Kolkata", hours=HoursSpec(twentyfourseven=True), chargers=1)
     booked = await client.post(
         "/api/bookings", json={"station_id": station.id, "slot_time": "2026-12-02T12:00:00", "duration_minutes": 60}
     )
