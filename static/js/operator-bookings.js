@@ -205,18 +205,21 @@ function openBooking() {
 }
 
 // Bookings made, paid or cancelled anywhere appear without a reload: each such change publishes
-// its station's availability. The list refreshes quietly (no spinner, focus left where it is).
+// its station's availability, and a (re)connected channel's snapshot means changes may have been
+// missed meanwhile. The list refreshes quietly (no spinner, focus left where it is).
 let refresh = null;
-new LiveChannel({
-  path: "/ws/stations",
-  onMessage: (msg) => {
-    if (msg.type !== "availability") return;
-    const station = filters().station_id;
-    if (station && String(msg.station_id) !== String(station)) return;
-    clearTimeout(refresh);
-    refresh = setTimeout(() => load({ keepOpen: openBooking(), quiet: true }), 300);
-  },
-}).start();
+function followChanges() {
+  new LiveChannel({
+    path: "/ws/stations",
+    onMessage: (msg) => {
+      if (msg.type !== "availability" && msg.type !== "snapshot") return;
+      const station = filters().station_id;
+      if (msg.type === "availability" && station && String(msg.station_id) !== String(station)) return;
+      clearTimeout(refresh);
+      refresh = setTimeout(() => load({ keepOpen: openBooking(), quiet: true }), 300);
+    },
+  }).start();
+}
 
 let typing = null;
 
@@ -263,4 +266,5 @@ fillStations($("#bk-station"), initial.get("station_id")).then((map) => {
     if (input && name !== "station_id" && initial.has(name)) input.value = initial.get(name);
   }
   load();
+  followChanges(); // only now: the filters it reads are in place
 });
