@@ -42,3 +42,32 @@ export function pageText(offset, shown, total, noun) {
   const plural = total === 1 ? noun : `${noun}s`;
   return `${offset + 1}–${offset + shown} of ${total} ${plural}`;
 }
+
+/**
+ * Run `refilter` when the filter form changes: at once on change or submit, 350 ms after the last
+ * keystroke in a search box. Returns the immediate version, for other controls (sort, reset).
+ */
+export function onFilterChange(form, refilter) {
+  let typing = null;
+  const now = () => {
+    clearTimeout(typing); // whatever was typed is in this load already
+    refilter();
+  };
+  form.addEventListener("change", now);
+  form.addEventListener("input", (event) => {
+    if (event.target.type !== "search") return;
+    clearTimeout(typing);
+    typing = setTimeout(refilter, 350);
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    now();
+  });
+  return now;
+}
+
+/** Previous/Next buttons: `move(-1)` or `move(1)` a page. */
+export function onPage(previous, next, move) {
+  previous.addEventListener("click", () => move(-1));
+  next.addEventListener("click", () => move(1));
+}

@@ -2,7 +2,7 @@
 // operator may cancel it (a paid booking is refunded). The filters live in the address bar, so a
 // reload or a shared link shows the same list, and the CSV link always carries them too.
 import { get, messageOf, post } from "./api.js";
-import { fillStations, pageText, readFilters, writeFilters } from "./console.js";
+import { fillStations, onFilterChange, onPage, pageText, readFilters, writeFilters } from "./console.js";
 import { LiveChannel } from "./live.js";
 import { dateTimeText, money, slotText } from "./time.js";
 import { $, announce, busy, el, setState, showError } from "./ui.js";
@@ -221,38 +221,22 @@ function followChanges() {
   }).start();
 }
 
-let typing = null;
-
 /** Back to the first page when the filters changed (a search box also fires "change" on blur). */
 function refilter() {
-  clearTimeout(typing); // whatever was typed is in this load already
   if (query() === applied) return;
   offset = 0;
   load();
 }
 
-form.addEventListener("change", refilter);
-form.addEventListener("input", (event) => {
-  if (event.target.type !== "search") return;
-  clearTimeout(typing);
-  typing = setTimeout(refilter, 350);
-});
-form.addEventListener("submit", (event) => {
-  event.preventDefault();
-  refilter();
-});
-form.addEventListener("reset", () => setTimeout(refilter));
+const refilterNow = onFilterChange(form, refilter);
+form.addEventListener("reset", () => setTimeout(refilterNow));
 $("#bk-sort").addEventListener("click", () => {
   sort = sort === "-slot" ? "slot" : "-slot";
   showSort();
-  refilter();
+  refilterNow();
 });
-$("#bk-prev").addEventListener("click", () => {
-  offset = Math.max(0, offset - PAGE);
-  load();
-});
-$("#bk-next").addEventListener("click", () => {
-  offset += PAGE;
+onPage($("#bk-prev"), $("#bk-next"), (step) => {
+  offset = Math.max(0, offset + step * PAGE);
   load();
 });
 

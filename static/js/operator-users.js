@@ -2,7 +2,7 @@
 // deactivate or reactivate accounts; operators only look. Nobody gets controls on their own row,
 // since the API refuses to let anyone lock themselves out anyway.
 import { get, messageOf, patch } from "./api.js";
-import { pageText, readFilters, writeFilters } from "./console.js";
+import { onFilterChange, onPage, pageText, readFilters, writeFilters } from "./console.js";
 import { $, announce, busy, el, setState, showError } from "./ui.js";
 
 const PAGE = 20;
@@ -155,32 +155,16 @@ async function load({ focusUser = null } = {}) {
   }
 }
 
-let typing = null;
-
 /** Back to the first page when the filters changed (a search box also fires "change" on blur). */
 function refilter() {
-  clearTimeout(typing); // whatever was typed is in this load already
   if (new URLSearchParams(readFilters(form, FILTERS)).toString() === applied) return;
   offset = 0;
   load();
 }
 
-form.addEventListener("change", refilter);
-form.addEventListener("input", (event) => {
-  if (event.target.type !== "search") return;
-  clearTimeout(typing);
-  typing = setTimeout(refilter, 350);
-});
-form.addEventListener("submit", (event) => {
-  event.preventDefault();
-  refilter();
-});
-$("#us-prev").addEventListener("click", () => {
-  offset = Math.max(0, offset - PAGE);
-  load();
-});
-$("#us-next").addEventListener("click", () => {
-  offset += PAGE;
+onFilterChange(form, refilter);
+onPage($("#us-prev"), $("#us-next"), (step) => {
+  offset = Math.max(0, offset + step * PAGE);
   load();
 });
 
