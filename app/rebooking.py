@@ -124,7 +124,6 @@ def _free_charger(
             continue
         clash = any(
             other.charger_id == charger.id  # type: ignore[attr-defined]
-            and other.status in (BookingStatus.CONFIRMED, BookingStatus.PAID)
             and holds_charger(other.status, other.hold_expires_at, now)
             and other.slot_start < booking.slot_end
             and booking.slot_start < other.slot_end

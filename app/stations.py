@@ -157,7 +157,9 @@ async def _apply(
         return dry.result, dry.affected  # type: ignore[return-value]
     await quietly(announce(change.bus, station_id, change.now))
     if affected.booking_ids:
-        await quietly(publish_availability(change.bus, station_id, change.now))
+        # A status event does not list chargers; an availability one already shows the moves.
+        if announce is not publish_availability:
+            await quietly(publish_availability(change.bus, station_id, change.now))
         await refund_pending(change.provider, affected.cancelled)
     return result, affected
 
