@@ -32,10 +32,16 @@ log = logging.getLogger(__name__)
 
 AVAILABILITY, STATUS, CHANGED = "availability", "status", "changed"
 _CHANNEL_PREFIX = "station:"
+_DRIVER_PREFIX = "driver:"
 
 
 def station_channel(station_id: int) -> str:
     return f"{_CHANNEL_PREFIX}{station_id}"
+
+
+def driver_channel(user_id: int) -> str:
+    """The channel of one driver's own events (notifications, charging sessions), for ``/ws/me``."""
+    return f"{_DRIVER_PREFIX}{user_id}"
 
 
 def station_of(message: Mapping[str, Any]) -> int | None:
@@ -99,3 +105,8 @@ async def publish_status(bus: Bus, station_id: int, now: datetime) -> dict[str, 
 async def publish_changed(bus: Bus, station_id: int) -> dict[str, Any]:
     """After an edit live clients need not hear about (name, address, price): caches forget it."""
     return await _publish(bus, station_id, CHANGED, {})
+
+
+async def publish_to_driver(bus: Bus, user_id: int, message: dict[str, Any]) -> None:
+    """An event for one driver's open pages only (``/ws/me``), never for a station's audience."""
+    await bus.publish(driver_channel(user_id), message)
