@@ -18,6 +18,7 @@ from app.bus import Bus, create_bus
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.directory import StationDirectory
+from app.job_queue import JobQueue, create_queue
 from app.live import Hub
 from app.payment_provider import PaymentProvider, SimulatedProvider
 from app.ratelimit import Throttle
@@ -33,18 +34,22 @@ class Services:
     bus: Bus
     tasks: TaskSet
     policy: BookingPolicy
+    #: Jobs for the worker (or, embedded, for this process): notification delivery, reminders.
+    jobs: JobQueue
     #: Who charges and refunds; a deployment with a real acquirer swaps in another implementation.
     provider: PaymentProvider = field(default_factory=SimulatedProvider)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Self:
         tasks = TaskSet()
+        clock = clock or SystemClock()
         return cls(
             settings=settings,
-            clock=clock or SystemClock(),
+            clock=clock,
             bus=create_bus(settings.redis_url, settings.redis_prefix, tasks),
             tasks=tasks,
             policy=BookingPolicy.from_settings(settings),
+            jobs=create_queue(settings.redis_url, settings.redis_prefix, clock),
         )
 
 

@@ -17,7 +17,7 @@ from quart_schema import (
     validate_response,
 )
 
-from app import bookings
+from app import bookings, history
 from app.auth import authorize
 from app.clock import supported_year
 from app.errors import Forbidden
@@ -129,6 +129,25 @@ class BookingOut(BaseModel):
     )
 
 
+class Refund(BaseModel):
+    amount: str = Field(description="Decimal string in major units: the full amount paid.")
+    currency: str
+    status: str = Field(description="`REFUND_PENDING` until the payment provider confirms it, then `REFUNDED`.")
+
+
+class HistoryLine(BaseModel):
+    at: str
+    event: str = Field(
+        description="created, paid, moved, cancelled, expired, completed, reminder_sent, reservation_sent, ..."
+    )
+    detail: str
+
+
+class BookingDetail(BookingOut):
+    refund: Refund | None = Field(description="The refund of a cancelled paid booking; null when none is owed.")
+    history: list[HistoryLine] = Field(description="What happened to the booking, oldest first.")
+
+
 class BookingQuery(BaseModel):
     station_id: Id | None = None
     status: BookingStatus | None = None
@@ -225,6 +244,7 @@ async def create_booking(data: BookingIn) -> BookingOut:
         now=services.clock.now(),
         policy=services.policy,
         bus=services.bus,
+        jobs=services.jobs,
     )
     return _out(booking)
 
@@ -248,11 +268,23 @@ async def list_bookings(query_args: BookingQuery) -> list[BookingOut]:
 
 
 @blueprint.get("/<int:booking_id>")
-@validate_response(BookingOut)
-async def get_booking(booking_id: int) -> BookingOut:
-    """One booking. Somebody else's booking is a 404."""
+@validate_response(BookingDetail)
+async def get_booking(booking_id: int) -> BookingDetail:
+    """One booking, with its history and, if it was cancelled after being paid, its refund.
+    Somebody else's booking is a 404."""
     user = await authorize()
-    return _out(await bookings.get_booking(user, booking_id))
+    booking = await bookings.get_booking(user, booking_id)
+    refund = await bookings.refund_of(booking_id)
+    lines = await history.history_of(booking_id)
+    return BookingDetail(
+        **_out(booking).model_dump(),
+        refund=Refund(amount=format_money(refund.amount), currency=refund.currency, status=refund.status)
+        if refund is not None
+        else None,
+        history=[
+            HistoryLine(at=_instant(line["at"]) or "", event=line["event"], detail=line["detail"]) for line in lines
+        ],
+    )
 
 
 @blueprint.get("/<int:booking_id>/quote")
@@ -284,6 +316,6 @@ async def cancel(booking_id: int) -> BookingOut:
     user = await authorize()
     services = state()
     cancelled = await bookings.cancel_booking(
-        user, booking_id, now=services.clock.now(), provider=services.provider, bus=services.bus
+        user, booking_id, now=services.clock.now(), provider=services.provider, bus=services.bus, jobs=services.jobs
     )
     return _out(cancelled)

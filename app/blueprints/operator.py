@@ -213,7 +213,7 @@ def _columns(data: BaseModel, names: set[str]) -> dict[str, Any]:
 def _change(dry_run: bool = False) -> stations.Change:
     """What the domain needs to carry out, announce and settle the change it commits."""
     services = state()
-    return stations.Change(services.clock.now(), services.bus, services.provider, dry_run)
+    return stations.Change(services.clock.now(), services.bus, services.provider, dry_run, services.jobs)
 
 
 def _outcome(affected: Affected, dry_run: bool) -> dict[str, Any]:
