@@ -98,6 +98,10 @@ class LocalQueue(JobQueue):
         return {job_id: at for job_id, (at, _, _) in self._pending.items()}
 
     async def enqueue(self, name: str, *args: Any, job_id: str, at: datetime | None = None) -> None:
+        self.add(name, *args, job_id=job_id, at=at)
+
+    def add(self, name: str, *args: Any, job_id: str, at: datetime | None = None) -> None:
+        """``enqueue``, for code that cannot wait (start-up wiring)."""
         if job_id in self._pending or job_id in self._done:
             return
         self._pending[job_id] = (at, name, args)

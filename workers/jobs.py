@@ -34,11 +34,12 @@ from arq import Retry, cron
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import job_key_prefix, result_key_prefix
 
-from app import closeout, transitions
+from app import closeout, delivery, reminders, transitions
 from app.bus import RedisBus
 from app.config import ConfigError, Settings, load_settings
 from app.db import close_db, init_db
 from app.events import STATUS
+from app.job_queue import queue_for
 from app.state import Services
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     await worker.bus.wait_connected(5)
     ctx[CONTEXT] = worker
     await _catch_up(worker)
+    await _catch_up_notifications(worker)
     # The follower plans every station once it has subscribed (so no change can fall between),
     # then follows changes; jobs are only picked up after the plan exists.
     planned = asyncio.Event()
@@ -99,6 +101,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     if worker is None:
         return
     await worker.services.tasks.cancel_all()
+    await worker.services.jobs.close()
     await worker.bus.close()
     if worker.owns_db:
         await close_db()
@@ -163,7 +166,31 @@ async def broadcast_transition(ctx: dict[str, Any], station_id: int, at: datetim
 
 
 async def plan_all(ctx: dict[str, Any]) -> int:
-    return await plan(services(ctx), None)
+    worker = services(ctx)
+    await _catch_up_notifications(worker)
+    return await plan(worker, None)
+
+
+async def _catch_up_notifications(worker: WorkerServices) -> None:
+    """Send what was written but not sent (a worker died mid-way, or none was running), and plan
+    every live booking's reminders: both idempotent, so every worker may do it as it starts."""
+    sent = await delivery.deliver_pending(worker.now(), bus=worker.bus)
+    planned = await reminders.plan_all(worker.services.jobs, worker.now())
+    log.info("notifications: %d caught up, %d reminders planned", sent, planned)
+
+
+async def deliver_notifications(ctx: dict[str, Any]) -> int:
+    """Enqueued right after a change that wrote notifications commits (``app.job_queue``)."""
+    worker = services(ctx)
+    return await delivery.deliver_pending(worker.now(), bus=worker.bus)
+
+
+async def send_reminder(ctx: dict[str, Any], kind: str, booking_id: int, at: datetime) -> bool:
+    worker = services(ctx)
+    early = (at - worker.now()).total_seconds()
+    if 0 < early < 1:
+        await asyncio.sleep(early)
+    return await reminders.fire(kind, booking_id, at, now=worker.now(), jobs=worker.services.jobs)
 
 
 async def close_out(ctx: dict[str, Any]) -> dict[str, int]:
@@ -172,16 +199,11 @@ async def close_out(ctx: dict[str, Any]) -> dict[str, int]:
     return {"expired": result.expired, "completed": result.completed, "stations": len(result.station_ids)}
 
 
-FUNCTIONS = [broadcast_transition]
+FUNCTIONS = [broadcast_transition, deliver_notifications, send_reminder]
 CRON_JOBS = [
     cron(close_out, second={0, 30}, unique=True, timeout=120),
     cron(plan_all, minute=set(range(0, 60, 10)), second=5, unique=True, timeout=300),
 ]
-
-
-def queue_for(prefix: str) -> str:
-    """Jobs live in a queue named after the deployment's Redis prefix, like its bus channels."""
-    return f"{prefix}:queue"
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
