@@ -3,6 +3,7 @@ open pages over /ws/me (once, and never to anyone else) and the timed reminders.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -11,12 +12,28 @@ from quart import Quart
 
 from app import delivery, reminders
 from app.closeout import close_out
-from app.events import publish_to_driver
+from app.events import driver_channel, publish_to_driver
+from app.hours import HoursSpec
 from app.job_queue import DELIVER, REMIND, LocalQueue
 from app.models import Notification, Station, User
 from app.state import state
 from tests.conftest import DEFAULT_NOW, ApiClient, Backend
-from tests.helpers import book, daily, make_kolkata_station, make_station, ok, pay, problem, receive_type, signed_in
+from tests.helpers import (
+    book,
+    daily,
+    drain,
+    eventually,
+    live_stack,
+    make_kolkata_station,
+    make_station,
+    make_worker,
+    ok,
+    pay,
+    problem,
+    real_now,
+    receive_type,
+    signed_in,
+)
 
 #: 12:00-13:00 at the Kolkata station on the test day; the clock says 10:30 there.
 SLOT = "2026-12-02T12:00:00"
@@ -239,3 +256,44 @@ async def test_a_reminder_job_run_twice_notifies_once(app: Quart, driver_client:
     assert not await reminders.fire("slot_reminder", booking["booking_id"], at, now=at, jobs=queue)
     assert (await kinds(driver_client)).count("slot_reminder") == 1
     assert await Notification.filter(kind="slot_reminder").count() == 1
+
+
+# -- delivered by workers: each notification once, however many run ----------------------------------
+
+
+async def all_sent_live() -> bool:
+    return not await Notification.filter(live_sent_at__isnull=True).exists()
+
+
+async def test_two_workers_deliver_each_notification_once(
+    db: Backend, private_redis: str, clock: Any, driver: User
+) -> None:
+    now = real_now(clock)  # the workers run on the system clock
+    station = await make_station(hours=HoursSpec(twentyfourseven=True), chargers=4)
+    async with live_stack(db, private_redis, clock) as web:
+        client = await signed_in(ApiClient(web), driver)
+        with state(web).bus.subscribe(driver_channel(driver.id), maxsize=1000) as heard:
+            # Written before any worker runs: both catch up on them as they start, at once.
+            for hours in (1, 2):
+                slot = (now + timedelta(hours=hours)).isoformat()
+                await booked_and_paid(client, station, slot)
+            workers = [make_worker(web, burst=False), make_worker(web, burst=False)]
+            running = [asyncio.create_task(worker.async_run()) for worker in workers]
+            try:
+                # Written while both run: each enqueues a delivery job, both take jobs.
+                for hours in (3, 4, 5):
+                    await booked_and_paid(client, station, (now + timedelta(hours=hours)).isoformat())
+                await eventually(all_sent_live, 10, "every delivery")
+                await eventually(lambda: heard.queue.qsize() >= 10, 5, "ten events arriving")
+            finally:
+                for worker, task in zip(workers, running, strict=True):
+                    await worker.close()
+                    task.cancel()
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+            events = [message for message in drain(heard) if message["type"] == "notification"]
+    ids = [event["id"] for event in events]
+    assert len(ids) == 10 and len(set(ids)) == 10, "each of the 10 notifications exactly once"
+    assert sorted(ids) == sorted(await Notification.all().values_list("id", flat=True))
+    seqs = [event["seq"] for event in events]
+    assert len(set(seqs)) == 10
