@@ -184,7 +184,7 @@ def serve_jobs_here(services: AppState, queue: LocalQueue) -> None:
     from app.job_queue import DELIVER, REMIND
 
     async def deliver() -> None:
-        await delivery.deliver_pending(services.clock.now(), bus=services.bus)
+        await delivery.deliver_pending(services.clock.now(), bus=services.bus, mail=services.mail)
 
     async def remind(kind: str, booking_id: int, at: Any) -> None:
         await reminders.fire(kind, booking_id, at, now=services.clock.now(), jobs=queue)

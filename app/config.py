@@ -38,6 +38,10 @@ class Settings:
     #: The site's external base URL (``https://charge.example``), for links that leave the screen
     #: they are shown on (kiosk QR codes); None = the request's own host.
     public_url: str | None = None
+    #: ``smtp://user:pass@host:port`` (STARTTLS when offered) or ``smtps://`` (implicit TLS); None:
+    #: no mail is sent.
+    smtp_url: str | None = None
+    mail_from: str = "Chargeslot <chargeslot@localhost>"
 
     @property
     def embedded(self) -> bool:
@@ -104,6 +108,30 @@ def _public_url(env: Mapping[str, str]) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _smtp_url(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("SMTP_URL") or "").strip()
+    if not raw:
+        return None
+    error = ConfigError("SMTP_URL must look like smtp://user:password@host:port or smtps://host, got a malformed URL")
+    try:
+        parts = urlsplit(raw)
+        _ = parts.port
+    except ValueError:
+        raise error from None
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or parts.path not in ("", "/"):
+        raise error
+    return raw
+
+
+def _mail_from(env: Mapping[str, str]) -> str:
+    raw = (env.get("MAIL_FROM") or "").strip()
+    if not raw:
+        return Settings.mail_from
+    if "@" not in raw or "\n" in raw or "\r" in raw:
+        raise ConfigError(f"MAIL_FROM must be an address such as 'Chargeslot <noreply@example.com>', got {raw!r}")
+    return raw
+
+
 def _embedded_secret() -> str:
     """The embedded default keeps a generated key under ./data so sessions survive restarts."""
     path = DATA_DIR / "secret_key"
@@ -159,4 +187,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_prefix=env.get("REDIS_PREFIX") or "chargeslot",
         run_background_tasks=_bool(env, "RUN_BACKGROUND_TASKS", embedded),
         public_url=_public_url(env),
+        smtp_url=_smtp_url(env),
+        mail_from=_mail_from(env),
     )

@@ -17,9 +17,11 @@ from app.bookings import BookingPolicy
 from app.bus import Bus, create_bus
 from app.clock import Clock, SystemClock
 from app.config import Settings
+from app.delivery import MailContext
 from app.directory import StationDirectory
 from app.job_queue import JobQueue, create_queue
 from app.live import Hub
+from app.mail import Mailer, create_mailer
 from app.payment_provider import PaymentProvider, SimulatedProvider
 from app.ratelimit import Throttle
 from app.tasks import TaskSet
@@ -36,8 +38,17 @@ class Services:
     policy: BookingPolicy
     #: Jobs for the worker (or, embedded, for this process): notification delivery, reminders.
     jobs: JobQueue
+    #: Sends notification mail; None when ``SMTP_URL`` is not set.
+    mailer: Mailer | None
     #: Who charges and refunds; a deployment with a real acquirer swaps in another implementation.
     provider: PaymentProvider = field(default_factory=SimulatedProvider)
+
+    @property
+    def mail(self) -> MailContext | None:
+        """What a delivery pass needs to send mail; None when mail is disabled."""
+        if self.mailer is None:
+            return None
+        return MailContext(self.mailer, self.jobs, self.settings.public_url)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Self:
@@ -50,6 +61,7 @@ class Services:
             tasks=tasks,
             policy=BookingPolicy.from_settings(settings),
             jobs=create_queue(settings.redis_url, settings.redis_prefix, clock),
+            mailer=create_mailer(settings),
         )
 
 

@@ -174,7 +174,7 @@ async def plan_all(ctx: dict[str, Any]) -> int:
 async def _catch_up_notifications(worker: WorkerServices) -> None:
     """Send what was written but not sent (a worker died mid-way, or none was running), and plan
     every live booking's reminders: both idempotent, so every worker may do it as it starts."""
-    sent = await delivery.deliver_pending(worker.now(), bus=worker.bus)
+    sent = await delivery.deliver_pending(worker.now(), bus=worker.bus, mail=worker.services.mail)
     planned = await reminders.plan_all(worker.services.jobs, worker.now())
     log.info("notifications: %d caught up, %d reminders planned", sent, planned)
 
@@ -182,7 +182,7 @@ async def _catch_up_notifications(worker: WorkerServices) -> None:
 async def deliver_notifications(ctx: dict[str, Any]) -> int:
     """Enqueued right after a change that wrote notifications commits (``app.job_queue``)."""
     worker = services(ctx)
-    return await delivery.deliver_pending(worker.now(), bus=worker.bus)
+    return await delivery.deliver_pending(worker.now(), bus=worker.bus, mail=worker.services.mail)
 
 
 async def send_reminder(ctx: dict[str, Any], kind: str, booking_id: int, at: datetime) -> bool:

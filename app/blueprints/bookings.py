@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from datetime import date as LocalDate
 from typing import Annotated
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator
-from quart import Blueprint
+from quart import Blueprint, Response
 from quart_schema import (
     document_response,
     security_scheme_blueprint,
@@ -19,8 +20,11 @@ from quart_schema import (
 
 from app import bookings, history
 from app.auth import authorize
+from app.blueprints.pages import public_url_for
 from app.clock import supported_year
-from app.errors import Forbidden
+from app.delivery import calendar_entry, changes_of
+from app.errors import Forbidden, NotFound
+from app.ics import PUBLISH, booking_ics
 from app.models import Booking, BookingStatus, CancelReason, Charger, Station, User
 from app.money import format_money
 from app.state import state
@@ -285,6 +289,28 @@ async def get_booking(booking_id: int) -> BookingDetail:
             HistoryLine(at=_instant(line["at"]) or "", event=line["event"], detail=line["detail"]) for line in lines
         ],
     )
+
+
+@blueprint.get("/<int:booking_id>/calendar.ics")
+@document_response(Problem, 404)
+async def calendar(booking_id: int) -> Response:
+    """The booking as an iCalendar file (RFC 5545) for "Add to calendar": times in the station's
+    zone, a UID that stays the booking's, STATUS:CANCELLED once it is cancelled."""
+    user = await authorize()
+    booking = await bookings.get_booking(user, booking_id)
+    if booking.user_id != user.id:  # type: ignore[attr-defined]
+        raise NotFound("Booking not found.")  # operators see bookings, but a calendar entry is the driver's
+    link = public_url_for("pages.bookings")
+    changes = (await changes_of([booking_id])).get(booking_id, 0)
+    body = booking_ics(
+        calendar_entry(booking, changes, link),
+        method=PUBLISH,
+        stamp=state().clock.now(),
+        host=urlsplit(link).hostname or "chargeslot",
+    )
+    response = Response(body, content_type="text/calendar; charset=utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="booking-{booking_id}.ics"'
+    return response
 
 
 @blueprint.get("/<int:booking_id>/quote")
