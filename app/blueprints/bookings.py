@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from datetime import date as LocalDate
-from typing import Annotated
+from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StrictInt, field_validator
 from quart import Blueprint, Response
 from quart_schema import (
     document_response,
@@ -152,6 +152,12 @@ class BookingDetail(BookingOut):
     history: list[HistoryLine] = Field(description="What happened to the booking, oldest first.")
 
 
+class BookingCalendar(RootModel[str]):
+    """An iCalendar file (RFC 5545) with the booking as one event."""
+
+    media_type: ClassVar[str] = "text/calendar"
+
+
 class BookingQuery(BaseModel):
     station_id: Id | None = None
     status: BookingStatus | None = None
@@ -292,6 +298,7 @@ async def get_booking(booking_id: int) -> BookingDetail:
 
 
 @blueprint.get("/<int:booking_id>/calendar.ics")
+@document_response(BookingCalendar, 200)
 @document_response(Problem, 404)
 async def calendar(booking_id: int) -> Response:
     """The booking as an iCalendar file (RFC 5545) for "Add to calendar": times in the station's
