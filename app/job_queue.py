@@ -14,6 +14,7 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,8 @@ from app.tasks import Sleeper, sleep_unless_woken, stop_if_cancelled
 log = logging.getLogger(__name__)
 
 DELIVER = "deliver_notifications"
+#: Seconds an enqueue may take before it is given up (the worker's catch-up does the job later).
+ENQUEUE_TIMEOUT = 2.0
 REMIND = "send_reminder"
 
 
@@ -47,7 +50,8 @@ class ArqQueue(JobQueue):
     """The worker's arq queue, reached from any process (one pool, opened on first use)."""
 
     def __init__(self, redis_url: str, queue_name: str, redis: ArqRedis | None = None) -> None:
-        self._settings = RedisSettings.from_dsn(redis_url)
+        # A request that enqueues must not wait out arq's connection retries while Redis is away.
+        self._settings = replace(RedisSettings.from_dsn(redis_url), conn_retries=0, conn_timeout=1)
         self._queue_name = queue_name
         self._redis = redis
         self._owns = redis is None
@@ -59,9 +63,10 @@ class ArqQueue(JobQueue):
 
     async def enqueue(self, name: str, *args: Any, job_id: str, at: datetime | None = None) -> None:
         try:
-            redis = await self._pool()
-            await redis.enqueue_job(name, *args, _job_id=job_id, _defer_until=at, _queue_name=self._queue_name)
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(ENQUEUE_TIMEOUT):
+                redis = await self._pool()
+                await redis.enqueue_job(name, *args, _job_id=job_id, _defer_until=at, _queue_name=self._queue_name)
+        except (RedisError, OSError, TimeoutError) as exc:
             log.warning("could not enqueue %s (%s): %s; the worker's catch-up will do it", name, job_id, exc)
 
     async def close(self) -> None:
