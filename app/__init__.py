@@ -17,6 +17,7 @@ from app import live
 from app.auth import SESSION_COOKIE, init_auth
 from app.clock import Clock
 from app.config import Settings, load_settings
+from app.cors import Cors
 from app.db import close_db, init_db
 from app.errors import register_error_handlers
 from app.fast_lane import FastLane
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None, *, 
     asgi_app: Any = app.asgi_app
     if fast_lane:
         asgi_app = FastLane(asgi_app, app_state.directory, app_state.clock)
+    if settings.cors_origins:
+        asgi_app = Cors(asgi_app, settings.cors_origins)
     app.asgi_app = PolicyHeaders(asgi_app, HeaderPolicy(hsts=settings.cookie_secure))  # type: ignore[method-assign,assignment]
     return app
 

@@ -18,7 +18,7 @@ CAN_RETURN: dict[str, set[int]] = {
     "POST /api/auth/login": {200, 401, 403, 422, 429, 503},
     "POST /api/auth/logout": {200, 403, 503},
     "GET /api/auth/me": {200, 401, 503},
-    "GET /api/stations": {200, 422, 503},
+    "GET /api/stations": {200, 401, 403, 422, 503},
     "GET /api/stations/{station_id}": {200, 404, 503},
     "GET /api/stations/{station_id}/status": {200, 404, 503},
     "GET /api/stations/{station_id}/chargers/available": {200, 404, 422, 503},
