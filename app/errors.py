@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -35,6 +35,8 @@ class DomainError(Exception):
     detail: str = "The request could not be processed."
     #: Seconds to wait before trying again, sent as ``Retry-After``; a ``retry_after`` extra wins.
     retry_after: int | None = None
+    #: Further response headers the status calls for (``WWW-Authenticate`` on a 401).
+    headers: Mapping[str, str] = {}
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail or self.detail)
@@ -208,6 +210,7 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(DomainError)
     async def _domain(error: DomainError) -> Response:
         response = problem(error.status, error.code, error.detail, **error.extra)
+        response.headers.update(error.headers)
         retry_after = error.extra.get("retry_after", error.retry_after)
         if retry_after is not None:
             response.headers["Retry-After"] = str(retry_after)

@@ -14,6 +14,7 @@ from tests.conftest import ApiClient
 CAN_RETURN: dict[str, set[int]] = {
     "GET /healthz": {200},
     "GET /readyz": {200, 503},
+    "GET /metrics": {200, 401},
     "POST /api/auth/register": {201, 403, 409, 422, 429, 503},
     "POST /api/auth/login": {200, 401, 403, 422, 429, 503},
     "POST /api/auth/logout": {200, 403, 503},
