@@ -8,7 +8,11 @@ not installed: no CORS header anywhere.
 
 A preflight (``OPTIONS`` with ``Access-Control-Request-Method``) from a listed origin is answered
 here with 204; one from another origin goes on to the app, whose plain answer the browser refuses.
-State changes still need the ``X-CSRF-Token`` header, which the preflight allows.
+State changes still need the ``X-CSRF-Token`` header, which the preflight allows; such a front end
+cannot read this site's cookie, so it reads the token from the ``X-CSRF-Token`` response header of
+its signed-in requests (``app.auth``). The session cookie is ``SameSite=Lax``: browsers send it only
+to a front end on the same site (``app.example.com`` calling ``api.example.com``); from another
+site, only what needs no sign-in can be read.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from app.headers import ASGIApp
 
 ALLOWED_METHODS = b"GET, POST, PUT, PATCH, DELETE"
 ALLOWED_HEADERS = b"Content-Type, X-CSRF-Token, Idempotency-Key, X-Request-ID, Authorization"
-#: What a cross-origin script may read besides the simple headers: when to retry, and which
-#: request id to quote in a report.
-EXPOSED_HEADERS = b"Retry-After, X-Request-ID"
+#: What a cross-origin script may read besides the simple headers: when to retry, which request id
+#: to quote in a report, and the CSRF token its changes must send back (``app.auth``).
+EXPOSED_HEADERS = b"Retry-After, X-Request-ID, X-CSRF-Token"
 #: How long a browser may reuse a preflight's answer, in seconds.
 PREFLIGHT_MAX_AGE = b"600"
 

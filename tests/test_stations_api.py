@@ -648,3 +648,12 @@ async def test_a_listed_front_end_may_sign_in_with_its_origin(
         response = await site.post("/api/auth/login", json=body, headers={"Origin": FRONT_END})
         assert response.status_code == 200
         assert response.headers["Access-Control-Allow-Origin"] == FRONT_END
+        token = response.headers["X-CSRF-Token"]  # the front end cannot read the site's cookie
+        assert "X-CSRF-Token" in response.headers["Access-Control-Expose-Headers"]
+        me = await site.get("/api/auth/me", headers={"Origin": FRONT_END})
+        assert me.headers["X-CSRF-Token"] == token
+        assert "X-CSRF-Token" not in (await site.get("/api/auth/me")).headers, "only for the listed origin"
+        without = await site.raw.post("/api/auth/logout", headers={"Origin": FRONT_END})
+        assert without.status_code == 403
+        out = await site.raw.post("/api/auth/logout", headers={"Origin": FRONT_END, "X-CSRF-Token": token})
+        assert out.status_code == 200

@@ -225,3 +225,30 @@ async def role_of(page: Any, email: str) -> str:
 
 async def has_role(page: Any, email: str, role: str) -> bool:
     return await role_of(page, email) == role
+
+
+async def test_setting_a_station_inactive_warns_and_cancels_its_bookings_only_after_confirm(
+    new_page: Any, operator_api: Api, playwright_instance: Any, base_url: str
+) -> None:
+    station = await create_station(operator_api, "Retired Yard", {"twentyfourseven": True}, timezone="UTC")
+    first = next(c for c in station["chargers"] if c["charger_number"] == 1)
+    driver = await new_driver(playwright_instance, base_url)
+    try:
+        booking_id = await paid_booking(driver, station["id"], first["id"], next_quarter(timedelta(hours=2)))
+        page = await new_page(*DESKTOP)
+        await open_console(page, station)
+        await page.get_by_label("Status").select_option("INACTIVE")
+        await page.get_by_role("button", name="Save details").click()
+        question = page.locator("[data-confirm] .confirm__question")
+        await expect(question).to_have_text("This affects 1 booking: 0 will be moved, 1 cancelled and refunded.")
+        await page.get_by_role("button", name="Cancel").click()
+        assert (await operator_api.call("GET", f"/api/stations/{station['id']}"))["status"] == "ACTIVE"
+        assert (await driver.call("GET", f"/api/bookings/{booking_id}"))["status"] == "PAID"
+
+        await page.get_by_role("button", name="Save details").click()
+        await page.get_by_role("button", name="Confirm change").click()
+        await expect(page.locator("#station-saved")).to_contain_text("Details saved. 1 booking cancelled and refunded")
+        assert (await operator_api.call("GET", f"/api/stations/{station['id']}"))["status"] == "INACTIVE"
+        assert (await driver.call("GET", f"/api/bookings/{booking_id}"))["status"] == "CANCELLED"
+    finally:
+        await driver.close()
