@@ -17,11 +17,13 @@ from app import live
 from app.auth import SESSION_COOKIE, init_auth
 from app.clock import Clock
 from app.config import Settings, load_settings
+from app.cors import Cors
 from app.db import close_db, init_db
 from app.errors import register_error_handlers
 from app.fast_lane import FastLane
 from app.headers import REQUEST_ID, HeaderPolicy, PolicyHeaders
 from app.job_queue import LocalQueue
+from app.metrics import ROUTE, MeasuredRequests
 from app.state import EXTENSION, AppState, state
 from app.wire import SESSION_SCHEME, ContractOpenAPI, ContractQuart, IdConverter, JsonRequest
 
@@ -85,6 +87,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None, *, 
     asgi_app: Any = app.asgi_app
     if fast_lane:
         asgi_app = FastLane(asgi_app, app_state.directory, app_state.clock)
+    asgi_app = MeasuredRequests(asgi_app, app_state.metrics)
+    if settings.cors_origins:
+        asgi_app = Cors(asgi_app, settings.cors_origins)
     app.asgi_app = PolicyHeaders(asgi_app, HeaderPolicy(hsts=settings.cookie_secure))  # type: ignore[method-assign,assignment]
     return app
 
@@ -96,6 +101,7 @@ def _register_blueprints(app: Quart) -> None:
         health,
         insights,
         me,
+        metrics,
         operator,
         operator_bookings,
         pages,
@@ -107,6 +113,7 @@ def _register_blueprints(app: Quart) -> None:
 
     for module in (
         health,
+        metrics,
         auth,
         stations,
         operator,
@@ -202,5 +209,9 @@ def serve_jobs_here(services: AppState, queue: LocalQueue) -> None:
 def _register_request_hooks(app: Quart) -> None:
     @app.before_request
     async def remember_request_id() -> None:
-        """For error reports to quote; ``PolicyHeaders`` decided it and puts it on the response."""
+        """The request's id for error reports to quote (``PolicyHeaders`` decided it and puts it on
+        the response), and the route template its figures are counted under (``app.metrics``)."""
         g.request_id = request.scope.get(REQUEST_ID, "-")
+        if request.url_rule is not None:
+            scope: dict[str, Any] = request.scope  # type: ignore[assignment]  # ASGI lets us add keys
+            scope[ROUTE] = request.url_rule.rule

@@ -34,7 +34,7 @@ from app.events import driver_channel, publish_to_driver
 from app.ics import CANCEL, REQUEST, CalendarEntry, booking_ics
 from app.job_queue import DELIVER, JobQueue
 from app.mail import Letter, Mailer
-from app.models import Booking, BookingStatus, NotificationKind, Station, User
+from app.models import Booking, BookingStatus, Notification, NotificationKind, Station, User
 from app.notifications import FIELDS, as_fields, slot_of
 
 log = logging.getLogger(__name__)
@@ -233,3 +233,15 @@ async def changes_of(booking_ids: list[int]) -> dict[int, int]:
         *booking_ids,
     )
     return {row["booking_id"]: row["changes"] for row in rows}
+
+
+async def backlog(now: datetime, mail_enabled: bool) -> int:
+    """Notifications not yet delivered on every channel they go by: not yet published to the
+    driver's pages, or mail still due and not yet given up on (``/metrics``: the outbox backlog)."""
+    live = await Notification.filter(live_sent_at__isnull=True).count()
+    if not mail_enabled:
+        return live
+    mail = Notification.filter(
+        mail_sent_at__isnull=True, mail_next_at__isnull=False, created_at__gt=now - MAIL_GIVES_UP
+    )
+    return live + await mail.count()

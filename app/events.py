@@ -75,6 +75,14 @@ async def quietly(publishing: Awaitable[object]) -> None:
         log.warning("could not publish a station event after a committed change", exc_info=True)
 
 
+def planned(at: datetime | None, now: datetime) -> dict[str, Any]:
+    """The fields that say an event is a planned transition: its instant, and how late it was
+    published (``app.metrics`` reports that lateness)."""
+    if at is None:
+        return {}
+    return {"planned_at": at.isoformat(), "late_by_ms": round((now - at).total_seconds() * 1000)}
+
+
 async def _publish(bus: Bus, station_id: int, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
     seq = await bus.next_seq(station_channel(station_id))
     message = {"type": type_, "seq": seq, "epoch": bus.epoch, "station_id": station_id, **payload}
@@ -82,24 +90,32 @@ async def _publish(bus: Bus, station_id: int, type_: str, payload: dict[str, Any
     return message
 
 
-async def publish_availability(bus: Bus, station_id: int, now: datetime) -> dict[str, Any] | None:
+async def publish_availability(
+    bus: Bus, station_id: int, now: datetime, planned_at: datetime | None = None
+) -> dict[str, Any] | None:
     """Which chargers are free now: after a booking or charger change commits, and when a booked
     slot starts or ends. Only the chargers and the bookings holding them now are read: the message
     carries nothing else, and caches reload the rest of the station when they next need it."""
     chargers = await chargers_now(station_id, now)
     if chargers is None:
         return None
-    payload = {"chargers": chargers, "available_chargers": sum(c["available_now"] for c in chargers)}
+    payload = {
+        "chargers": chargers,
+        "available_chargers": sum(c["available_now"] for c in chargers),
+        **planned(planned_at, now),
+    }
     return await _publish(bus, station_id, AVAILABILITY, payload)
 
 
-async def publish_status(bus: Bus, station_id: int, now: datetime) -> dict[str, Any] | None:
+async def publish_status(
+    bus: Bus, station_id: int, now: datetime, planned_at: datetime | None = None
+) -> dict[str, Any] | None:
     """Whether the station is open: after its hours or status change, and at every open/close
     instant. The view is read fresh from the database, never from a cache."""
     views = await load_views([station_id], now)
     if not views:
         return None
-    return await _publish(bus, station_id, STATUS, status_fields(views[0], now))
+    return await _publish(bus, station_id, STATUS, {**status_fields(views[0], now), **planned(planned_at, now)})
 
 
 async def publish_changed(bus: Bus, station_id: int) -> dict[str, Any]:

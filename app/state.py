@@ -2,8 +2,9 @@
 
 ``Services`` is what any Chargeslot process needs (settings, clock, bus, payment provider, booking
 policy, background tasks); the arq worker builds exactly that. A web process builds ``AppState``,
-which adds what serves requests: the station directory (a cache), the live hub and the sign-in
-throttle. Domain modules never reach back here: blueprints and the worker pass them what they need.
+which adds what serves requests: the station directory (a cache), the live hub, the sign-in
+throttle and the figures ``/metrics`` reports. Domain modules never reach back here: blueprints
+and the worker pass them what they need.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from app.bookings import BookingPolicy
 from app.bus import Bus, create_bus
 from app.clock import Clock, SystemClock
 from app.config import Settings
-from app.delivery import MailContext
+from app.delivery import MailContext, backlog
 from app.directory import StationDirectory
 from app.job_queue import JobQueue, create_queue
 from app.live import Hub
 from app.mail import Mailer, create_mailer
+from app.metrics import Metrics
 from app.payment_provider import PaymentProvider, SimulatedProvider
 from app.ratelimit import Throttle
 from app.tasks import TaskSet
@@ -70,11 +72,21 @@ class AppState(Services):
     directory: StationDirectory = field(init=False)
     hub: Hub = field(init=False)
     throttle: Throttle = field(init=False)
+    #: What ``GET /metrics`` reports for this process; modules add gauges with ``register_gauge``.
+    metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
         self.directory = StationDirectory(self.bus, self.clock)
         self.hub = Hub(self.bus, self.directory, self.clock, self.tasks)
         self.throttle = Throttle.from_settings(self.settings, self.clock)
+        self.metrics = Metrics.of_web_process(self.bus, lambda: self.hub.client_count)
+
+        async def outbox_backlog() -> float:
+            return await backlog(self.clock.now(), self.mailer is not None)
+
+        self.metrics.register_gauge(
+            "chargeslot_outbox_backlog", "Notifications not yet delivered on all their channels.", outbox_backlog
+        )
 
 
 def state(app: Quart | None = None) -> AppState:

@@ -57,6 +57,24 @@ KOLKATA = "Asia/Kolkata"
 SLOT = "2026-12-02T12:00:00"
 PAY = "/api/payments/process"
 
+# -- sites ---------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def another_site(
+    backend: Backend, clock: FrozenClock, *, fast_lane: bool = True, **settings: Any
+) -> AsyncIterator[ApiClient]:
+    """The same site built again, with other ``settings`` or every request going through Quart. It
+    shares the running app's database connections and is never started itself. Its sign-in
+    counters start empty (a generation of their own), even in a Redis other tests counted in."""
+    other = create_app(replace(backend.settings, **settings), clock=clock, fast_lane=fast_lane)
+    state(other).throttle.generation = secrets.randbits(48)
+    try:
+        yield ApiClient(other)
+    finally:
+        await state(other).throttle.close()
+
+
 # -- stations -------------------------------------------------------------------------------------
 
 

@@ -14,11 +14,12 @@ from tests.conftest import ApiClient
 CAN_RETURN: dict[str, set[int]] = {
     "GET /healthz": {200},
     "GET /readyz": {200, 503},
+    "GET /metrics": {200, 401},
     "POST /api/auth/register": {201, 403, 409, 422, 429, 503},
     "POST /api/auth/login": {200, 401, 403, 422, 429, 503},
     "POST /api/auth/logout": {200, 403, 503},
     "GET /api/auth/me": {200, 401, 503},
-    "GET /api/stations": {200, 422, 503},
+    "GET /api/stations": {200, 401, 403, 422, 503},
     "GET /api/stations/{station_id}": {200, 404, 503},
     "GET /api/stations/{station_id}/status": {200, 404, 503},
     "GET /api/stations/{station_id}/chargers/available": {200, 404, 422, 503},
