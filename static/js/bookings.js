@@ -97,7 +97,7 @@ function render(items, payments) {
       const pay = card.querySelector(".js-pay");
       if (b.status === "CONFIRMED") {
         pay.href = `/stations/${b.station_id}?booking=${id}#booking`;
-        pay.setAttribute("aria-label", `Pay for booking ${id}`);
+        pay.setAttribute("aria-label", `Pay now for booking ${id}`);
       } else pay.remove();
       const cancel = card.querySelector(".js-cancel");
       if (CANCELLABLE.has(b.status)) {
