@@ -121,6 +121,12 @@ def parse_point(text: str) -> tuple[float, float]:
     return lat, lon
 
 
+class TodayException(BaseModel):
+    kind: str = Field(description="closing or opening")
+    begin: str = Field(description="Station-local HH:MM:SS.")
+    end: str = Field(description="Station-local HH:MM:SS; 23:59:59 when it lasts past today.")
+
+
 class StationItem(BaseModel):
     id: int
     name: str
@@ -133,8 +139,13 @@ class StationItem(BaseModel):
     currency: str
     status: str = Field(description="ACTIVE, INACTIVE or MAINTENANCE.")
     is_open: bool = Field(description="Open now by the server clock, in the station's zone.")
-    open_time: str | None = Field(description="Today's (station-local) opening as HH:MM:SS; null when closed all day.")
+    open_time: str | None = Field(
+        description="Today's (station-local) regular opening as HH:MM:SS; null when the regular hours close all day."
+    )
     close_time: str | None
+    exceptions_today: list[TodayException] = Field(
+        description="Exceptional closings and openings that change today's hours, station-local, clipped to today."
+    )
     next_change_at: str | None = Field(description="Next open/close instant, ISO 8601 with offset; null if never.")
     total_chargers: int
     available_chargers: int
@@ -195,8 +206,10 @@ class StationStatus(BaseModel):
     open_time: str | None
     close_time: str | None
     next_change_at: str | None
+    exceptions_today: list[TodayException]
     current_server_time: str
     available_chargers: int
+    total_chargers: int
     station_status: str
 
 

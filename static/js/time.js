@@ -67,6 +67,25 @@ export function todayHoursText(open, close) {
   return `${clockText(open)} – ${clockText(close)}`;
 }
 
+/**
+ * Today's exceptional changes (`exceptions_today`), said as such beside the regular hours:
+ * "Closed 09:00–09:19 today", "Closed all day today", "Also open 22:00–24:00 today". Empty when none.
+ */
+export function todayExceptionsText(exceptions) {
+  return (exceptions ?? [])
+    .map(({ kind, begin, end }) => {
+      if (kind === "closing" && begin.startsWith("00:00") && end.startsWith("23:59:59")) return "Closed all day today";
+      const span = `${clockText(begin)}–${clockText(end)}`;
+      return kind === "closing" ? `Closed ${span} today` : `Also open ${span} today`;
+    })
+    .join(" · ");
+}
+
+/** The regular hours of today followed by what is exceptional about today, if anything. */
+export function todayText(open, close, exceptions) {
+  return [todayHoursText(open, close), todayExceptionsText(exceptions)].filter(Boolean).join(" · ");
+}
+
 export function timeText(iso, tz) {
   if (!iso) return "";
   return new Intl.DateTimeFormat("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" })
