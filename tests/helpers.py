@@ -424,6 +424,18 @@ async def create_station(api: Api, name: str, hours: dict[str, Any], timezone: s
     return station
 
 
+async def close_now(api: Api, station_id: int, hours: float = 2) -> dict[str, Any]:
+    """An exceptional closing from a minute ago for ``hours``, added through the operator API."""
+    now = datetime.now(UTC)
+    body = {
+        "kind": "closing",
+        "period_begin": (now - timedelta(minutes=1)).isoformat(),
+        "period_end": (now + timedelta(hours=hours)).isoformat(),
+    }
+    exception: dict[str, Any] = await api.call("POST", f"/api/stations/{station_id}/exceptions", body, expect=201)
+    return exception
+
+
 async def sign_in(page: Any, credentials: dict[str, str], next_path: str = "/") -> None:
     """Sign in through the login page, as a person would, and land on ``next_path``."""
     await page.goto(f"/login?next={next_path}")

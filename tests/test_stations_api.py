@@ -431,6 +431,8 @@ async def test_chargers_available_for_a_slot(client: ApiClient, driver) -> None:
         "slot_end": "2026-12-02T13:00:00+05:30",
         "duration_minutes": 60,
         "within_opening_hours": True,
+        "amount_due": "150.00",  # what booking it would cost, shown before booking
+        "currency": "INR",
         "reason": None,
     }
     assert [(c["charger_number"], c["status"], c["available"]) for c in chargers] == [
@@ -444,6 +446,7 @@ async def test_chargers_available_for_a_slot(client: ApiClient, driver) -> None:
         client, f"/api/stations/{station_id}/chargers/available?slot_time=2026-12-02T06:30:00Z&duration_minutes=90"
     )
     assert (longer["available"], longer["available_count"], longer["booked_count"]) == (False, 0, 2)
+    assert (longer["amount_due"], longer["currency"]) == ("225.00", "INR")
 
 
 @pytest.mark.parametrize(

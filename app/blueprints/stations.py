@@ -19,11 +19,12 @@ from quart_schema import document_querystring, document_response, validate_query
 from quart_schema.validation import QuerystringValidationError
 
 from app.availability import busy_charger_ids
-from app.bookings import BookingPolicy, check_slot
+from app.bookings import BookingPolicy, amount_for, check_slot
 from app.clock import station_instant
 from app.errors import NotFound, ValidationFailed
 from app.models import ChargerStatus
 from app.models import StationStatus as StationState
+from app.money import format_money
 from app.state import state
 from app.station_search import StationFilter, find_stations
 from app.station_views import StationView, encode_json
@@ -236,6 +237,8 @@ class SlotAvailability(BaseModel):
     slot_end: str
     duration_minutes: int
     within_opening_hours: bool
+    amount_due: str = Field(description="What booking this slot would cost (decimal string in major units).")
+    currency: str
     reason: str | None = Field(
         None,
         description="Why booking would refuse this slot whatever the chargers (every charger is then unavailable).",
@@ -326,6 +329,8 @@ async def chargers_for_slot(station_id: int, query_args: SlotQuery) -> SlotAvail
         slot_end=end.astimezone(view.zone).isoformat(),
         duration_minutes=query_args.duration_minutes,
         within_opening_hours=view.schedule.covers(start, end),
+        amount_due=format_money(amount_for(view.price_per_hour, query_args.duration_minutes)),
+        currency=view.currency,
         reason=reason,
         chargers=chargers,
     )

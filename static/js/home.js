@@ -2,7 +2,7 @@
 import { get, messageOf } from "./api.js";
 import { LiveChannel, bindIndicator } from "./live.js";
 import { nextChangeText, pausedState } from "./status.js";
-import { ServerClock, money, todayText } from "./time.js";
+import { ServerClock, money, todayText, zoneName } from "./time.js";
 import { $, announce, clearError, clone, setBadge, setState, showError } from "./ui.js";
 
 const form = $("#filters");
@@ -67,7 +67,7 @@ function render(items) {
     const distance = typeof s.distance_km === "number" ? ` · ${s.distance_km.toFixed(1)} km away` : "";
     card.querySelector(".station-card__where").textContent = `${s.location}, ${s.city}${distance}`;
     card.querySelector(".js-price").textContent = `${money(s.price_per_hour, s.currency, { compact: true })}/h`;
-    card.querySelector(".js-zone").textContent = `${s.timezone.split("/").pop().replaceAll("_", " ")} time`;
+    card.querySelector(".js-zone").textContent = zoneName(s.timezone);
     card.querySelector(".js-zone").title = s.timezone;
     const book = card.querySelector(".js-book");
     book.href = `${url}#booking`;

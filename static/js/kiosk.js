@@ -7,7 +7,7 @@
 import { get } from "./api.js";
 import { LiveChannel, POLL_MS, bindIndicator } from "./live.js";
 import { chargerState, mergeChargers, pausedState, powerText } from "./status.js";
-import { ServerClock, countdownText, localTime, todayExceptionsText, todayHoursText, whenText } from "./time.js";
+import { ServerClock, countdownText, localTime, nameZones, todayExceptionsText, todayHoursText, whenText } from "./time.js";
 import { $, announce, el } from "./ui.js";
 
 const main = $("#main");
@@ -174,6 +174,7 @@ function onMessage(msg) {
   else if (msg.type === "changed") loadStation().catch(() => {});
 }
 
+nameZones();
 setInterval(tick, 1000);
 tick();
 expectServerWithin(OFFLINE_AFTER_MS);

@@ -3,7 +3,7 @@ import { get, messageOf } from "./api.js";
 import { LiveChannel, bindIndicator } from "./live.js";
 import { BookingFlow } from "./booking.js";
 import { chargerState, mergeChargers, nextChangeText, pausedState, powerText } from "./status.js";
-import { ServerClock, clockText, money, todayText, zoneParts } from "./time.js";
+import { ServerClock, clockText, money, nameZones, todayText, zoneParts } from "./time.js";
 import { $, announce, el, setBadge, setState } from "./ui.js";
 
 const main = $("#main");
@@ -183,7 +183,15 @@ function showLoadFailure(err) {
   setState(pageState, "error", `Couldn't load this station. ${messageOf(err)}`, { retry: start, loading: "Loading the station…" });
 }
 
+/** "Book now" on the home page links to `#booking`: once the section has its final content (the
+ * form appears only after the station has loaded), bring it into view, as the browser could not. */
+function revealBookingIfAsked() {
+  if (window.location.hash !== "#booking") return;
+  $("#booking").scrollIntoView({ block: "start" });
+}
+
 async function start() {
+  nameZones();
   try {
     await loadStation();
   } catch (err) {
@@ -203,6 +211,7 @@ async function start() {
   bindIndicator($("#conn"), channel);
   channel.start();
   await flow?.start();
+  revealBookingIfAsked();
 }
 
 start();

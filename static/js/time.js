@@ -154,6 +154,28 @@ export function money(amount, currency, { compact = false } = {}) {
   }
 }
 
+/**
+ * The one name every page gives a station's zone: its generic long name ("India Standard Time",
+ * "Eastern Time"), the same in every season. Never the browser's zone, never a city's.
+ */
+export function zoneName(tz) {
+  try {
+    const name = new Intl.DateTimeFormat("en-GB", { timeZone: tz, timeZoneName: "longGeneric" })
+      .formatToParts(new Date())
+      .find((p) => p.type === "timeZoneName")?.value;
+    if (name === "GMT+00:00" || name === "GMT") return "UTC"; // how UTC-based stations read best
+    if (name) return name;
+  } catch {
+    // an engine without "longGeneric": fall back to the zone's own place name
+  }
+  return `${tz.split("/").pop().replaceAll("_", " ")} time`;
+}
+
+/** Fill each `.js-zone-name[data-timezone]` element (server-rendered pages) with `zoneName`. */
+export function nameZones(root = document) {
+  for (const node of root.querySelectorAll(".js-zone-name[data-timezone]")) node.textContent = zoneName(node.dataset.timezone);
+}
+
 export function zoneLabel(tz, instant = new Date()) {
   const name = new Intl.DateTimeFormat("en-GB", { timeZone: tz, timeZoneName: "short" })
     .formatToParts(instant).find((p) => p.type === "timeZoneName")?.value;
