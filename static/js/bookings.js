@@ -1,7 +1,7 @@
 // My bookings: status, slot in station time, amount, cancel, receipt.
 import { get, messageOf, post } from "./api.js";
 import { METHOD_LABEL } from "./status.js";
-import { dateTimeText, money, slotText, zoneName } from "./time.js";
+import { dateTimeText, money, slotText, zoneNameWithId } from "./time.js";
 import { $, announce, busy, clone, el, setState, showError, showErrorAndFocus } from "./ui.js";
 
 const list = $("#booking-list");
@@ -69,7 +69,7 @@ async function stationZones() {
 function slotLine(b) {
   const start = b.slot_time ?? b.slot_start;
   const tz = zones.get(b.station_id);
-  if (tz) return [slotText(start, b.slot_end, tz), `${zoneName(tz)} (${tz})`];
+  if (tz) return [slotText(start, b.slot_end, tz), zoneNameWithId(tz)];
   const wall = (iso) => iso.slice(0, 16).replace("T", " ");
   return [`${wall(start)} – ${wall(b.slot_end).slice(11)}`, "station time"];
 }

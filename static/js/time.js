@@ -171,9 +171,19 @@ export function zoneName(tz) {
   return `${tz.split("/").pop().replaceAll("_", " ")} time`;
 }
 
-/** Fill each `.js-zone-name[data-timezone]` element (server-rendered pages) with `zoneName`. */
+/** `zoneName` with the IANA id beside it where that says more: "India Standard Time (Asia/Kolkata)". */
+export function zoneNameWithId(tz) {
+  const name = zoneName(tz);
+  return name === tz ? name : `${name} (${tz})`;
+}
+
+/** Fill each `.js-zone-name[data-timezone]` element (server-rendered pages) with `zoneName`, or
+ * `zoneNameWithId` where it has `data-with-id`. */
 export function nameZones(root = document) {
-  for (const node of root.querySelectorAll(".js-zone-name[data-timezone]")) node.textContent = zoneName(node.dataset.timezone);
+  for (const node of root.querySelectorAll(".js-zone-name[data-timezone]")) {
+    const tz = node.dataset.timezone;
+    node.textContent = "withId" in node.dataset ? zoneNameWithId(tz) : zoneName(tz);
+  }
 }
 
 export function zoneLabel(tz, instant = new Date()) {

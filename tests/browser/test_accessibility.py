@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import Api
-from tests.helpers import accessibility_problems, create_station, sign_in
+from tests.helpers import accessibility_problems, create_station, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -33,6 +33,9 @@ async def assert_accessible(page: Any, path: str, ready: str) -> None:
     await page.wait_for_load_state("networkidle")
     problems = await accessibility_problems(page, TOLERATED.get(path, frozenset()))
     assert not problems, f"axe-core on {path} ({page.viewport_size['width']} px):\n" + "\n".join(problems)
+    width = page.viewport_size["width"]
+    name = path.strip("/").replace("/", "-") or "home"
+    await screenshot(page, f"page-{name}-{width}", full_page=not name.startswith("kiosk"))
 
 
 @pytest.fixture(scope="module")

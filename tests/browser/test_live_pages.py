@@ -101,6 +101,9 @@ async def test_maintenance_shows_one_state_everywhere_live_and_after_reload(
 
     await operator_api.call("PATCH", f"/api/stations/{station['id']}", {"status": "MAINTENANCE"})
     await assert_under_maintenance(home, driver, kiosk, station["name"])
+    for page in (home, driver):
+        overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{page.url} is {overflow}px wider than the screen"
     await screenshot(home, f"home-maintenance-{size[0]}", full_page=False)
     await screenshot(driver, f"station-maintenance-{size[0]}")
     await screenshot(kiosk, "kiosk-maintenance", full_page=False)
