@@ -4,11 +4,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The accessibility engine the browser tests inject (npm; never served by the site).
+AXE_DIR := tests/browser/axe
+AXE_STAMP := $(AXE_DIR)/node_modules/.installed
 SOURCES := $(wildcard app workers tests bench)
 
 .PHONY: install run test fuzz lint format bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(AXE_STAMP)
 
 $(STAMP): pyproject.toml
 	@echo "==> Creating $(VENV) and installing Chargeslot with its test extras"
@@ -16,6 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $(STAMP)
+
+$(AXE_STAMP): $(AXE_DIR)/package.json $(AXE_DIR)/package-lock.json
+	@echo "==> Installing axe-core for the browser tests"
+	npm ci --prefix $(AXE_DIR) --no-audit --no-fund --loglevel=error
+	@touch $(AXE_STAMP)
 
 run: install
 	$(BIN)/chargeslot serve
@@ -40,4 +48,4 @@ bench: install
 	@for script in bench/bench_*.py; do echo "==> $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AXE_DIR)/node_modules data .pytest_cache .mypy_cache .ruff_cache

@@ -115,7 +115,7 @@ _BLOCKING_SQL = (
 )
 
 _CHARGERS_NOW = f"""
-SELECT c.id, c.charger_number, c.status,
+SELECT c.id, c.charger_number, c.charger_type, c.power_kw, c.status,
        EXISTS (SELECT 1 FROM bookings b
                WHERE b.charger_id = c.id AND b.slot_start <= $2 AND b.slot_end > $2 AND {_BLOCKING_SQL}) AS busy
 FROM stations s LEFT JOIN chargers c ON c.station_id = s.id
@@ -124,9 +124,10 @@ ORDER BY c.charger_number"""
 
 
 async def chargers_now(station_id: int, now: datetime) -> list[dict[str, Any]] | None:
-    """Each charger of the station (by number) with whether it is free at ``now``; None when there
-    is no such station. One statement, for the availability event published after every booking
-    change, which must not cost a reload of the whole station."""
+    """Each charger of the station (by number), with all a page shows of it (connector, power) and
+    whether it is free at ``now``; None when there is no such station. One statement, for the
+    availability event published after every booking or charger change, which must not cost a
+    reload of the whole station, and lets a page draw a charger it has never seen at once."""
     rows = await fetch(_CHARGERS_NOW, station_id, now)
     if not rows:
         return None
@@ -134,6 +135,8 @@ async def chargers_now(station_id: int, now: datetime) -> list[dict[str, Any]] |
         {
             "id": c["id"],
             "charger_number": c["charger_number"],
+            "charger_type": c["charger_type"],
+            "power_kw": float(c["power_kw"]),
             "status": str(ChargerStatus(c["status"])),
             "available_now": c["status"] == ChargerStatus.AVAILABLE and not c["busy"],
         }

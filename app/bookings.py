@@ -468,6 +468,12 @@ async def quote(user: User, booking_id: int, now: datetime) -> Quote:
 # -- cancelling ----------------------------------------------------------------------------------
 
 
+def cancellable(status: BookingStatus, slot_start: datetime, now: datetime) -> bool:
+    """Whether the driver may cancel (``cancel_booking``'s rule, which pages offer by): an unpaid
+    hold still running, or a paid booking before its slot starts, refunded in full."""
+    return status == BookingStatus.CONFIRMED or (status == BookingStatus.PAID and now < slot_start)
+
+
 async def cancel_booking(
     user: User,
     booking_id: int,
@@ -486,14 +492,14 @@ async def cancel_booking(
             query = query.select_for_update()
         booking = await query.get()
         current = effective_status(booking, now)
+        if not cancellable(current, booking.slot_start, now):
+            if current == BookingStatus.PAID:
+                raise Conflict("A paid booking can only be cancelled before its slot starts.")
+            raise Conflict(f"This booking is {current.value.lower()} and cannot be cancelled.")
         refund = None
         if current == BookingStatus.PAID:
-            if now >= booking.slot_start:
-                raise Conflict("A paid booking can only be cancelled before its slot starts.")
             await refund_booking(provider, booking)
             refund = booking.amount_due
-        elif current != BookingStatus.CONFIRMED:
-            raise Conflict(f"This booking is {current.value.lower()} and cannot be cancelled.")
         booking.status = BookingStatus.CANCELLED
         await booking.save(update_fields=["status", "updated_at"])
         slot = notifications.slot_of(before)

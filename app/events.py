@@ -60,10 +60,12 @@ def status_fields(view: StationView, now: datetime) -> dict[str, Any]:
         "is_open": status["is_open"],
         "open_time": status["open_time"],
         "close_time": status["close_time"],
+        "exceptions_today": status["exceptions_today"],
         "next_change_at": status["next_change_at"],
         "server_time": status["current_server_time"],
         "station_status": status["station_status"],
         "available_chargers": status["available_chargers"],
+        "total_chargers": status["total_chargers"],
     }
 
 
@@ -94,8 +96,9 @@ async def publish_availability(
     bus: Bus, station_id: int, now: datetime, planned_at: datetime | None = None
 ) -> dict[str, Any] | None:
     """Which chargers are free now: after a booking or charger change commits, and when a booked
-    slot starts or ends. Only the chargers and the bookings holding them now are read: the message
-    carries nothing else, and caches reload the rest of the station when they next need it."""
+    slot starts or ends. Only the chargers and the bookings holding them now are read. Each charger
+    comes whole (connector, power), and with the counts, so a page draws a new charger and its
+    "free of total" line from the message alone; caches reload the rest when they next need it."""
     chargers = await chargers_now(station_id, now)
     if chargers is None:
         return None
@@ -103,6 +106,7 @@ async def publish_availability(
         "chargers": chargers,
         "available_chargers": sum(c["available_now"] for c in chargers),
         **planned(planned_at, now),
+        "total_chargers": len(chargers),
     }
     return await _publish(bus, station_id, AVAILABILITY, payload)
 

@@ -203,6 +203,7 @@ class Schedule:
         "_exception_points",
         "_mode",
         "_openings",
+        "_regular_only",
         "_tz",
         "_weekly",
         "spec",
@@ -229,6 +230,7 @@ class Schedule:
         self._exception_points = sorted({t for s in self._openings + self._closings for t in s})
         self._exception_cover = _merge(self._openings + self._closings)
         self._blocks: dict[int, tuple[bool, list[int]]] = {}
+        self._regular_only: Schedule | None = None
 
     def __repr__(self) -> str:
         return f"Schedule({self.timezone!r}, {self.spec!r})"
@@ -302,6 +304,35 @@ class Schedule:
         else:
             closes = self._clock(end)
         return opens, closes
+
+    def regular_day_hours(self, at: datetime) -> tuple[time, time] | None:
+        """``day_hours`` by the regular hours alone: a station's "today" as drivers know it. An
+        exceptional closing of 09:00-09:19 must not turn a 09:00-21:00 day into 09:19-21:00; it is
+        shown beside the day's hours instead (``day_exceptions``)."""
+        if not self._openings and not self._closings:
+            return self.day_hours(at)
+        if self._regular_only is None:
+            regular = HoursSpec(twentyfourseven=self.spec.twentyfourseven, regular_hours=self.spec.regular_hours)
+            self._regular_only = Schedule(self.timezone, regular)
+        return self._regular_only.day_hours(at)
+
+    def day_exceptions(self, at: datetime) -> list[tuple[str, time, time]]:
+        """The exceptional openings and closings that touch the station-local day containing
+        ``at``, clipped to it and in order of their start: ``("closing", 09:00, 09:19)``. As in
+        ``day_hours``, a period running past the day's end ends at 23:59:59."""
+        day = _utc(_us(at)).astimezone(self._tz).date()
+        day_start, day_end = self._midnight(day), self._midnight(day + _DAY)
+        found = [
+            (
+                kind,
+                time(0) if begin <= day_start else self._clock(begin),
+                time(23, 59, 59) if end >= day_end else self._clock(end),
+            )
+            for kind, spans in (("opening", self._openings), ("closing", self._closings))
+            for begin, end in spans
+            if begin < day_end and end > day_start
+        ]
+        return sorted(found, key=lambda exception: exception[1])
 
     # -- internals ------------------------------------------------------------------------
 

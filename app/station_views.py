@@ -92,6 +92,7 @@ class Moment:
     close_time: str | None
     next_change_at: str | None
     available_chargers: int
+    exceptions_today: list[dict[str, str]]
     summary: dict[str, Any]
     #: ``summary`` encoded once, when a list page first needs it.
     summary_json: bytes | None = None
@@ -165,8 +166,10 @@ class StationView:
             "open_time": moment.open_time,
             "close_time": moment.close_time,
             "next_change_at": moment.next_change_at,
+            "exceptions_today": moment.exceptions_today,
             "current_server_time": now.isoformat(),
             "available_chargers": moment.available_chargers,
+            "total_chargers": len(self.chargers),
             "station_status": self.status,
         }
 
@@ -195,7 +198,11 @@ class StationView:
         schedule = self.schedule
         is_open = schedule.is_open(now)
         next_change = schedule.next_change(now)
-        day = schedule.day_hours(now)
+        day = schedule.regular_day_hours(now)
+        exceptions_today = [
+            {"kind": kind, "begin": _clock_text(begin), "end": _clock_text(end)}
+            for kind, begin, end in schedule.day_exceptions(now)
+        ]
         usable = [c.id for c in self.chargers if c.status == ChargerStatus.AVAILABLE]
         busy = self.busy_charger_ids(now)
         available = sum(1 for charger_id in usable if charger_id not in busy)
@@ -221,11 +228,14 @@ class StationView:
             "is_open": is_open,
             "open_time": open_time,
             "close_time": close_time,
+            "exceptions_today": exceptions_today,
             "next_change_at": next_change_at,
             "total_chargers": len(self.chargers),
             "available_chargers": available,
         }
-        return Moment(now, min(edges), is_open, open_time, close_time, next_change_at, available, summary)
+        return Moment(
+            now, min(edges), is_open, open_time, close_time, next_change_at, available, exceptions_today, summary
+        )
 
 
 def spec_from_values(

@@ -31,6 +31,7 @@ from email.policy import default as email_policy
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -444,19 +445,56 @@ async def create_station(api: Api, name: str, hours: dict[str, Any], timezone: s
     return station
 
 
+async def close_now(api: Api, station_id: int, hours: float = 2) -> dict[str, Any]:
+    """An exceptional closing from a minute ago for ``hours``, added through the operator API."""
+    now = datetime.now(UTC)
+    body = {
+        "kind": "closing",
+        "period_begin": (now - timedelta(minutes=1)).isoformat(),
+        "period_end": (now + timedelta(hours=hours)).isoformat(),
+    }
+    exception: dict[str, Any] = await api.call("POST", f"/api/stations/{station_id}/exceptions", body, expect=201)
+    return exception
+
+
 async def sign_in(page: Any, credentials: dict[str, str], next_path: str = "/") -> None:
     """Sign in through the login page, as a person would, and land on ``next_path``."""
     await page.goto(f"/login?next={next_path}")
     await page.get_by_label("Email").fill(credentials["email"])
     await page.get_by_label("Password").fill(credentials["password"])
     await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"**{next_path}")
+    # The login page's own address ends with ``next_path`` too: wait until it has been left.
+    await page.wait_for_url(lambda url: urlsplit(url).path == urlsplit(next_path).path)
 
 
 async def screenshot(page: Any, name: str, full_page: bool = True) -> None:
     """Keep a picture of the page under test-artifacts/, for reading after a run."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+#: axe-core as ``make install`` puts it (``tests/browser/axe``); injected by tests, never served.
+AXE_SCRIPT = Path(__file__).resolve().parent / "browser" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+#: The impacts that fail a page; "minor" and "moderate" ones are reported by axe but tolerated.
+AXE_FAILING = frozenset({"serious", "critical"})
+
+
+async def accessibility_problems(page: Any, tolerated: frozenset[str] = frozenset()) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now, one readable line per
+    offending element ("rule (impact): help — selector"), less the ``tolerated`` rule ids. The
+    page's context must bypass the site's CSP, which (rightly) refuses the injected script."""
+    if not AXE_SCRIPT.exists():
+        pytest.fail(f"{AXE_SCRIPT} is missing: run `make install`")
+    await page.add_script_tag(path=str(AXE_SCRIPT))
+    # label-content-name-mismatch is one of axe's "experimental" rules, off unless asked for.
+    options = {"resultTypes": ["violations"], "rules": {"label-content-name-mismatch": {"enabled": True}}}
+    violations = await page.evaluate("async (options) => (await axe.run(document, options)).violations", options)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {' '.join(map(str, node['target']))}"
+        for v in violations
+        if v["impact"] in AXE_FAILING and v["id"] not in tolerated
+        for node in v["nodes"]
+    ]
 
 
 # -- production processes: started, stopped and killed by the fault tests ------------------------

@@ -50,6 +50,7 @@ async def test_booking_returns_the_contract_shape_and_holds_the_slot(driver_clie
         "user_id": driver.id,
         "created_at": body["created_at"],
         "cancel_reason": None,
+        "cancellable": True,
     }
     stored = await Booking.get(id=body["booking_id"])
     assert stored.slot_start == datetime(2026, 12, 2, 6, 30, tzinfo=UTC)
@@ -330,7 +331,9 @@ async def test_cancelling_a_held_booking_frees_its_charger(driver_client: ApiCli
 
 async def test_a_lapsed_hold_cannot_be_cancelled(driver_client: ApiClient, station, clock) -> None:
     held = await ok(await book(driver_client, station))
+    assert held["cancellable"] is True
     clock.advance(timedelta(minutes=11))
+    assert (await ok(await driver_client.get(f"/api/bookings/{held['booking_id']}")))["cancellable"] is False
     await problem(await driver_client.post(f"/api/bookings/{held['booking_id']}/cancel"), 409, "conflict")
 
 

@@ -324,6 +324,32 @@ def test_day_hours_is_none_on_a_day_closed_by_an_exceptional_closing() -> None:
     assert hours.day_hours(at("Asia/Kolkata", 2024, 6, 4, 12, 0)) == (time(8), time(22))
 
 
+def test_a_short_exceptional_closing_leaves_todays_regular_hours_and_is_shown_as_itself() -> None:
+    # Bangalore, 09:00-21:00, closed 09:00-09:19 IST on Monday 3 June 2024 (03:30-03:49 UTC).
+    closing = [{"period_begin": "2024-06-03T03:30:00Z", "period_end": "2024-06-03T03:49:00Z"}]
+    hours = schedule("Asia/Kolkata", {"open_time": "09:00", "close_time": "21:00", "exceptional_closings": closing})
+    noon = at("Asia/Kolkata", 2024, 6, 3, 12, 0)
+    assert hours.day_hours(noon) == (time(9, 19), time(21))  # when it is actually open
+    assert hours.regular_day_hours(noon) == (time(9), time(21))  # what "today" shows
+    assert hours.day_exceptions(noon) == [("closing", time(9), time(9, 19))]
+    assert hours.day_exceptions(at("Asia/Kolkata", 2024, 6, 4, 12, 0)) == []
+    assert hours.regular_day_hours(at("Asia/Kolkata", 2024, 6, 4, 12, 0)) == (time(9), time(21))
+
+
+def test_day_exceptions_are_clipped_to_the_day_and_in_order() -> None:
+    closing = [{"period_begin": "2024-06-02T18:30:00Z", "period_end": "2024-06-04T18:30:00Z"}]  # Mon+Tue IST
+    opening = [{"period_begin": "2024-06-05T16:30:00Z", "period_end": "2024-06-05T20:30:00Z"}]  # Wed 22:00-02:00
+    hours = schedule(
+        "Asia/Kolkata",
+        {"open_time": "08:00", "close_time": "22:00", "exceptional_closings": closing, "exceptional_openings": opening},
+    )
+    assert hours.day_exceptions(at("Asia/Kolkata", 2024, 6, 3, 12, 0)) == [("closing", time(0), time(23, 59, 59))]
+    assert hours.regular_day_hours(at("Asia/Kolkata", 2024, 6, 3, 12, 0)) == (time(8), time(22))
+    assert hours.day_hours(at("Asia/Kolkata", 2024, 6, 3, 12, 0)) is None
+    assert hours.day_exceptions(at("Asia/Kolkata", 2024, 6, 5, 12, 0)) == [("opening", time(22), time(23, 59, 59))]
+    assert hours.day_exceptions(at("Asia/Kolkata", 2024, 6, 6, 12, 0)) == [("opening", time(0), time(2))]
+
+
 # -- parsing and validation -------------------------------------------------------------------
 
 

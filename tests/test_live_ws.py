@@ -18,7 +18,7 @@ from app.bus import RedisBus
 from app.live import CLOSE_TOO_SLOW, Hub
 from app.models import Station
 from app.state import state
-from tests.conftest import DEFAULT_NOW, Backend, base_settings
+from tests.conftest import DEFAULT_NOW, ApiClient, Backend, base_settings
 from tests.helpers import (
     daily,
     eventually,
@@ -75,7 +75,16 @@ async def test_a_socket_gets_the_station_snapshot_first(socket: Any, station: St
     assert datetime.fromisoformat(snapshot["next_change_at"]) == DEFAULT_NOW.replace(hour=20)
     assert datetime.fromisoformat(snapshot["server_time"]) == DEFAULT_NOW
     assert [c["charger_number"] for c in snapshot["chargers"]] == [1, 2]
-    assert set(snapshot["chargers"][0]) == {"id", "charger_number", "status", "available_now"}
+    # Whole chargers (connector, power): a page draws one it has not seen before from this alone.
+    assert set(snapshot["chargers"][0]) == {
+        "id",
+        "charger_number",
+        "charger_type",
+        "power_kw",
+        "status",
+        "available_now",
+    }
+    assert snapshot["total_chargers"] == 2
     assert all(c["available_now"] for c in snapshot["chargers"])
     assert isinstance(snapshot["seq"], int)
 
@@ -271,3 +280,23 @@ def test_declining_compression_fails_loudly_if_the_hypercorn_internal_it_patches
     monkeypatch.delattr(ws_stream, "PerMessageDeflate")
     with pytest.raises(RuntimeError, match="PerMessageDeflate moved"):
         create_app(base_settings())
+
+
+async def test_a_new_charger_reaches_the_socket_whole_with_the_new_counts(
+    socket: Any, station: Station, operator_client: ApiClient
+) -> None:
+    await receive(socket)  # the snapshot
+    added = await operator_client.post(
+        f"/api/stations/{station.id}/chargers", json={"charger_type": "CHADEMO", "power_kw": 150}
+    )
+    assert added.status_code == 201
+    event = await receive(socket)
+    assert event["type"] == "availability"
+    new = next(c for c in event["chargers"] if c["charger_number"] == 3)
+    assert (new["charger_type"], new["power_kw"], new["status"], new["available_now"]) == (
+        "CHADEMO",
+        150.0,
+        "AVAILABLE",
+        True,
+    )
+    assert (event["available_chargers"], event["total_chargers"]) == (3, 3)

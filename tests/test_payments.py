@@ -284,7 +284,12 @@ async def test_cancelling_a_paid_booking_refunds_it(driver_client: ApiClient, he
 
 async def test_paid_booking_cannot_be_cancelled_once_its_slot_has_started(driver_client: ApiClient, held, clock):
     paid = await ok(await pay(driver_client, held))
+    detail = f"/api/bookings/{held['booking_id']}"
+    assert (await ok(await driver_client.get(detail)))["cancellable"] is True
     clock.set(datetime(2026, 12, 2, 6, 30, tzinfo=UTC))  # 12:00 in Kolkata, the slot's start
+    # What pages offer follows the very rule cancelling applies.
+    assert (await ok(await driver_client.get(detail)))["cancellable"] is False
+    assert [b["cancellable"] for b in await ok(await driver_client.get("/api/bookings"))] == [False]
     await problem(await driver_client.post(f"/api/bookings/{held['booking_id']}/cancel"), 409, "conflict")
     assert (await Payment.get(id=paid["payment_id"])).status == PaymentStatus.SUCCESS
     assert await booking_status(held) == BookingStatus.PAID

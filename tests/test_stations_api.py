@@ -52,6 +52,7 @@ async def test_station_list_items_carry_every_contract_field(client: ApiClient) 
                 "is_open": True,
                 "open_time": "08:00:00",
                 "close_time": "22:00:00",
+                "exceptions_today": [],
                 "next_change_at": "2026-12-02T22:00:00+05:30",
                 "total_chargers": 4,
                 "available_chargers": 4,
@@ -105,10 +106,27 @@ async def test_status_is_the_lightweight_contract(client: ApiClient) -> None:
         "open_time": "08:00:00",
         "close_time": "22:00:00",
         "next_change_at": "2026-12-02T22:00:00+05:30",
+        "exceptions_today": [],
         "current_server_time": "2026-12-02T05:00:00+00:00",
         "available_chargers": 4,
+        "total_chargers": 4,
         "station_status": "ACTIVE",
     }
+
+
+async def test_a_short_exceptional_closing_keeps_todays_hours_and_is_listed_as_itself(
+    client: ApiClient, operator_client: ApiClient
+) -> None:
+    station_id = await add_station()  # 08:00-22:00 in Kolkata; the clock reads 10:30 there
+    closing = {"kind": "closing", "period_begin": "2026-12-02T02:30:00Z", "period_end": "2026-12-02T03:49:00Z"}
+    added = await operator_client.post(f"/api/stations/{station_id}/exceptions", json=closing)
+    assert added.status_code == 201
+    today = [{"kind": "closing", "begin": "08:00:00", "end": "09:19:00"}]
+    for path in (f"/api/stations/{station_id}/status", f"/api/stations/{station_id}"):
+        body = await json_of(client, path)
+        assert (body["open_time"], body["close_time"], body["exceptions_today"]) == ("08:00:00", "22:00:00", today)
+    listed = (await json_of(client, "/api/stations"))["items"][0]
+    assert listed["exceptions_today"] == today
 
 
 async def test_status_needs_no_database_once_warm(client: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -468,6 +486,8 @@ async def test_chargers_available_for_a_slot(client: ApiClient, driver) -> None:
         "slot_end": "2026-12-02T13:00:00+05:30",
         "duration_minutes": 60,
         "within_opening_hours": True,
+        "amount_due": "150.00",  # what booking it would cost, shown before booking
+        "currency": "INR",
         "reason": None,
     }
     assert [(c["charger_number"], c["status"], c["available"]) for c in chargers] == [
@@ -481,6 +501,7 @@ async def test_chargers_available_for_a_slot(client: ApiClient, driver) -> None:
         client, f"/api/stations/{station_id}/chargers/available?slot_time=2026-12-02T06:30:00Z&duration_minutes=90"
     )
     assert (longer["available"], longer["available_count"], longer["booked_count"]) == (False, 0, 2)
+    assert (longer["amount_due"], longer["currency"]) == ("225.00", "INR")
 
 
 @pytest.mark.parametrize(

@@ -131,6 +131,11 @@ class BookingOut(BaseModel):
     cancel_reason: CancelReason | None = Field(
         None, description="Why the system cancelled it (the station closed, the charger went out of service, ...)."
     )
+    cancellable: bool = Field(
+        False,
+        description="Whether cancelling is allowed now: an unpaid hold, or a paid booking before its slot starts "
+        "(refunded in full).",
+    )
 
 
 class Refund(BaseModel):
@@ -216,6 +221,7 @@ def booking_out(booking: Booking, now: datetime) -> BookingOut:
         user_id=booking.user_id,  # type: ignore[attr-defined]
         created_at=booking.created_at.astimezone(UTC).isoformat(),
         cancel_reason=booking.cancel_reason,
+        cancellable=bookings.cancellable(bookings.effective_status(booking, now), booking.slot_start, now),
     )
 
 

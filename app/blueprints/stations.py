@@ -20,12 +20,13 @@ from quart_schema.validation import QuerystringValidationError
 
 from app.auth import authorize
 from app.availability import busy_charger_ids
-from app.bookings import BookingPolicy, check_slot
+from app.bookings import BookingPolicy, amount_for, check_slot
 from app.clock import station_instant
 from app.directory import StationDirectory
 from app.errors import NotFound, ValidationFailed
 from app.models import ChargerStatus, Role
 from app.models import StationStatus as StationState
+from app.money import format_money
 from app.state import state
 from app.station_search import DEFAULT_RADIUS_KM, MAX_RADIUS_KM, StationFilter, find_stations
 from app.station_views import StationView, encode_json
@@ -140,6 +141,12 @@ def parse_point(text: str) -> tuple[float, float]:
     return lat, lon
 
 
+class TodayException(BaseModel):
+    kind: str = Field(description="closing or opening")
+    begin: str = Field(description="Station-local HH:MM:SS.")
+    end: str = Field(description="Station-local HH:MM:SS; 23:59:59 when it lasts past today.")
+
+
 class StationItem(BaseModel):
     id: int
     name: str
@@ -152,8 +159,13 @@ class StationItem(BaseModel):
     currency: str
     status: str = Field(description="ACTIVE, INACTIVE or MAINTENANCE.")
     is_open: bool = Field(description="Open now by the server clock, in the station's zone.")
-    open_time: str | None = Field(description="Today's (station-local) opening as HH:MM:SS; null when closed all day.")
+    open_time: str | None = Field(
+        description="Today's (station-local) regular opening as HH:MM:SS; null when the regular hours close all day."
+    )
     close_time: str | None
+    exceptions_today: list[TodayException] = Field(
+        description="Exceptional closings and openings that change today's hours, station-local, clipped to today."
+    )
     next_change_at: str | None = Field(description="Next open/close instant, ISO 8601 with offset; null if never.")
     total_chargers: int
     available_chargers: int
@@ -214,8 +226,10 @@ class StationStatus(BaseModel):
     open_time: str | None
     close_time: str | None
     next_change_at: str | None
+    exceptions_today: list[TodayException]
     current_server_time: str
     available_chargers: int
+    total_chargers: int
     station_status: str
 
 
@@ -242,6 +256,8 @@ class SlotAvailability(BaseModel):
     slot_end: str
     duration_minutes: int
     within_opening_hours: bool
+    amount_due: str = Field(description="What booking this slot would cost (decimal string in major units).")
+    currency: str
     reason: str | None = Field(
         None,
         description="Why booking would refuse this slot whatever the chargers (every charger is then unavailable).",
@@ -336,6 +352,8 @@ async def chargers_for_slot(station_id: int, query_args: SlotQuery) -> SlotAvail
         slot_end=end.astimezone(view.zone).isoformat(),
         duration_minutes=query_args.duration_minutes,
         within_opening_hours=view.schedule.covers(start, end),
+        amount_due=format_money(amount_for(view.price_per_hour, query_args.duration_minutes)),
+        currency=view.currency,
         reason=reason,
         chargers=chargers,
     )

@@ -4,11 +4,35 @@
 // nor the payment section is shown, whatever step the driver was at; both come back when it opens.
 import { ApiError, get, messageOf, post } from "./api.js";
 import { METHOD_LABEL } from "./status.js";
-import { localDate, localTime, money, slotText, timeText } from "./time.js";
+import { dateTimeText, localDate, localTime, money, slotText, timeText } from "./time.js";
 import { $, announce, busy, clearError, el, showError, showErrorAndFocus } from "./ui.js";
 
 const DURATIONS = Array.from({ length: 16 }, (_, i) => (i + 1) * 15);
 const HORIZON_DAYS = 7;
+const pad = (n) => String(n).padStart(2, "0");
+/** Start times every 15 minutes, written on a 24-hour clock whatever the browser's locale. */
+const START_TIMES = Array.from({ length: 96 }, (_, i) => `${pad(Math.floor(i / 4))}:${pad((i % 4) * 15)}`);
+
+/** An example plate in the station's country's style, by its zone (a hint, never a rule). */
+const PLATE_EXAMPLES = [
+  [/^Asia\/(Kolkata|Calcutta)$/, "MH 01 AB 1234"],
+  [/^America\//, "7ABC123"],
+  [/^Europe\/(London|Dublin)$/, "AB12 CDE"],
+  [/^Europe\/Berlin$/, "B AB 1234"],
+  [/^Europe\//, "AB-123-CD"],
+];
+
+export function platePlaceholder(tz) {
+  const found = PLATE_EXAMPLES.find(([zone]) => zone.test(tz));
+  return found ? `e.g. ${found[1]}` : "As on your number plate";
+}
+
+/** "9 min 05 s" for a hold that runs out soon. */
+function leftText(ms) {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const minutes = Math.floor(total / 60);
+  return minutes ? `${minutes} min ${pad(total % 60)} s` : `${total} s`;
+}
 
 function durationLabel(minutes) {
   const h = Math.floor(minutes / 60);
@@ -48,6 +72,7 @@ export class BookingFlow {
     this.checkTimer = null;
     this.checkToken = 0;
     this.formReady = false;
+    this.holdTimer = null;
   }
 
   async start() {
@@ -107,6 +132,7 @@ export class BookingFlow {
     this.paused.hidden = !(!open && this.mode === "payment");
     this.confirmation.hidden = this.mode !== "done";
     $("#book-another").hidden = !open;
+    this.renderHold();
     // Keyboard users whose control just vanished (the station closed under them) land on the
     // section heading instead of the top of the page.
     if (focused && focused !== document.body && $("#booking").contains(focused) && !focused.checkVisibility()) {
@@ -118,6 +144,8 @@ export class BookingFlow {
 
   initForm() {
     this.formReady = true;
+    $("#slot-time").replaceChildren(...START_TIMES.map((t) => el("option", { value: t, text: t })));
+    $("#vehicle").placeholder = platePlaceholder(this.tz);
     this.bumpPastStart();
     const duration = $("#duration");
     duration.replaceChildren(...DURATIONS.map((m) => el("option", { value: m, text: durationLabel(m), selected: m === 60 })));
@@ -132,7 +160,9 @@ export class BookingFlow {
       event.preventDefault();
       this.pay();
     });
-    $("#cancel-booking").addEventListener("click", () => this.cancel());
+    $("#cancel-booking").addEventListener("click", () => this.askCancel());
+    $("#cancel-yes").addEventListener("click", () => this.cancel());
+    $("#cancel-no").addEventListener("click", () => this.keepBooking());
     $("#book-another").addEventListener("click", () => this.reset());
     this.queueCheck();
   }
@@ -156,11 +186,19 @@ export class BookingFlow {
     this.checkTimer = setTimeout(() => this.checkSlot(), 300);
   }
 
+  /** "Book this slot" is offered only for a slot the check found bookable; the reason is in words. */
+  setSlotValid(valid) {
+    $("#book-button").disabled = !valid;
+  }
+
   async checkSlot() {
     if (!this.bookable || this.mode !== "form") return;
     const data = new FormData(this.form);
     if (!data.get("slot_date") || !data.get("slot_time")) {
-      this.slotCheck.textContent = "";
+      this.slotCheck.dataset.tone = "warn";
+      this.slotCheck.textContent = "Choose a date and a start time.";
+      $("#slot-price").textContent = "";
+      this.setSlotValid(false);
       return;
     }
     const req = this.slotRequest();
@@ -174,19 +212,28 @@ export class BookingFlow {
       const free = chargers.filter((c) => c.available).length;
       const total = chargers.length;
       let text;
-      if (result.within_opening_hours === false) {
+      if (result.reason) {
+        text = result.reason; // the words booking itself would refuse with
+      } else if (result.within_opening_hours === false) {
         text = "This slot runs outside the station's opening hours. Pick an earlier start or a shorter duration.";
       } else if (free > 0) {
         text = `${free} of ${total} ${req.charger_type ? `${req.charger_type} ` : ""}charger${total === 1 ? "" : "s"} free for this slot.`;
       } else {
         text = "No charger is free for this slot. Try another time or a shorter duration.";
       }
-      this.slotCheck.dataset.tone = result.within_opening_hours !== false && free > 0 ? "ok" : "warn";
+      const valid = !result.reason && result.within_opening_hours !== false && free > 0;
+      this.slotCheck.dataset.tone = valid ? "ok" : "warn";
       this.slotCheck.textContent = text;
+      $("#slot-price").textContent = result.amount_due
+        ? `Total ${money(result.amount_due, result.currency)} for ${durationLabel(req.duration_minutes)}`
+        : "";
+      this.setSlotValid(valid);
     } catch (err) {
       if (token !== this.checkToken) return;
       this.slotCheck.dataset.tone = "warn";
-      this.slotCheck.textContent = err instanceof ApiError && err.status ? err.message : "";
+      this.slotCheck.textContent = err instanceof ApiError && err.status ? messageOf(err) : "";
+      $("#slot-price").textContent = "";
+      this.setSlotValid(!(err instanceof ApiError && err.status)); // a lost answer: booking checks again
     }
   }
 
@@ -246,10 +293,16 @@ export class BookingFlow {
       ["Booking", `#${b.booking_id}`],
       ["Charger", b.charger_number ? `#${b.charger_number}` : ""],
       ["Slot", slotText(b.slot_time ?? b.slot_start, b.slot_end, this.tz)],
-      ["Held until", b.hold_expires_at ? `${timeText(b.hold_expires_at, this.tz)} — pay before then` : ""],
+      ["Vehicle", b.vehicle_number ?? ""],
     ]);
     $("#amount-due").textContent = money(amount, currency);
+    $("#cancel-policy").textContent =
+      `Cancelling is free until your slot starts (${dateTimeText(b.slot_time ?? b.slot_start, this.tz)}): ` +
+      `before you pay nothing is charged, after paying you get the full ${money(amount, currency)} back. ` +
+      "Once the slot has started it can no longer be cancelled.";
     clearError($("#payment-error"));
+    $("#cancel-confirm").hidden = true;
+    $("#pay-button").disabled = false;
     this.mode = "payment";
     this.render();
     if (!this.payment.hidden) $("#payment-title").focus();
@@ -302,6 +355,7 @@ export class BookingFlow {
       ["Method", METHOD_LABEL[result.payment_method] ?? result.payment_method],
       ["Charger", b.charger_number ? `#${b.charger_number}` : ""],
       ["Slot", slotText(b.slot_time ?? b.slot_start, b.slot_end, this.tz)],
+      ["Vehicle", b.vehicle_number ?? ""],
       ["Booking", `#${b.booking_id}`],
     ]);
     const txn = $("#confirmation-summary dd");
@@ -312,13 +366,59 @@ export class BookingFlow {
     announce(`Payment complete. Transaction ${result.transaction_id}.`);
   }
 
+  // -- the hold: a live countdown, and what "payment paused" may promise ----------------------
+
+  /** The hold is never extended, not even while the station is closed: say when it runs out. */
+  renderHold() {
+    clearTimeout(this.holdTimer);
+    const until = this.mode === "payment" ? this.booking?.hold_expires_at : null;
+    if (!until) return;
+    const left = Date.parse(until) - this.clock.now().getTime();
+    const at = timeText(until, this.tz);
+    const countdown = $("#hold-countdown");
+    const pausedText = $("#payment-paused-text");
+    if (left > 0) {
+      countdown.textContent = `Charger held for you for ${leftText(left)} more, until ${at}.`;
+      pausedText.textContent =
+        `The station has closed. Your charger stays held until ${at} (${leftText(left)} left), and no longer: ` +
+        "if the station reopens before then you can pay; if not, the hold runs out and the slot is released.";
+      this.holdTimer = setTimeout(() => this.renderHold(), 1000 - (this.clock.now().getTime() % 1000) + 5);
+    } else {
+      countdown.textContent = `Your hold ran out at ${at} and the slot has been released. Start again to book it.`;
+      pausedText.textContent = `The station has closed, and your hold ran out at ${at}: the slot has been released.`;
+      $("#pay-button").disabled = true;
+      $("#cancel-booking").textContent = "Start again";
+    }
+  }
+
+  // -- cancelling -------------------------------------------------------------------------
+
+  /** Cancelling asks first, and says what happens to the money (nothing is charged before paying). */
+  askCancel() {
+    const b = this.booking;
+    if (!b || $("#cancel-booking").textContent === "Start again") {
+      this.reset();
+      return;
+    }
+    $("#cancel-confirm-text").textContent =
+      `Cancel booking #${b.booking_id}? You have not paid, so nothing is charged and there is nothing to refund; ` +
+      `charger #${b.charger_number} is released for others.`;
+    $("#cancel-confirm").hidden = false;
+    $("#cancel-confirm-text").focus();
+  }
+
+  keepBooking() {
+    $("#cancel-confirm").hidden = true;
+    $("#cancel-booking").focus();
+  }
+
   async cancel() {
     const errorBox = $("#payment-error");
     clearError(errorBox);
     const b = this.booking;
-    if (b && $("#cancel-booking").textContent !== "Start again") {
+    if (b) {
       try {
-        await busy($("#cancel-booking"), () => post(`/api/bookings/${b.booking_id}/cancel`), "Cancelling…");
+        await busy($("#cancel-yes"), () => post(`/api/bookings/${b.booking_id}/cancel`), "Cancelling…");
         announce("Booking cancelled.");
       } catch (err) {
         if (err.code !== "not_found" && err.code !== "booking_not_payable") {
@@ -336,6 +436,7 @@ export class BookingFlow {
     this.quote = null;
     this.attempt = null;
     $("#cancel-booking").textContent = "Cancel booking";
+    $("#cancel-confirm").hidden = true;
     this.mode = "form";
     this.render();
     this.queueCheck();

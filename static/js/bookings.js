@@ -1,7 +1,7 @@
 // My bookings: status, slot in station time, amount, cancel, receipt.
 import { get, messageOf, post } from "./api.js";
 import { METHOD_LABEL } from "./status.js";
-import { dateTimeText, money, slotText } from "./time.js";
+import { dateTimeText, money, slotText, zoneNameWithId } from "./time.js";
 import { $, announce, busy, clone, el, setState, showError, showErrorAndFocus } from "./ui.js";
 
 const list = $("#booking-list");
@@ -29,6 +29,44 @@ const EVENT_LABEL = {
   completed: "Completed",
   reminder_sent: "Reminder",
 };
+
+/** Cancelling is offered by the API's own rule (`cancellable`: not for a paid slot that has started). */
+function canCancel(b) {
+  return typeof b.cancellable === "boolean" ? b.cancellable : CANCELLABLE.has(b.status);
+}
+
+/** What cancelling does to the money, said before the driver confirms. */
+function refundText(b, payment) {
+  if (b.status !== "PAID") return "You have not paid, so nothing is charged and there is nothing to refund.";
+  const method = payment ? ` to your ${METHOD_LABEL[payment.payment_method] ?? payment.payment_method}` : "";
+  return `You get a full refund of ${money(payment?.amount ?? b.amount_due, payment?.currency ?? b.currency)}${method}.`;
+}
+
+/** The vehicle on the card and its receipt, when the driver gave one. */
+function showVehicle(card, b) {
+  if (b.vehicle_number) card.querySelector(".js-vehicle").textContent = b.vehicle_number;
+  else card.querySelector(".js-vehicle-row").remove();
+}
+
+/** Cancel asks first, in the card: the refund is stated, "Keep booking" leaves everything as it was. */
+function offerCancel(card, b, id, payment, stationName) {
+  const cancel = card.querySelector(".js-cancel");
+  const box = card.querySelector(".js-confirm");
+  const text = card.querySelector(".js-confirm-text");
+  cancel.setAttribute("aria-label", `Cancel booking ${id} at ${stationName}`);
+  box.setAttribute("aria-label", `Cancel booking ${id}?`);
+  cancel.addEventListener("click", () => {
+    text.textContent = `Cancel this booking at ${stationName}? ${refundText(b, payment)}`;
+    box.hidden = false;
+    text.focus();
+  });
+  card.querySelector(".js-confirm-no").addEventListener("click", () => {
+    box.hidden = true;
+    cancel.focus();
+  });
+  const yes = card.querySelector(".js-confirm-yes");
+  yes.addEventListener("click", () => cancelBooking(card, id, yes));
+}
 let zones = new Map();
 const me = Number(document.getElementById("main").dataset.userId || 0);
 
@@ -46,7 +84,7 @@ async function stationZones() {
 function slotLine(b) {
   const start = b.slot_time ?? b.slot_start;
   const tz = zones.get(b.station_id);
-  if (tz) return [slotText(start, b.slot_end, tz), `${tz.split("/").pop().replaceAll("_", " ")} time (${tz})`];
+  if (tz) return [slotText(start, b.slot_end, tz), zoneNameWithId(tz)];
   const wall = (iso) => iso.slice(0, 16).replace("T", " ");
   return [`${wall(start)} – ${wall(b.slot_end).slice(11)}`, "station time"];
 }
@@ -72,6 +110,7 @@ function receipt(card, b, payment) {
   }
   const rows = [
     ["Transaction", payment.transaction_id],
+    ["Vehicle", b.vehicle_number ?? ""],
     ["Amount", money(payment.amount ?? b.amount_due, payment.currency ?? b.currency)],
     ["Method", METHOD_LABEL[payment.payment_method] ?? payment.payment_method],
     ["Paid", payment.created_at ? dateTimeText(payment.created_at, zones.get(b.station_id) ?? "UTC") : ""],
@@ -101,6 +140,7 @@ function render(items, payments) {
       card.querySelector(".js-charger").textContent =
         [b.charger_number ? `#${b.charger_number}` : "", b.charger_type].filter(Boolean).join(" · ") || "–";
       card.querySelector(".js-amount").textContent = money(b.amount_due, b.currency);
+      showVehicle(card, b);
       const hold = card.querySelector(".js-hold");
       if (b.status === "CONFIRMED" && b.hold_expires_at) {
         const tz = zones.get(b.station_id);
@@ -124,13 +164,10 @@ function render(items, payments) {
       const pay = card.querySelector(".js-pay");
       if (b.status === "CONFIRMED") {
         pay.href = `/stations/${b.station_id}?booking=${id}#booking`;
-        pay.setAttribute("aria-label", `Pay for booking ${id}`);
+        pay.setAttribute("aria-label", `Pay now for booking ${id}`);
       } else pay.remove();
-      const cancel = card.querySelector(".js-cancel");
-      if (CANCELLABLE.has(b.status)) {
-        cancel.setAttribute("aria-label", `Cancel booking ${id} at ${link.textContent}`);
-        cancel.addEventListener("click", () => cancelBooking(card, id, cancel));
-      } else cancel.remove();
+      if (canCancel(b)) offerCancel(card, b, id, payments.get(id), link.textContent);
+      else card.querySelector(".js-cancel").remove();
       return card;
     }),
   );

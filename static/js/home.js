@@ -1,8 +1,8 @@
 // Station list: filters, live OPEN/CLOSED badges and free-charger counts.
 import { get, messageOf } from "./api.js";
 import { LiveChannel, bindIndicator } from "./live.js";
-import { nextChangeText } from "./status.js";
-import { ServerClock, money, todayHoursText } from "./time.js";
+import { nextChangeText, pausedState } from "./status.js";
+import { ServerClock, money, todayText, zoneName } from "./time.js";
 import { $, announce, clearError, clone, setBadge, setState, showError } from "./ui.js";
 
 const form = $("#filters");
@@ -29,7 +29,8 @@ function query() {
 }
 
 function nextText(s) {
-  if (s.status && s.status !== "ACTIVE") return "Not taking bookings right now";
+  const paused = pausedState(s.status);
+  if (paused) return paused.text;
   return nextChangeText(s.is_open, s.next_change_at, s.timezone, clock.now());
 }
 
@@ -45,9 +46,10 @@ function bookable(s) {
 
 function fill(card, s) {
   const open = bookable(s);
-  card.dataset.open = open ? "true" : "false";
-  setBadge(card.querySelector(".badge"), open);
-  card.querySelector(".js-hours").textContent = todayHoursText(s.open_time, s.close_time);
+  const paused = pausedState(s.status);
+  card.dataset.open = paused ? "paused" : open ? "true" : "false";
+  setBadge(card.querySelector(".badge"), open, paused);
+  card.querySelector(".js-hours").textContent = todayText(s.open_time, s.close_time, s.exceptions_today);
   card.querySelector(".js-free").textContent = freeText(s);
   card.querySelector(".js-next").textContent = nextText(s);
   const book = card.querySelector(".js-book");
@@ -65,7 +67,7 @@ function render(items) {
     const distance = typeof s.distance_km === "number" ? ` · ${s.distance_km.toFixed(1)} km away` : "";
     card.querySelector(".station-card__where").textContent = `${s.location}, ${s.city}${distance}`;
     card.querySelector(".js-price").textContent = `${money(s.price_per_hour, s.currency, { compact: true })}/h`;
-    card.querySelector(".js-zone").textContent = `${s.timezone.split("/").pop().replaceAll("_", " ")} time`;
+    card.querySelector(".js-zone").textContent = zoneName(s.timezone);
     card.querySelector(".js-zone").title = s.timezone;
     const book = card.querySelector(".js-book");
     book.href = `${url}#booking`;
@@ -119,12 +121,14 @@ function apply(update) {
   const s = stations.get(id);
   if (!s) return;
   const wasOpen = s.is_open;
-  for (const key of ["is_open", "open_time", "close_time", "next_change_at", "available_chargers"]) {
+  for (const key of ["is_open", "open_time", "close_time", "exceptions_today", "next_change_at", "available_chargers", "total_chargers"]) {
     if (key in update) s[key] = update[key];
   }
   if (update.station_status) s.status = update.station_status;
-  if (Array.isArray(update.chargers) && !("available_chargers" in update)) {
-    s.available_chargers = update.chargers.filter((c) => c.available_now).length;
+  // An availability message lists every charger: both counts follow from it (a new charger too).
+  if (Array.isArray(update.chargers)) {
+    if (!("available_chargers" in update)) s.available_chargers = update.chargers.filter((c) => c.available_now).length;
+    if (!("total_chargers" in update)) s.total_chargers = update.chargers.length;
   }
   const card = list.querySelector(`[data-station-id="${id}"]`);
   if (card) fill(card, s);

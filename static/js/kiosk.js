@@ -6,33 +6,44 @@
 // few seconds says it is offline and greys what it shows, rather than a confident OPEN.
 import { get } from "./api.js";
 import { LiveChannel, POLL_MS, bindIndicator } from "./live.js";
-import { chargerState, mergeChargers, powerText } from "./status.js";
-import { ServerClock, countdownText, localTime, todayHoursText, whenText } from "./time.js";
+import { chargerState, mergeChargers, pausedState, powerText } from "./status.js";
+import { ServerClock, countdownText, localTime, nameZones, todayExceptionsText, todayHoursText, whenText } from "./time.js";
 import { $, announce, el } from "./ui.js";
 
 const main = $("#main");
 const stationId = Number(main.dataset.stationId);
 const tz = main.dataset.timezone;
 const clock = new ServerClock();
-const view = { isOpen: null, nextChangeAt: null, openTime: null, closeTime: null, stationStatus: "ACTIVE", chargers: [] };
+const view = {
+  isOpen: null,
+  nextChangeAt: null,
+  openTime: null,
+  closeTime: null,
+  exceptionsToday: [],
+  stationStatus: "ACTIVE",
+  chargers: [],
+};
 const OFFLINE_AFTER_MS = 5000;
 let channel = null;
 let offlineTimer = null;
 
 function hoursLine() {
   const text = todayHoursText(view.openTime, view.closeTime);
-  return text.startsWith("Open") || text.startsWith("Closed") ? `${text} today` : `Today ${text}`;
+  const regular = text.startsWith("Open") || text.startsWith("Closed") ? `${text} today` : `Today ${text}`;
+  return [regular, todayExceptionsText(view.exceptionsToday)].filter(Boolean).join(" · ");
 }
 
 function renderState() {
   const open = Boolean(view.isOpen) && view.stationStatus === "ACTIVE";
-  main.dataset.open = open ? "true" : "false";
+  const paused = pausedState(view.stationStatus);
+  const shown = paused ? "paused" : open ? "true" : "false";
+  main.dataset.open = shown;
   const state = $("#kiosk-state");
-  state.dataset.open = open ? "true" : "false";
-  state.textContent = open ? "OPEN" : "CLOSED";
+  state.dataset.open = shown;
+  state.textContent = paused ? paused.badge.toUpperCase() : open ? "OPEN" : "CLOSED";
   const hours = $("#kiosk-hours");
-  hours.textContent = view.stationStatus !== "ACTIVE" ? "Temporarily not taking bookings" : hoursLine();
-  hours.hidden = view.isOpen && !view.nextChangeAt && view.stationStatus === "ACTIVE"; // 24/7 says it already
+  hours.textContent = paused ? "Not taking bookings" : hoursLine();
+  hours.hidden = !paused && view.isOpen && !view.nextChangeAt && !view.exceptionsToday.length; // 24/7 says it already
   tick();
 }
 
@@ -41,6 +52,10 @@ function tick() {
   $("#kiosk-clock").textContent = localTime(now, tz);
   const countdown = $("#kiosk-countdown");
   if (view.isOpen === null) return;
+  if (pausedState(view.stationStatus)) {
+    countdown.textContent = ""; // no opening or closing is coming while it is out of service
+    return;
+  }
   if (!view.nextChangeAt) {
     countdown.textContent = view.isOpen ? "Open around the clock" : "";
     return;
@@ -59,13 +74,14 @@ function tick() {
 
 function renderChargers() {
   const open = Boolean(view.isOpen) && view.stationStatus === "ACTIVE";
+  const paused = pausedState(view.stationStatus);
   const free = view.chargers.filter((c) => chargerState(c).key === "free").length;
   $("#kiosk-free-count").parentElement.hidden = !open;
   $("#kiosk-free-count").textContent = free;
   $("#kiosk-free-label").textContent = `of ${view.chargers.length} charger${view.chargers.length === 1 ? "" : "s"} free`;
   $("#kiosk-grid").replaceChildren(
     ...view.chargers.map((c) => {
-      const state = chargerState(c, open);
+      const state = chargerState(c, open, paused);
       return el(
         "li",
         { class: "kiosk-charger", "data-state": state.key },
@@ -84,13 +100,16 @@ function apply(msg) {
   if ("next_change_at" in msg) view.nextChangeAt = msg.next_change_at;
   if ("open_time" in msg) view.openTime = msg.open_time;
   if ("close_time" in msg) view.closeTime = msg.close_time;
+  if (Array.isArray(msg.exceptions_today)) view.exceptionsToday = msg.exceptions_today;
   if (msg.station_status) view.stationStatus = msg.station_status;
   if (Array.isArray(msg.chargers)) {
     view.chargers = mergeChargers(view.chargers, msg.chargers);
     renderChargers();
   }
+  const statusWas = view.renderedStatus;
+  view.renderedStatus = view.stationStatus;
   renderState();
-  if (was !== view.isOpen) renderChargers();
+  if (was !== view.isOpen || statusWas !== view.stationStatus) renderChargers();
   if (was !== null && was !== view.isOpen) announce(view.isOpen ? "The station is now open." : "The station is now closed.");
   scheduleCheck();
   heardFromServer();
@@ -155,6 +174,7 @@ function onMessage(msg) {
   else if (msg.type === "changed") loadStation().catch(() => {});
 }
 
+nameZones();
 setInterval(tick, 1000);
 tick();
 expectServerWithin(OFFLINE_AFTER_MS);

@@ -324,7 +324,7 @@ function renderChargers() {
         type: "button",
         class: `button button--small ${out ? "" : "button--ghost"}`,
         text: out ? "Return to service" : "Take out of service",
-        "aria-label": `${out ? "Return charger" : "Take charger"} ${c.charger_number} ${out ? "to service" : "out of service"}`,
+        "aria-label": `${out ? "Return to service" : "Take out of service"}: charger ${c.charger_number}`,
       });
       toggle.addEventListener("click", async () => {
         const next = out ? "AVAILABLE" : "OUT_OF_SERVICE";

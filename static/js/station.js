@@ -2,8 +2,8 @@
 import { get, messageOf } from "./api.js";
 import { LiveChannel, bindIndicator } from "./live.js";
 import { BookingFlow } from "./booking.js";
-import { chargerState, mergeChargers, nextChangeText, powerText } from "./status.js";
-import { ServerClock, clockText, money, todayHoursText, zoneParts } from "./time.js";
+import { chargerState, mergeChargers, nextChangeText, pausedState, powerText } from "./status.js";
+import { ServerClock, clockText, money, nameZones, todayText, zoneParts } from "./time.js";
 import { $, announce, el, setBadge, setState } from "./ui.js";
 
 const main = $("#main");
@@ -26,18 +26,20 @@ const flow = main.dataset.signedIn === "true" ? new BookingFlow({ stationId, tz,
 function renderHead() {
   const s = view.station;
   const open = Boolean(view.isOpen) && view.stationStatus === "ACTIVE";
-  setBadge($("#station-badge"), open);
-  $("#station-next").textContent =
-    view.stationStatus !== "ACTIVE" ? "Not taking bookings right now" : nextChangeText(open, view.nextChangeAt, tz, clock.now());
-  $("#station-hours").textContent = todayHoursText(s.open_time, s.close_time);
+  const paused = pausedState(view.stationStatus);
+  setBadge($("#station-badge"), open, paused);
+  $("#station-next").textContent = paused ? paused.text : nextChangeText(open, view.nextChangeAt, tz, clock.now());
+  $("#station-hours").textContent = todayText(s.open_time, s.close_time, s.exceptions_today);
   $("#station-price").textContent = `${money(s.price_per_hour, s.currency, { compact: true })} per hour`;
   const free = view.chargers.filter((c) => chargerState(c, open).key === "free").length;
   const total = view.chargers.length;
-  $("#station-free").textContent = open ? `${free} of ${total} free now` : `${total} · closed now`;
+  const chargers = `${total} charger${total === 1 ? "" : "s"}`;
+  $("#station-free").textContent = paused ? `${chargers} · not in use` : open ? `${free} of ${total} free now` : `${chargers} · closed now`;
 }
 
 function renderChargers() {
   const open = Boolean(view.isOpen) && view.stationStatus === "ACTIVE";
+  const paused = pausedState(view.stationStatus);
   const grid = $("#charger-grid");
   if (!view.chargers.length) {
     grid.replaceChildren(el("li", { class: "state__empty", text: "This station has no chargers yet." }));
@@ -45,7 +47,7 @@ function renderChargers() {
   }
   grid.replaceChildren(
     ...view.chargers.map((c) => {
-      const state = chargerState(c, open);
+      const state = chargerState(c, open, paused);
       return el(
         "li",
         { class: "charger", "data-state": state.key, "data-charger-id": c.id },
@@ -90,11 +92,12 @@ function applyOpen(isOpen, { announceChange = true } = {}) {
   renderChargers();
   const note = $("#closed-note");
   note.hidden = bookable;
+  const paused = pausedState(view.stationStatus);
   if (!bookable) {
-    $("#closed-note-text").textContent =
-      view.stationStatus !== "ACTIVE"
-        ? "It is not taking bookings at the moment."
-        : view.nextChangeAt
+    $("#closed-note-title").textContent = paused ? `${paused.text}.` : "This station is closed right now.";
+    $("#closed-note-text").textContent = paused
+      ? "Booking and payment resume when it is back in service."
+      : view.nextChangeAt
           ? `${nextChangeText(false, view.nextChangeAt, tz, clock.now())}. Booking and payment resume then.`
           : "Booking and payment resume when it opens.";
   }
@@ -109,6 +112,7 @@ function applyStatus(msg) {
   if ("next_change_at" in msg) view.nextChangeAt = msg.next_change_at;
   if ("open_time" in msg) view.station.open_time = msg.open_time;
   if ("close_time" in msg) view.station.close_time = msg.close_time;
+  if ("exceptions_today" in msg) view.station.exceptions_today = msg.exceptions_today;
   if (msg.station_status) view.stationStatus = msg.station_status;
   if (Array.isArray(msg.chargers)) {
     view.chargers = mergeChargers(view.chargers, msg.chargers);
@@ -179,7 +183,15 @@ function showLoadFailure(err) {
   setState(pageState, "error", `Couldn't load this station. ${messageOf(err)}`, { retry: start, loading: "Loading the station…" });
 }
 
+/** "Book now" on the home page links to `#booking`: once the section has its final content (the
+ * form appears only after the station has loaded), bring it into view, as the browser could not. */
+function revealBookingIfAsked() {
+  if (window.location.hash !== "#booking") return;
+  $("#booking").scrollIntoView({ block: "start" });
+}
+
 async function start() {
+  nameZones();
   try {
     await loadStation();
   } catch (err) {
@@ -199,6 +211,7 @@ async function start() {
   bindIndicator($("#conn"), channel);
   channel.start();
   await flow?.start();
+  revealBookingIfAsked();
 }
 
 start();

@@ -9,9 +9,24 @@ export function nextChangeText(isOpen, nextChangeAt, tz, now) {
   return `${isOpen ? "Closes" : "Opens"} ${when} · in ${left}`;
 }
 
+const PAUSED = {
+  MAINTENANCE: { badge: "Under maintenance", text: "Under maintenance — not taking bookings" },
+  INACTIVE: { badge: "Not in service", text: "Not in service — not taking bookings" },
+};
+
+/**
+ * A station that is not ACTIVE is in one state whatever its hours say: what every page shows of it
+ * (badge and line), or null for an ACTIVE station. No OPEN/CLOSED, countdown or free count then.
+ */
+export function pausedState(stationStatus) {
+  if (!stationStatus || stationStatus === "ACTIVE") return null;
+  return PAUSED[stationStatus] ?? PAUSED.INACTIVE;
+}
+
 /** A charger's state as a driver reads it; nothing is "available" while its station is closed. */
-export function chargerState(c, stationOpen = true) {
+export function chargerState(c, stationOpen = true, paused = null) {
   if (c.status === "OUT_OF_SERVICE") return { key: "out", label: "Out of service" };
+  if (paused) return { key: "closed", label: "Not in use" };
   if (!stationOpen) return { key: "closed", label: "Closed" };
   if (c.available_now === false) return { key: "busy", label: "In use" };
   return { key: "free", label: "Available" };

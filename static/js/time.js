@@ -67,6 +67,25 @@ export function todayHoursText(open, close) {
   return `${clockText(open)} – ${clockText(close)}`;
 }
 
+/**
+ * Today's exceptional changes (`exceptions_today`), said as such beside the regular hours:
+ * "Closed 09:00–09:19 today", "Closed all day today", "Also open 22:00–24:00 today". Empty when none.
+ */
+export function todayExceptionsText(exceptions) {
+  return (exceptions ?? [])
+    .map(({ kind, begin, end }) => {
+      if (kind === "closing" && begin.startsWith("00:00") && end.startsWith("23:59:59")) return "Closed all day today";
+      const span = `${clockText(begin)}–${clockText(end)}`;
+      return kind === "closing" ? `Closed ${span} today` : `Also open ${span} today`;
+    })
+    .join(" · ");
+}
+
+/** The regular hours of today followed by what is exceptional about today, if anything. */
+export function todayText(open, close, exceptions) {
+  return [todayHoursText(open, close), todayExceptionsText(exceptions)].filter(Boolean).join(" · ");
+}
+
 export function timeText(iso, tz) {
   if (!iso) return "";
   return new Intl.DateTimeFormat("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" })
@@ -132,6 +151,38 @@ export function money(amount, currency, { compact = false } = {}) {
     }).format(value);
   } catch {
     return `${amount} ${currency}`;
+  }
+}
+
+/**
+ * The one name every page gives a station's zone: its generic long name ("India Standard Time",
+ * "Eastern Time"), the same in every season. Never the browser's zone, never a city's.
+ */
+export function zoneName(tz) {
+  try {
+    const name = new Intl.DateTimeFormat("en-GB", { timeZone: tz, timeZoneName: "longGeneric" })
+      .formatToParts(new Date())
+      .find((p) => p.type === "timeZoneName")?.value;
+    if (name === "GMT+00:00" || name === "GMT") return "UTC"; // how UTC-based stations read best
+    if (name) return name;
+  } catch {
+    // an engine without "longGeneric": fall back to the zone's own place name
+  }
+  return `${tz.split("/").pop().replaceAll("_", " ")} time`;
+}
+
+/** `zoneName` with the IANA id beside it where that says more: "India Standard Time (Asia/Kolkata)". */
+export function zoneNameWithId(tz) {
+  const name = zoneName(tz);
+  return name === tz ? name : `${name} (${tz})`;
+}
+
+/** Fill each `.js-zone-name[data-timezone]` element (server-rendered pages) with `zoneName`, or
+ * `zoneNameWithId` where it has `data-with-id`. */
+export function nameZones(root = document) {
+  for (const node of root.querySelectorAll(".js-zone-name[data-timezone]")) {
+    const tz = node.dataset.timezone;
+    node.textContent = "withId" in node.dataset ? zoneNameWithId(tz) : zoneName(tz);
   }
 }
 

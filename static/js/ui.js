@@ -33,10 +33,11 @@ export function clearError(el) {
   showError(el, "");
 }
 
-export function setBadge(el, isOpen) {
+/** OPEN / CLOSED, or the one state of a station that is not taking bookings (`pausedState`). */
+export function setBadge(el, isOpen, paused = null) {
   if (!el) return;
-  el.dataset.open = isOpen ? "true" : "false";
-  el.textContent = isOpen ? "Open" : "Closed";
+  el.dataset.open = paused ? "paused" : isOpen ? "true" : "false";
+  el.textContent = paused ? paused.badge : isOpen ? "Open" : "Closed";
 }
 
 export function el(tag, attrs = {}, ...children) {

@@ -228,12 +228,19 @@ async def new_page(browser: Any, base_url: str) -> AsyncIterator[Any]:
     """Open pages in fresh browser contexts (separate cookie jars); all closed after the test."""
     contexts: list[Any] = []
 
-    async def make(width: int = 1280, height: int = 900, timezone: str | None = None, server: str | None = None) -> Any:
+    async def make(
+        width: int = 1280,
+        height: int = 900,
+        timezone: str | None = None,
+        server: str | None = None,
+        bypass_csp: bool = False,
+    ) -> Any:
         context = await browser.new_context(
             base_url=server or base_url,
             viewport={"width": width, "height": height},
             timezone_id=timezone,
             locale="en-GB",
+            bypass_csp=bypass_csp,  # only for injecting test tools (axe-core)
         )
         context.set_default_timeout(10_000)
         contexts.append(context)

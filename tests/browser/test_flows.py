@@ -17,22 +17,11 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import DRIVER, OPERATOR, Api
-from tests.helpers import create_station, screenshot, sign_in
+from tests.helpers import close_now, create_station, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
 LIVE = 8_000  # ms: a pushed change must show well within this
-
-
-async def close_now(api: Api, station_id: int) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    body = {
-        "kind": "closing",
-        "period_begin": (now - timedelta(minutes=1)).isoformat(),
-        "period_end": (now + timedelta(hours=2)).isoformat(),
-    }
-    exception: dict[str, Any] = await api.call("POST", f"/api/stations/{station_id}/exceptions", body, expect=201)
-    return exception
 
 
 def card(page: Any, name: str) -> Any:

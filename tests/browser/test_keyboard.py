@@ -51,7 +51,7 @@ async def test_driver_signs_in_books_and_pays_with_the_keyboard_alone(new_page: 
     await expect(form).to_be_visible()
     for role, name in [
         ("textbox", "Date"),
-        ("textbox", "Start time"),
+        ("combobox", "Start time"),
         ("combobox", "Duration"),
         ("combobox", "Connector"),
         ("textbox", "Vehicle number (optional)"),
