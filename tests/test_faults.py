@@ -278,13 +278,13 @@ async def test_a_notification_written_while_the_worker_was_killed_is_delivered_o
 
     with operator_bus.subscribe(events.driver_channel(driver.id)) as heard:
         processes.start("worker", "second")
-        await eventually(lambda: "notifications: 1 caught up" in processes.log("second"), 60, "the restart")
+        await eventually(lambda: "notifications: 1 sent late" in processes.log("second"), 60, "the restart")
         event = await asyncio.wait_for(heard.get(), 5)
         assert (event["type"], event["kind"]) == ("notification", "booking_confirmed")
         await eventually(lambda: "deliver_notifications" in processes.log("second"), 10, "the queued job")
         stop_process(processes.started[-1])
         processes.start("worker", "third")
-        await eventually(lambda: "notifications: 0 caught up" in processes.log("third"), 60, "a second restart")
+        await eventually(lambda: "notifications: 0 sent late" in processes.log("third"), 60, "a second restart")
         assert heard.queue.empty(), "delivered once"
     assert await Notification.filter(live_sent_at__isnull=True).count() == 0
 

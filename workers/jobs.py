@@ -1,4 +1,5 @@
-"""The arq worker's jobs: thin wiring of app/transitions.py and app/closeout.py to arq.
+"""The arq worker's jobs: thin wiring of app/transitions.py, app/closeout.py, app/delivery.py and
+app/reminders.py to arq.
 
 - Start-up: catch up (announce every station's status, and the availability of those with a
   booking under way, where they differ from what was last announced; however many workers start
@@ -16,6 +17,10 @@
 - ``close_out`` runs at :00 and :30 of every minute, once across all workers (cron ``unique``).
 - After a Redis outage (``workers.resilient``) ``reconnected`` catches up and re-plans every
   station, as at start: Redis may have come back empty, and transitions came due meanwhile.
+- Notifications: ``deliver_notifications`` is enqueued by whatever wrote some, right after its
+  commit; ``send_reminder`` jobs are deferred to their instants (``remind:{kind}:{booking}:{at}``).
+  At start, after an outage and with ``plan_all``, every worker sends what was written but not
+  sent and plans every live booking's reminders (``app.delivery``, ``app.reminders``).
 
 Jobs may run twice (arq retries, a worker dies mid-job); all of them are idempotent.
 """
@@ -111,6 +116,8 @@ async def reconnected(ctx: dict[str, Any]) -> None:
     worker = services(ctx)
     await _catch_up(worker)
     await plan(worker, None)
+    # Delivery jobs enqueued during the outage were lost, and Redis may have lost the reminders.
+    await _catch_up_notifications(worker)
 
 
 async def _catch_up(worker: WorkerServices) -> None:
@@ -176,7 +183,7 @@ async def _catch_up_notifications(worker: WorkerServices) -> None:
     every live booking's reminders: both idempotent, so every worker may do it as it starts."""
     sent = await delivery.deliver_pending(worker.now(), bus=worker.bus, mail=worker.services.mail)
     planned = await reminders.plan_all(worker.services.jobs, worker.now())
-    log.info("notifications: %d caught up, %d reminders planned", sent, planned)
+    log.info("notifications: %d sent late, %d reminders planned", sent, planned)
 
 
 async def deliver_notifications(ctx: dict[str, Any]) -> int:
