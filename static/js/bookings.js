@@ -159,7 +159,7 @@ function render(items, payments) {
       const calendar = card.querySelector(".js-calendar");
       if (CANCELLABLE.has(b.status)) {
         calendar.href = `/api/bookings/${id}/calendar.ics`;
-        calendar.setAttribute("aria-label", `Add booking ${id} to your calendar`);
+        calendar.setAttribute("aria-label", `Add to calendar: booking ${id}`);
       } else calendar.remove();
       const pay = card.querySelector(".js-pay");
       if (b.status === "CONFIRMED") {

@@ -65,7 +65,7 @@ async def test_a_notification_reaches_every_tab_of_its_driver_and_nobody_else(
         await second.keyboard.press("Escape")
         card = second.locator(f'[data-booking-id="{booking["booking_id"]}"]')
         await expect(card).to_be_visible()
-        link = card.get_by_role("link", name=re.compile("to your calendar"))
+        link = card.get_by_role("link", name=re.compile("Add to calendar"))
         await expect(link).to_have_attribute("href", f"/api/bookings/{booking['booking_id']}/calendar.ics")
         await card.get_by_text("What happened").click()
         await expect(card.locator(".booking-history li").first).to_contain_text("Booked")
