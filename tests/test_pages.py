@@ -11,7 +11,7 @@ import pytest
 
 from app.config import ConfigError, load_settings
 from app.hours import HoursSpec
-from app.models import Role
+from app.models import Role, StationStatus
 from app.state import state
 from app.stations import ChargerSpec
 from tests import helpers
@@ -307,3 +307,11 @@ async def test_insights_page_has_a_table_for_each_chart(client: ApiClient, opera
     for marker in ('id="in-days-chart"', 'id="in-days-table"', 'id="in-heat-chart"', 'id="in-heat-table"'):
         assert marker in html
     assert html.count("<details") == 2
+
+
+async def test_city_filter_offers_no_city_whose_only_station_is_inactive(client: ApiClient) -> None:
+    await make_station(name="Open Hub", city="Pune")
+    await make_station(name="Retired Hub", city="Nagpur", status=StationStatus.INACTIVE)
+    html = await (await client.get("/")).get_data(as_text=True)
+    assert '<option value="Pune">' in html
+    assert "Nagpur" not in html
