@@ -324,7 +324,8 @@ function renderChargers() {
         type: "button",
         class: `button button--small ${out ? "" : "button--ghost"}`,
         text: out ? "Return to service" : "Take out of service",
-        "aria-label": `${out ? "Return charger" : "Take charger"} ${c.charger_number} ${out ? "to service" : "out of service"}`,
+        // The accessible name starts with the visible words (WCAG 2.5.3), then says which charger.
+        "aria-label": `${out ? "Return to service" : "Take out of service"}: charger ${c.charger_number}`,
       });
       toggle.addEventListener("click", async () => {
         const next = out ? "AVAILABLE" : "OUT_OF_SERVICE";
