@@ -77,6 +77,20 @@ async def test_requests_are_counted_and_timed_by_route_template_fast_lane_includ
     assert buckets[-1] == (float("inf"), timed(after, status_route))
 
 
+async def test_invented_methods_and_paths_cannot_grow_the_number_of_series(client: ApiClient) -> None:
+    before = await scrape(client)
+    for n in range(5):
+        await client.request(f"BREW{n}", f"/api/stations/{n}/coffee")
+        await client.get(f"/nowhere/{n}")
+    after = await scrape(client)
+    new = {key for key in after if key[0] == "chargeslot_http_requests_total"} - set(before)
+    assert new <= {
+        ("chargeslot_http_requests_total", (("method", "OTHER"), ("route", "unmatched"), ("status", "404"))),
+        ("chargeslot_http_requests_total", (("method", "GET"), ("route", "unmatched"), ("status", "404"))),
+    }, new
+    assert requests_of(after, "unmatched", "404", "OTHER") - requests_of(before, "unmatched", "404", "OTHER") == 5
+
+
 async def test_a_metrics_token_keeps_out_scrapers_without_it(
     client: ApiClient, backend: Backend, clock: FrozenClock
 ) -> None:

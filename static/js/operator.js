@@ -324,6 +324,7 @@ function renderChargers() {
         type: "button",
         class: `button button--small ${out ? "" : "button--ghost"}`,
         text: out ? "Return to service" : "Take out of service",
+        // The accessible name starts with the visible words (WCAG 2.5.3), then says which charger.
         "aria-label": `${out ? "Return to service" : "Take out of service"}: charger ${c.charger_number}`,
       });
       toggle.addEventListener("click", async () => {

@@ -125,35 +125,6 @@ async def test_a_change_that_touches_no_booking_is_made_without_a_question(new_p
     await expect(page.locator("[data-confirm]")).to_have_count(0)
 
 
-async def test_an_exceptional_closing_over_a_booking_is_confirmed_before_it_is_added(
-    new_page: Any, operator_api: Api, playwright_instance: Any, base_url: str
-) -> None:
-    station = await create_station(operator_api, "Closing Yard", {"twentyfourseven": True}, timezone="UTC")
-    first = next(c for c in station["chargers"] if c["charger_number"] == 1)
-    start = next_quarter(timedelta(hours=3))
-    driver = await new_driver(playwright_instance, base_url)
-    try:
-        booking_id = await paid_booking(driver, station["id"], first["id"], start)
-        page = await new_page(*PHONE)
-        await open_console(page, station)
-        await page.get_by_label("From").fill((start - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
-        await page.get_by_label("Until").fill((start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
-        await page.get_by_role("button", name="Add", exact=True).click()
-        question = page.locator("[data-confirm] .confirm__question")
-        await expect(question).to_have_text("This affects 1 booking: 0 will be moved, 1 cancelled and refunded.")
-        await page.get_by_role("button", name="Cancel").click()
-        assert (await operator_api.call("GET", f"/api/stations/{station['id']}"))["exceptions"] == []
-        assert (await driver.call("GET", f"/api/bookings/{booking_id}"))["status"] == "PAID"
-
-        await page.get_by_role("button", name="Add", exact=True).click()
-        await page.get_by_role("button", name="Confirm change").click()
-        await expect(page.locator("#exc-saved")).to_contain_text("Added. 1 booking cancelled and refunded")
-        await expect(page.locator("#exc-list li[data-kind=closing]")).to_have_count(1)
-        assert (await driver.call("GET", f"/api/bookings/{booking_id}"))["status"] == "CANCELLED"
-    finally:
-        await driver.close()
-
-
 @pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
 async def test_operator_errors_name_the_field_next_to_it(
     new_page: Any, operator_api: Api, size: tuple[int, int]
@@ -227,28 +198,83 @@ async def has_role(page: Any, email: str, role: str) -> bool:
     return await role_of(page, email) == role
 
 
-async def test_setting_a_station_inactive_warns_and_cancels_its_bookings_only_after_confirm(
-    new_page: Any, operator_api: Api, playwright_instance: Any, base_url: str
+# -- one paid booking, cancelled by each kind of change only once the operator confirms ---------------
+
+
+async def close_around_the_slot(page: Any, start: datetime) -> None:
+    await page.get_by_label("From").fill((start - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    await page.get_by_label("Until").fill((start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    await page.get_by_role("button", name="Add", exact=True).click()
+
+
+async def retire(page: Any, start: datetime) -> None:
+    await page.get_by_label("Status").select_option("INACTIVE")
+    await page.get_by_role("button", name="Save details").click()
+
+
+async def never_open(page: Any, start: datetime) -> None:
+    await page.get_by_label("Open 24/7").uncheck()  # and no weekly periods: open only by exception
+    await page.get_by_role("button", name="Save hours").click()
+
+
+async def remove_the_opening(page: Any, start: datetime) -> None:
+    await page.locator("#exc-list li[data-kind=opening]").get_by_role("button").click()
+
+
+def pop_up_opening() -> dict[str, Any]:
+    """No weekly hours, only an exceptional opening from an hour ago for six hours."""
+    now = datetime.now(UTC)
+    opening = {
+        "period_begin": (now - timedelta(hours=1)).isoformat(),
+        "period_end": (now + timedelta(hours=6)).isoformat(),
+    }
+    return {"twentyfourseven": False, "regular_hours": [], "exceptional_openings": [opening]}
+
+
+def schedule(station: dict[str, Any]) -> dict[str, Any]:
+    """What decides whether a booked slot can still happen: status, hours and exceptions."""
+    return {key: station[key] for key in ("status", "hours", "exceptions")}
+
+
+async def schedule_of(api: Api, station: dict[str, Any]) -> dict[str, Any]:
+    return schedule(await api.call("GET", f"/api/stations/{station['id']}"))
+
+
+CHANGES = {
+    "exceptional closing": (close_around_the_slot, "#exc-saved", "Added."),
+    "station set inactive": (retire, "#station-saved", "Details saved."),
+    "hours edit": (never_open, "#hours-saved", "Hours saved. Drivers and kiosks see the change now."),
+    "opening removed": (remove_the_opening, "#exc-saved", "Removed."),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+async def test_a_change_that_cancels_a_booking_waits_for_confirm_and_then_says_what_it_did(
+    new_page: Any, operator_api: Api, playwright_instance: Any, base_url: str, change: str
 ) -> None:
-    station = await create_station(operator_api, "Retired Yard", {"twentyfourseven": True}, timezone="UTC")
+    make, saved, said = CHANGES[change]
+    hours = pop_up_opening() if change == "opening removed" else {"twentyfourseven": True}
+    station = await create_station(operator_api, "Booked Yard", hours, timezone="UTC")
     first = next(c for c in station["chargers"] if c["charger_number"] == 1)
+    start = next_quarter(timedelta(hours=2))
     driver = await new_driver(playwright_instance, base_url)
     try:
-        booking_id = await paid_booking(driver, station["id"], first["id"], next_quarter(timedelta(hours=2)))
-        page = await new_page(*DESKTOP)
+        booking_id = await paid_booking(driver, station["id"], first["id"], start)
+        before = await operator_api.call("GET", f"/api/stations/{station['id']}")
+        page = await new_page(*PHONE)
         await open_console(page, station)
-        await page.get_by_label("Status").select_option("INACTIVE")
-        await page.get_by_role("button", name="Save details").click()
+        await make(page, start)
         question = page.locator("[data-confirm] .confirm__question")
         await expect(question).to_have_text("This affects 1 booking: 0 will be moved, 1 cancelled and refunded.")
+        assert await page_width(page) <= PHONE[0]
         await page.get_by_role("button", name="Cancel").click()
-        assert (await operator_api.call("GET", f"/api/stations/{station['id']}"))["status"] == "ACTIVE"
+        assert await schedule_of(operator_api, station) == schedule(before), "Cancel changed nothing"
         assert (await driver.call("GET", f"/api/bookings/{booking_id}"))["status"] == "PAID"
 
-        await page.get_by_role("button", name="Save details").click()
+        await make(page, start)
         await page.get_by_role("button", name="Confirm change").click()
-        await expect(page.locator("#station-saved")).to_contain_text("Details saved. 1 booking cancelled and refunded")
-        assert (await operator_api.call("GET", f"/api/stations/{station['id']}"))["status"] == "INACTIVE"
+        await expect(page.locator(saved)).to_contain_text(f"{said} 1 booking cancelled and refunded")
+        assert await schedule_of(operator_api, station) != schedule(before)
         assert (await driver.call("GET", f"/api/bookings/{booking_id}"))["status"] == "CANCELLED"
     finally:
         await driver.close()
