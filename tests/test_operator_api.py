@@ -325,6 +325,8 @@ async def test_chargers_are_numbered_next_and_can_go_out_of_service(operator_cli
     assert availability[-1] == {
         "id": charger["id"],
         "charger_number": 3,
+        "charger_type": "CHADEMO",
+        "power_kw": 50.0,
         "status": "OUT_OF_SERVICE",
         "available_now": False,
     }

@@ -8,17 +8,19 @@ Chromium is Debian's (``/usr/bin/chromium``); when it is missing these tests ski
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import SCREENSHOTS, free_port
+from tests.helpers import SCREENSHOTS, create_station, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
@@ -155,6 +157,20 @@ def admin(shared_server: Server) -> dict[str, str]:
 
 
 @pytest.fixture
+def make_driver(shared_server: Server) -> Callable[[str], dict[str, str]]:
+    """New driver accounts on the shared server, made with the command line: registering through
+    the API would spend the per-address registration allowance the registration tests need."""
+
+    def make(prefix: str = "driver") -> dict[str, str]:
+        tag = secrets.token_hex(4)
+        user = {"email": f"{prefix}-{tag}@example.com", "password": f"charge-up-{tag}-7"}
+        shared_server.create_user(user["email"], f"{prefix}{tag}", user["password"], "driver")
+        return user
+
+    return make
+
+
+@pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[Server]:
     """A server for one test alone, started, which the test may stop."""
     require_chromium()
@@ -252,3 +268,38 @@ async def new_page(browser: Any, base_url: str) -> AsyncIterator[Any]:
     yield make
     for context in contexts:
         await context.close()
+
+
+@pytest.fixture(scope="session")
+async def any_hours_station(playwright_instance: Any, base_url: str, admin: dict[str, str]) -> dict[str, Any]:
+    """A station open around the clock (UTC, two chargers) on the shared server, made once."""
+    api = await Api.open(playwright_instance, base_url, admin)
+    made = await create_station(api, "Any Hours Yard", {"twentyfourseven": True}, timezone="UTC")
+    await api.close()
+    return made
+
+
+@pytest.fixture(scope="session")
+async def driver_with_bookings(
+    playwright_instance: Any, base_url: str, any_hours_station: dict[str, Any], shared_server: Server
+) -> dict[str, str]:
+    """A driver with one booking awaiting payment and one paid, a vehicle on both, at
+    ``any_hours_station``: My bookings shows every control and field."""
+    tag = secrets.token_hex(4)
+    user = {"email": f"two-bookings-{tag}@example.com", "password": f"check-every-page-{tag}"}
+    shared_server.create_user(user["email"], f"two{tag}", user["password"], "driver")
+    api = await Api.open(playwright_instance, base_url, user)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=3)
+    booked = []
+    for hour in range(2):
+        body = {
+            "station_id": any_hours_station["id"],
+            "slot_time": (start + timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%S"),
+            "duration_minutes": 30,
+            "vehicle_number": "KA 01 AB 1234",
+        }
+        booked.append(await api.call("POST", "/api/bookings", body))
+    pay = {"booking_id": booked[0]["booking_id"], "payment_method": "UPI", "amount": booked[0]["amount_due"]}
+    await api.call("POST", "/api/payments/process", pay)
+    await api.close()
+    return user

@@ -6,15 +6,12 @@ injected by the test into a context that bypasses the site's CSP; the site never
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import Api
-from tests.helpers import accessibility_problems, create_station, screenshot, sign_in
+from tests.helpers import accessibility_problems, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -38,37 +35,6 @@ async def assert_accessible(page: Any, path: str, ready: str) -> None:
     await screenshot(page, f"page-{name}-{width}", full_page=not name.startswith("kiosk"))
 
 
-@pytest.fixture(scope="module")
-async def station(playwright_instance: Any, base_url: str, admin: dict[str, str]) -> dict[str, Any]:
-    api = await Api.open(playwright_instance, base_url, admin)
-    made = await create_station(api, "Axe Yard", {"twentyfourseven": True}, timezone="UTC")
-    await api.close()
-    return made
-
-
-@pytest.fixture(scope="module")
-async def driver_with_bookings(playwright_instance: Any, base_url: str, station: dict[str, Any]) -> dict[str, str]:
-    """A driver with one booking awaiting payment and one paid: My bookings shows every control."""
-    user = {"email": f"axe-{secrets.token_hex(4)}@example.com", "password": "check-every-page-7"}
-    api = await Api.open(playwright_instance, base_url)
-    await api.call("POST", "/api/auth/register", {**user, "username": f"axe{secrets.token_hex(4)}"}, expect=201)
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=3)
-    booked = []
-    for hour in range(2):
-        slot = (start + timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%S")
-        body = {
-            "station_id": station["id"],
-            "slot_time": slot,
-            "duration_minutes": 30,
-            "vehicle_number": "KA 01 AB 1234",
-        }
-        booked.append(await api.call("POST", "/api/bookings", body))
-    pay = {"booking_id": booked[0]["booking_id"], "payment_method": "UPI", "amount": booked[0]["amount_due"]}
-    await api.call("POST", "/api/payments/process", pay)
-    await api.close()
-    return user
-
-
 PUBLIC = [
     ("/", "li.station-card"),
     ("/login", "form"),
@@ -89,9 +55,9 @@ async def test_public_pages_have_no_serious_accessibility_violations(
 
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
 async def test_station_page_signed_out_and_signed_in_is_accessible(
-    new_page: Any, station: dict[str, Any], driver_with_bookings: dict[str, str], size: tuple[int, int]
+    new_page: Any, any_hours_station: dict[str, Any], driver_with_bookings: dict[str, str], size: tuple[int, int]
 ) -> None:
-    path = f"/stations/{station['id']}"
+    path = f"/stations/{any_hours_station['id']}"
     page = await new_page(*size, bypass_csp=True)
     await assert_accessible(page, path, ".charger")
     await sign_in(page, driver_with_bookings, path)
@@ -109,22 +75,24 @@ async def test_my_bookings_with_pay_and_cancel_is_accessible(
 
 
 @pytest.mark.parametrize("size", [KIOSK_LANDSCAPE, KIOSK_PORTRAIT], ids=["landscape", "portrait"])
-async def test_kiosk_boards_are_accessible(new_page: Any, station: dict[str, Any], size: tuple[int, int]) -> None:
+async def test_kiosk_boards_are_accessible(
+    new_page: Any, any_hours_station: dict[str, Any], size: tuple[int, int]
+) -> None:
     page = await new_page(*size, bypass_csp=True)
-    await assert_accessible(page, f"/kiosk/{station['id']}", ".kiosk-charger")
+    await assert_accessible(page, f"/kiosk/{any_hours_station['id']}", ".kiosk-charger")
     await assert_accessible(page, "/kiosk/0", "h1")
 
 
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
 async def test_operator_pages_are_accessible(
-    new_page: Any, admin: dict[str, str], station: dict[str, Any], size: tuple[int, int]
+    new_page: Any, admin: dict[str, str], any_hours_station: dict[str, Any], size: tuple[int, int]
 ) -> None:
     page = await new_page(*size, bypass_csp=True)
     await sign_in(page, admin, "/operator")
     pages = [
         ("/operator", "#main h1"),
         ("/operator/stations/new", "form"),
-        (f"/operator/stations/{station['id']}", "button:has-text('Take out of service')"),
+        (f"/operator/stations/{any_hours_station['id']}", "button:has-text('Take out of service')"),
         ("/operator/bookings", "#main h1"),
         ("/operator/users", "#main h1"),
         ("/operator/insights", "#main h1"),

@@ -5,7 +5,7 @@ and cancelling is offered only when allowed, after saying what happens to the mo
 from __future__ import annotations
 
 import re
-import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,29 +20,19 @@ pytestmark = pytest.mark.browser
 ALWAYS = {"twentyfourseven": True}
 
 
-async def new_driver(playwright_instance: Any, base_url: str) -> tuple[dict[str, str], Api]:
-    """A driver of the test's own, registered through the API (signed in there too)."""
-    user = {"email": f"form-{secrets.token_hex(4)}@example.com", "password": "book-and-charge-81"}
-    api = await Api.open(playwright_instance, base_url)
-    await api.call("POST", "/api/auth/register", {**user, "username": f"f{secrets.token_hex(4)}"}, expect=201)
-    return user, api
-
-
 async def station_and_driver(
-    operator_api: Api, playwright_instance: Any, base_url: str, name: str, timezone: str = "UTC"
+    operator_api: Api, make_driver: Callable[[str], dict[str, str]], name: str, timezone: str = "UTC"
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """A station open around the clock and a new driver's credentials, both of the test's own."""
     station = await create_station(operator_api, name, ALWAYS, timezone=timezone)
-    user, api = await new_driver(playwright_instance, base_url)
-    await api.close()
-    return station, user
+    return station, make_driver("form")
 
 
 @pytest.mark.parametrize("size", [(1280, 900), (390, 844)], ids=["desktop", "phone"])
 async def test_book_button_waits_for_a_valid_slot_and_the_total_is_shown_first(
-    new_page: Any, operator_api: Api, playwright_instance: Any, base_url: str, size: tuple[int, int]
+    new_page: Any, operator_api: Api, make_driver: Any, size: tuple[int, int]
 ) -> None:
-    station, user = await station_and_driver(operator_api, playwright_instance, base_url, "Form Check Yard")
+    station, user = await station_and_driver(operator_api, make_driver, "Form Check Yard")
     page = await new_page(*size)
     await sign_in(page, user, f"/stations/{station['id']}")
     book = page.get_by_role("button", name="Book this slot")
@@ -65,9 +55,9 @@ async def test_book_button_waits_for_a_valid_slot_and_the_total_is_shown_first(
 
 
 async def test_start_times_are_on_a_24_hour_clock_whatever_the_browsers_locale(
-    browser: Any, base_url: str, operator_api: Api, playwright_instance: Any
+    browser: Any, base_url: str, operator_api: Api, make_driver: Any
 ) -> None:
-    station, user = await station_and_driver(operator_api, playwright_instance, base_url, "Clock Face Depot")
+    station, user = await station_and_driver(operator_api, make_driver, "Clock Face Depot")
     context = await browser.new_context(base_url=base_url, locale="en-US", viewport={"width": 1280, "height": 900})
     try:
         page = await context.new_page()
@@ -82,11 +72,9 @@ async def test_start_times_are_on_a_24_hour_clock_whatever_the_browsers_locale(
 
 
 async def test_vehicle_placeholder_and_zone_name_fit_the_station(
-    new_page: Any, operator_api: Api, playwright_instance: Any, base_url: str
+    new_page: Any, operator_api: Api, make_driver: Any
 ) -> None:
-    new_york, user = await station_and_driver(
-        operator_api, playwright_instance, base_url, "Hudson Yards Charge", "America/New_York"
-    )
+    new_york, user = await station_and_driver(operator_api, make_driver, "Hudson Yards Charge", "America/New_York")
     page = await new_page(timezone="Asia/Kolkata")  # the browser's zone must not matter
     await sign_in(page, user, f"/stations/{new_york['id']}")
     vehicle = page.get_by_label("Vehicle number (optional)")
@@ -104,9 +92,9 @@ async def test_vehicle_placeholder_and_zone_name_fit_the_station(
 
 
 async def test_book_now_on_a_phone_lands_with_the_booking_form_in_view(
-    new_page: Any, operator_api: Api, playwright_instance: Any, base_url: str
+    new_page: Any, operator_api: Api, make_driver: Any
 ) -> None:
-    station, user = await station_and_driver(operator_api, playwright_instance, base_url, "Phone Landing Hub")
+    station, user = await station_and_driver(operator_api, make_driver, "Phone Landing Hub")
     page = await new_page(390, 844)
     await sign_in(page, user, f"/?q={station['name']}")
     await page.get_by_role("link", name=f"Book now at {station['name']}").click()
@@ -118,9 +106,9 @@ async def test_book_now_on_a_phone_lands_with_the_booking_form_in_view(
 
 
 async def test_the_hold_counts_down_and_the_vehicle_follows_the_booking_to_receipt_and_my_bookings(
-    new_page: Any, operator_api: Api, playwright_instance: Any, base_url: str
+    new_page: Any, operator_api: Api, make_driver: Any
 ) -> None:
-    station, user = await station_and_driver(operator_api, playwright_instance, base_url, "Vehicle Trail")
+    station, user = await station_and_driver(operator_api, make_driver, "Vehicle Trail")
     page = await new_page(390, 844)
     await sign_in(page, user, f"/stations/{station['id']}")
     await page.get_by_label("Vehicle number (optional)").fill("KA 05 MN 4321")
@@ -148,10 +136,11 @@ async def test_the_hold_counts_down_and_the_vehicle_follows_the_booking_to_recei
 
 
 async def test_cancelling_asks_first_states_the_refund_and_is_not_offered_once_a_paid_slot_started(
-    new_page: Any, operator_api: Api, playwright_instance: Any, base_url: str
+    new_page: Any, operator_api: Api, make_driver: Any, playwright_instance: Any, base_url: str
 ) -> None:
     station = await create_station(operator_api, "Cancel Rules Yard", ALWAYS, timezone="UTC")
-    user, api = await new_driver(playwright_instance, base_url)
+    user = make_driver("form")
+    api = await Api.open(playwright_instance, base_url, user)
     later = (datetime.now(UTC) + timedelta(hours=3)).replace(second=0, microsecond=0)
     future = await api.call(
         "POST", "/api/bookings", {"station_id": station["id"], "slot_time": later.isoformat(), "duration_minutes": 60}
@@ -192,9 +181,9 @@ async def test_cancelling_asks_first_states_the_refund_and_is_not_offered_once_a
 
 
 async def test_payment_paused_says_when_the_hold_runs_out_and_no_more(
-    new_page: Any, operator_api: Api, playwright_instance: Any, base_url: str
+    new_page: Any, operator_api: Api, make_driver: Any
 ) -> None:
-    station, user = await station_and_driver(operator_api, playwright_instance, base_url, "Paused Pay Point")
+    station, user = await station_and_driver(operator_api, make_driver, "Paused Pay Point")
     page = await new_page()
     await sign_in(page, user, f"/stations/{station['id']}")
     await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
@@ -215,3 +204,25 @@ async def test_payment_paused_says_when_the_hold_runs_out_and_no_more(
     await expect(paused).to_contain_text("the hold runs out and the slot is released")
     await expect(paused).not_to_contain_text("pay once it opens again")
     await screenshot(page, "payment-paused", full_page=False)
+
+
+async def test_cancelling_an_unpaid_hold_on_the_station_page_asks_first(
+    new_page: Any, operator_api: Api, make_driver: Any
+) -> None:
+    station, user = await station_and_driver(operator_api, make_driver, "Second Thoughts Plaza")
+    page = await new_page(390, 844)
+    await sign_in(page, user, f"/stations/{station['id']}")
+    await expect(page.locator("#slot-check")).to_contain_text("free for this slot")
+    await page.get_by_role("button", name="Book this slot").click()
+    await page.get_by_role("button", name="Cancel booking").click()
+    question = page.locator("#cancel-confirm-text")
+    await expect(question).to_be_focused()
+    await expect(question).to_contain_text("nothing is charged and there is nothing to refund")
+    await page.get_by_role("button", name="Keep booking").click()
+    await expect(question).to_be_hidden()
+    await expect(page.get_by_role("button", name="Complete payment")).to_be_visible()
+
+    await page.get_by_role("button", name="Cancel booking").click()
+    await page.get_by_role("button", name="Yes, cancel booking").click()
+    await expect(page.get_by_role("button", name="Book this slot")).to_be_visible()
+    await expect(page.locator("#announcer")).to_contain_text("Booking cancelled.")
