@@ -36,10 +36,12 @@ DEFAULT_PASSWORD = "correct-horse-battery"
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TABLES = (
+    "charging_sessions",
     "idempotency_records",
     "payments",
     "bookings",
     "chargers",
+    "charge_points",
     "regular_hours",
     "exceptional_periods",
     "stations",
