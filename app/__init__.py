@@ -92,6 +92,7 @@ def _register_blueprints(app: Quart) -> None:
     from app.blueprints import (
         auth,
         bookings,
+        charge_points,
         health,
         insights,
         operator,
@@ -108,6 +109,7 @@ def _register_blueprints(app: Quart) -> None:
         auth,
         stations,
         operator,
+        charge_points,
         operator_bookings,
         insights,
         users,

@@ -38,6 +38,12 @@ class Settings:
     #: The site's external base URL (``https://charge.example``), for links that leave the screen
     #: they are shown on (kiosk QR codes); None = the request's own host.
     public_url: str | None = None
+    #: OCPP (DESIGN §14): the heartbeat interval charge points are told at boot (offline after
+    #: twice that in silence), how long before a slot its charger is reserved, and how long after
+    #: the slot's start an unstarted booking lets the charger go.
+    ocpp_heartbeat_seconds: int = 300
+    reserve_lead_minutes: int = 10
+    no_show_minutes: int = 15
 
     @property
     def embedded(self) -> bool:
@@ -159,4 +165,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_prefix=env.get("REDIS_PREFIX") or "chargeslot",
         run_background_tasks=_bool(env, "RUN_BACKGROUND_TASKS", embedded),
         public_url=_public_url(env),
+        ocpp_heartbeat_seconds=_int(env, "OCPP_HEARTBEAT_SECONDS", 300, 10, 24 * 3600),
+        reserve_lead_minutes=_int(env, "RESERVE_LEAD_MINUTES", 10, 0, 24 * 60),
+        no_show_minutes=_int(env, "NO_SHOW_MINUTES", 15, 1, 24 * 60),
     )
