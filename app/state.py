@@ -19,6 +19,7 @@ from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.directory import StationDirectory
 from app.live import Hub
+from app.ocpp_link import ChargerLink
 from app.payment_provider import PaymentProvider, SimulatedProvider
 from app.ratelimit import Throttle
 from app.tasks import TaskSet
@@ -35,6 +36,11 @@ class Services:
     policy: BookingPolicy
     #: Who charges and refunds; a deployment with a real acquirer swaps in another implementation.
     provider: PaymentProvider = field(default_factory=SimulatedProvider)
+    #: OCPP: the charge point sockets this process holds, and commands to any charge point.
+    chargers: ChargerLink = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.chargers = ChargerLink(self.bus, self.clock, self.settings.ocpp_heartbeat_seconds)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Self:
@@ -55,6 +61,7 @@ class AppState(Services):
     throttle: Throttle = field(init=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.directory = StationDirectory(self.bus, self.clock)
         self.hub = Hub(self.bus, self.directory, self.clock, self.tasks)
         self.throttle = Throttle.from_settings(self.settings, self.clock)

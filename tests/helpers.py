@@ -353,12 +353,13 @@ async def own_redis() -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def live_stack(backend: Backend, redis_url: str, clock: Clock) -> AsyncIterator[Quart]:
+async def live_stack(backend: Backend, redis_url: str, clock: Clock, prefix: str | None = None) -> AsyncIterator[Quart]:
     """A second web process on ``redis_url``, sharing the test database (already initialised):
-    what production runs, with a Redis the test may stop and start."""
+    what production runs, with a Redis the test may stop and start. With ``prefix`` it shares that
+    bus (the test app's, say) instead of one of its own."""
     if not backend.is_postgres:
         pytest.skip("the production pair: PostgreSQL and Redis")
-    settings = replace(backend.settings, redis_url=redis_url, redis_prefix=f"live-{secrets.token_hex(4)}")
+    settings = replace(backend.settings, redis_url=redis_url, redis_prefix=prefix or f"live-{secrets.token_hex(4)}")
     web = create_app(settings, clock=clock)
     app_state = state(web)
     await start_services(app_state)
@@ -526,3 +527,47 @@ async def answers(url: str, path: str = "/healthz") -> bool:
             return (await client.get(f"{url}{path}")).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# -- serving an app that is running already, over real sockets ------------------------------------
+
+
+class _NoLifespan:
+    """An app whose start-up has run (under ``test_app`` or ``start_services``), as ASGI for Hypercorn,
+    which would otherwise run start-up a second time."""
+
+    def __init__(self, app: Quart) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+@contextlib.asynccontextmanager
+async def served(app: Quart) -> AsyncIterator[str]:
+    """``app`` served by Hypercorn on a free port in this event loop; yields its ``host:port``, for
+    clients that need a real socket (an OCPP charge point, say)."""
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    config = Config()
+    port = free_port()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    stop = asyncio.Event()
+    server = asyncio.ensure_future(serve(_NoLifespan(app), config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    try:
+        await wait_for_port(port)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)

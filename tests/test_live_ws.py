@@ -75,7 +75,15 @@ async def test_a_socket_gets_the_station_snapshot_first(socket: Any, station: St
     assert datetime.fromisoformat(snapshot["next_change_at"]) == DEFAULT_NOW.replace(hour=20)
     assert datetime.fromisoformat(snapshot["server_time"]) == DEFAULT_NOW
     assert [c["charger_number"] for c in snapshot["chargers"]] == [1, 2]
-    assert set(snapshot["chargers"][0]) == {"id", "charger_number", "status", "available_now"}
+    assert set(snapshot["chargers"][0]) == {
+        "id",
+        "charger_number",
+        "status",
+        "available_now",
+        "live_status",
+        "online",
+        "session",
+    }
     assert all(c["available_now"] for c in snapshot["chargers"])
     assert isinstance(snapshot["seq"], int)
 
