@@ -93,6 +93,7 @@ def _register_blueprints(app: Quart) -> None:
         auth,
         bookings,
         charge_points,
+        charging,
         health,
         insights,
         ocpp,
@@ -117,6 +118,7 @@ def _register_blueprints(app: Quart) -> None:
         live_updates,
         ocpp,
         bookings,
+        charging,
         payments,
         pages,
     ):
@@ -164,11 +166,18 @@ async def stop_services(app_state: AppState) -> None:
 def _start_background_jobs(app_state: AppState) -> None:
     """Without a worker (the embedded default) this process broadcasts transitions and closes out
     stale bookings itself, with the same functions the worker runs."""
+    from app.charger_duties import Duties, DutyRunner, Timing
     from app.closeout import run_close_out
     from app.transitions import TransitionScheduler
 
     scheduler = TransitionScheduler(app_state.bus, app_state.clock)
     app_state.tasks.supervise("transition-scheduler", scheduler.run)
+    duties = DutyRunner(
+        Duties(app_state.chargers, app_state.provider, app_state.bus, Timing.from_settings(app_state.settings)),
+        app_state.clock,
+        app_state.settings.ocpp_heartbeat_seconds,
+    )
+    app_state.tasks.supervise("charger-duties", duties.run)
     app_state.tasks.supervise(
         "close-out", lambda: run_close_out(app_state.clock, bus=app_state.bus, provider=app_state.provider)
     )

@@ -35,14 +35,17 @@ def holds_charger(status: str, hold_expires_at: datetime | None, now: datetime) 
 UNUSABLE_LIVE = frozenset({"Faulted", "Unavailable"})
 
 
+def reports_fault(linked: bool, online: bool, live_status: str | None) -> bool:
+    """A charger linked to a charge point that is offline, or reports Faulted or Unavailable."""
+    return linked and (not online or live_status in UNUSABLE_LIVE)
+
+
 def live_usable(linked: bool, online: bool, live_status: str | None, charging: bool) -> bool:
     """Whether what the charger itself reports lets a driver use it now: a charger linked to a
     charge point must be online, not Faulted or Unavailable, and not charging somebody already
     (with a booking it is busy anyway; without one it is a walk-in's). One without a charge point
     reports nothing and is judged by its bookings alone."""
-    if not linked:
-        return True
-    return online and live_status not in UNUSABLE_LIVE and not charging
+    return not reports_fault(linked, online, live_status) and not (linked and charging)
 
 
 def session_summary(started_at: Any, meter_start: int, meter_last: int | None, power_w: float | None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -227,3 +227,16 @@ async def _tell_driver(bus: Bus, session: ChargingSession, now: datetime) -> Non
     user_id = await Booking.get(id=session.booking_id).values_list("user_id", flat=True)  # type: ignore[attr-defined]
     message = {"type": "session", "booking_id": session.booking_id, **session_figures(session, now)}  # type: ignore[attr-defined]
     await quietly(publish_to_driver(bus, int(user_id), message))  # type: ignore[call-overload]
+
+
+async def mark_offline(now: datetime, heartbeat_seconds: int, bus: Bus) -> int:
+    """Charge points silent for more than twice the heartbeat interval are offline (the worker's
+    sweep, never a per-request check); their stations' screens are told."""
+    silent = ChargePoint.filter(online=True, last_seen_at__lt=now - timedelta(seconds=2 * heartbeat_seconds))
+    rows = await silent.values("id", "station_id")
+    if not rows:
+        return 0
+    marked = await ChargePoint.filter(id__in=[r["id"] for r in rows], online=True).update(online=False)
+    for station_id in {r["station_id"] for r in rows}:
+        await _publish_station(bus, station_id, now)
+    return int(marked)

@@ -35,6 +35,18 @@ def stop_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
+async def sleep_unless_woken(wake: asyncio.Event, sleep: Sleeper, delay: float) -> None:
+    """Sleep ``delay`` seconds with ``sleep`` (injected, so tests need not wait), or less when
+    ``wake`` is set meanwhile: for schedulers whose plan can change while they sleep."""
+    woken = asyncio.ensure_future(wake.wait())
+    timer = asyncio.ensure_future(sleep(delay))
+    try:
+        await asyncio.wait({woken, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        woken.cancel()
+        timer.cancel()
+
+
 class TaskSet:
     def __init__(self, *, sleep: Sleeper = asyncio.sleep) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -51,7 +51,7 @@ from app.events import (
 from app.hours import Schedule, compile_schedule
 from app.models import ExceptionalPeriod, RegularHours, Station
 from app.station_views import load_views, spec_from_values
-from app.tasks import Sleeper, stop_if_cancelled
+from app.tasks import Sleeper, sleep_unless_woken, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -349,10 +349,4 @@ class TransitionScheduler:
             await self._sleep_unless_woken(delay)
 
     async def _sleep_unless_woken(self, delay: float) -> None:
-        woken = asyncio.ensure_future(self._wake.wait())
-        timer = asyncio.ensure_future(self._sleep(delay))
-        try:
-            await asyncio.wait({woken, timer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
-            timer.cancel()
+        await sleep_unless_woken(self._wake, self._sleep, delay)

@@ -39,7 +39,8 @@ from app.auth import CSRF_COOKIE, SESSION_DAYS, csrf_token_for
 from app.clock import Clock, FrozenClock
 from app.config import Settings
 from app.hours import ExceptionalPeriod, HoursSpec, RegularPeriod
-from app.models import Booking, BookingStatus, Charger, Role, Session, Station, StationStatus, User
+from app.models import Booking, BookingStatus, ChargePoint, Charger, Role, Session, Station, StationStatus, User
+from app.simulator import SimulatedChargePoint, connected
 from app.state import state
 from app.stations import ChargerSpec, insert_station
 from tests.conftest import DEFAULT_PASSWORD, ApiClient, Backend
@@ -571,3 +572,45 @@ async def served(app: Quart) -> AsyncIterator[str]:
     finally:
         stop.set()
         await asyncio.wait_for(server, 10)
+
+
+# -- charge points ---------------------------------------------------------------------------------
+
+
+async def linked_station(connectors: int = 1, **station: Any) -> tuple[Station, ChargePoint, str]:
+    """A station whose first ``connectors`` chargers are the connectors of one charge point
+    ``CP-1``; with the charge point's auth key."""
+    from app import charge_points
+
+    made = await make_station(chargers=max(2, connectors), **station)
+    charge_point, key = await charge_points.create(made.id, "CP-1")
+    for number in range(1, connectors + 1):
+        charger = await Charger.get(station_id=made.id, charger_number=number)
+        await charge_points.link_charger(made.id, charger.id, charge_point.id, number)
+    return made, charge_point, key
+
+
+@contextlib.asynccontextmanager
+async def simulated_charger(
+    address: str, key: str, identity: str = "CP-1", connectors: int = 1
+) -> AsyncIterator[SimulatedChargePoint]:
+    """A charge point made with the ``ocpp`` package, connected to the app served at ``address``."""
+    async with connected(f"ws://{address}/ocpp/{identity}", key, connectors, say=lambda _: None) as point:
+        yield point
+
+
+@contextlib.asynccontextmanager
+async def booted_charger(address: str, **station: Any) -> AsyncIterator[tuple[Station, SimulatedChargePoint]]:
+    """A ``linked_station`` whose charge point is connected to ``address`` and has booted."""
+    made, _, key = await linked_station(**station)
+    async with simulated_charger(address, key) as point:
+        await point.boot()
+        yield made, point
+
+
+async def received(point: SimulatedChargePoint, action: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The fields of the next command of that kind the charge point receives, skipping others."""
+    while True:
+        command = await asyncio.wait_for(point.received.get(), timeout)
+        if command.action == action:
+            return command.fields

@@ -5,7 +5,6 @@ to the app served by Hypercorn."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -14,34 +13,25 @@ import websockets
 from quart import Quart
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from app import charge_points
-from app.models import Booking, BookingStatus, ChargePoint, Charger, ChargingSession, Role, Station, User
-from app.simulator import basic_auth, connected
+from app.models import Booking, BookingStatus, ChargePoint, ChargingSession, Role, User
+from app.simulator import basic_auth
 from app.state import state
 from tests.conftest import DEFAULT_NOW, ApiClient, Backend
-from tests.helpers import eventually, insert_booking, make_station, next_event, served
+from tests.helpers import (
+    booted_charger,
+    eventually,
+    insert_booking,
+    linked_station,
+    next_event,
+    served,
+    simulated_charger,
+)
 
 
 @pytest.fixture
 async def server(app: Quart, db: Backend) -> AsyncIterator[str]:
     async with served(app) as address:
         yield address
-
-
-async def _linked_station(connectors: int = 1) -> tuple[Station, ChargePoint, str]:
-    """A station whose first ``connectors`` chargers are the connectors of one charge point."""
-    station = await make_station(chargers=max(2, connectors))
-    charge_point, key = await charge_points.create(station.id, "CP-1")
-    for number in range(1, connectors + 1):
-        charger = await Charger.get(station_id=station.id, charger_number=number)
-        await charge_points.link_charger(station.id, charger.id, charge_point.id, number)
-    return station, charge_point, key
-
-
-@contextlib.asynccontextmanager
-async def charger(server: str, key: str, identity: str = "CP-1", connectors: int = 1):
-    async with connected(f"ws://{server}/ocpp/{identity}", key, connectors, say=lambda _: None) as point:
-        yield point
 
 
 async def _refused(server: str, identity: str, headers: dict[str, str], subprotocols: list[str]) -> int:
@@ -56,19 +46,19 @@ async def _refused(server: str, identity: str, headers: dict[str, str], subproto
 
 
 async def test_handshake_is_refused_without_the_subprotocol_or_with_wrong_credentials(server: str) -> None:
-    _, _, key = await _linked_station()
+    _, _, key = await linked_station()
     right = {"Authorization": basic_auth("CP-1", key)}
     assert await _refused(server, "CP-1", right, []) == 400
     assert await _refused(server, "CP-1", {"Authorization": basic_auth("CP-1", key + "x")}, ["ocpp1.6"]) == 401
     assert await _refused(server, "CP-404", {"Authorization": basic_auth("CP-404", key)}, ["ocpp1.6"]) == 401
     assert await _refused(server, "CP-1", {}, ["ocpp1.6"]) == 401
-    async with charger(server, key) as point:
+    async with simulated_charger(server, key) as point:
         assert point._connection.subprotocol == "ocpp1.6"
 
 
 async def test_boot_and_heartbeat_show_the_charge_point_online(server: str, operator_client: ApiClient) -> None:
-    station, _, key = await _linked_station()
-    async with charger(server, key) as point:
+    station, _, key = await linked_station()
+    async with simulated_charger(server, key) as point:
         answer = await point.boot()
         assert answer.status == "Accepted" and answer.interval == 300
         heartbeat = await point.heartbeat()
@@ -83,9 +73,7 @@ async def test_boot_and_heartbeat_show_the_charge_point_online(server: str, oper
 
 
 async def test_a_faulted_connector_is_not_available_now_and_says_so_live(server: str, app: Quart, client) -> None:
-    station, _, key = await _linked_station()
-    async with charger(server, key) as point:
-        await point.boot()
+    async with booted_charger(server) as (station, point):
         await point.status(1, "Available")
         detail = await (await client.get(f"/api/stations/{station.id}")).get_json()
         first = detail["chargers"][0]
@@ -100,11 +88,11 @@ async def test_a_faulted_connector_is_not_available_now_and_says_so_live(server:
 
 
 async def test_only_the_booked_driver_may_start_on_a_connector_booked_now(server: str, make_user) -> None:
-    station, _, key = await _linked_station()
+    station, _, key = await linked_station()
     booked: User = await make_user(Role.DRIVER)
     walk_in: User = await make_user(Role.DRIVER)
     await insert_booking(station, start=DEFAULT_NOW - timedelta(minutes=5), status=BookingStatus.PAID, user=booked)
-    async with charger(server, key) as point:
+    async with simulated_charger(server, key) as point:
         await point.boot()
         assert await point.authorize(walk_in.id_tag) == "Accepted"
         assert await point.authorize("NOBODY") == "Invalid"
@@ -118,10 +106,10 @@ async def test_only_the_booked_driver_may_start_on_a_connector_booked_now(server
 async def test_an_unbooked_connector_takes_any_active_driver_and_is_then_not_free(
     server: str, make_user, client
 ) -> None:
-    station, _, key = await _linked_station()
+    station, _, key = await linked_station()
     walk_in: User = await make_user(Role.DRIVER)
     blocked: User = await make_user(Role.DRIVER, is_active=False)
-    async with charger(server, key) as point:
+    async with simulated_charger(server, key) as point:
         await point.boot()
         assert await point.authorize(blocked.id_tag) == "Blocked"
         assert (await point.start_transaction(1, walk_in.id_tag))[1] == "Accepted"
@@ -133,7 +121,7 @@ async def test_an_unbooked_connector_takes_any_active_driver_and_is_then_not_fre
 async def test_meter_values_reach_the_booked_driver_alone_and_the_stop_records_energy(
     server: str, app: Quart, make_user
 ) -> None:
-    station, _, key = await _linked_station()
+    station, _, key = await linked_station()
     driver: User = await make_user(Role.DRIVER)
     other: User = await make_user(Role.DRIVER)
     booking = await insert_booking(
@@ -141,7 +129,7 @@ async def test_meter_values_reach_the_booked_driver_alone_and_the_stop_records_e
     )
     bus = state(app).bus
     with bus.subscribe(f"driver:{driver.id}") as mine, bus.subscribe(f"driver:{other.id}") as theirs:
-        async with charger(server, key) as point:
+        async with simulated_charger(server, key) as point:
             await point.boot()
             await point.start_transaction(1, driver.id_tag)
             started = await next_event(mine, "session")
@@ -157,10 +145,10 @@ async def test_meter_values_reach_the_booked_driver_alone_and_the_stop_records_e
 
 
 async def test_a_second_connection_of_the_same_identity_replaces_the_first(server: str, app: Quart) -> None:
-    _, _, key = await _linked_station()
-    async with charger(server, key) as first:
+    _, _, key = await linked_station()
+    async with simulated_charger(server, key) as first:
         await first.boot()
-        async with charger(server, key) as second:
+        async with simulated_charger(server, key) as second:
             await second.boot()
             with pytest.raises(ConnectionClosed):  # the server closed the old socket
                 await asyncio.wait_for(first.listening, 5)

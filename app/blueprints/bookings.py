@@ -127,6 +127,7 @@ class BookingOut(BaseModel):
     cancel_reason: CancelReason | None = Field(
         None, description="Why the system cancelled it (the station closed, the charger went out of service, ...)."
     )
+    energy_wh: int | None = Field(None, description="Energy delivered (Wh), once a charging session completed.")
 
 
 class BookingQuery(BaseModel):
@@ -187,6 +188,7 @@ def booking_out(booking: Booking, now: datetime) -> BookingOut:
         user_id=booking.user_id,  # type: ignore[attr-defined]
         created_at=booking.created_at.astimezone(UTC).isoformat(),
         cancel_reason=booking.cancel_reason,
+        energy_wh=booking.energy_wh,
     )
 
 

@@ -28,7 +28,7 @@ from quart_schema import (
     validate_response,
 )
 
-from app import charge_points, stations
+from app import charge_points, charger_duties, stations
 from app.auth import authorize
 from app.blueprints.stations import ChargerNow, ExceptionOut, StationDetail, station_detail, station_or_404
 from app.errors import ValidationFailed
@@ -359,6 +359,9 @@ async def set_charger_status(
         _, affected = await stations.set_charger_status(
             station_id, charger_id, data.status, _change(query_args.dry_run)
         )
+        if not query_args.dry_run:
+            in_service = data.status == ChargerStatus.AVAILABLE
+            await charger_duties.change_availability(charger_id, in_service, state().clock.now(), state().chargers)
     now = await _charger_now(station_id, charger_id)
     return ChargerChanged(**now.model_dump(), **_outcome(affected, query_args.dry_run))
 
