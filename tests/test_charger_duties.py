@@ -4,8 +4,10 @@ remote start and stop, and commands that cross from one web process to another."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from quart import Quart
 from app import charger_duties, charging
 from app.charger_duties import Duties, DutyRunner, Timing
 from app.clock import FrozenClock
+from app.hours import HoursSpec
 from app.models import Booking, BookingStatus, CancelReason, ChargePoint, Charger, ChargingSession, Payment, User
 from app.state import state
 from tests.conftest import DEFAULT_NOW, ApiClient, Backend
@@ -21,11 +24,14 @@ from tests.helpers import (
     book,
     booted_charger,
     eventually,
+    insert_booking,
     linked_station,
     live_stack,
+    make_worker,
     ok,
     pay,
     problem,
+    real_now,
     received,
     served,
     signed_in,
@@ -234,3 +240,28 @@ async def test_a_command_from_another_web_process_reaches_the_charger(
         reserve = await received(point, "ReserveNow")
         assert reserve["reservation_id"] == booking["booking_id"]
         assert await ChargePoint.filter(identity="CP-1", online=True).exists()
+
+
+async def test_the_worker_sends_reserve_now_at_its_planned_instant(
+    db: Backend, private_redis: str, clock: FrozenClock, driver: User
+) -> None:
+    """Production's way: the worker plans the reservation as a deferred job with a stable id and
+    runs it at its instant; the charge point holds its socket in a web process."""
+    now = real_now(clock)
+    async with live_stack(db, private_redis, clock) as web, served(web) as address:
+        timing = Timing.from_settings(state(web).settings)
+        async with booted_charger(address, hours=HoursSpec(twentyfourseven=True)) as (station, point):
+            planned = now + timedelta(seconds=2)
+            booking = await insert_booking(station, start=planned + timing.lead, status=BookingStatus.PAID, user=driver)
+            worker = make_worker(web, burst=False)
+            running = asyncio.create_task(worker.async_run())
+            try:
+                reserve = await received(point, "ReserveNow")
+                late = (datetime.now(UTC) - planned).total_seconds()
+            finally:
+                await worker.close()
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+    assert reserve["reservation_id"] == booking.id and reserve["id_tag"] == driver.id_tag
+    assert 0 <= late < 1.0
