@@ -5,6 +5,8 @@ to the app served by Hypercorn."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -18,6 +20,7 @@ from app.simulator import basic_auth
 from app.state import state
 from tests.conftest import DEFAULT_NOW, ApiClient, Backend
 from tests.helpers import (
+    ROOT,
     booted_charger,
     eventually,
     insert_booking,
@@ -25,6 +28,8 @@ from tests.helpers import (
     next_event,
     served,
     simulated_charger,
+    start_process,
+    stop_process,
 )
 
 
@@ -154,3 +159,22 @@ async def test_a_second_connection_of_the_same_identity_replaces_the_first(serve
                 await asyncio.wait_for(first.listening, 5)
             assert state(app).chargers.held["CP-1"].id == "CP-1"
             assert await ChargePoint.filter(identity="CP-1", online=True).exists()
+
+
+async def test_the_simulate_charger_command_boots_and_reports_its_connectors(server: str, client, tmp_path) -> None:
+    station, _, key = await linked_station(connectors=2)
+    url = f"ws://{server}/ocpp/CP-1"
+    log = tmp_path / "simulator.log"
+    command = [sys.executable, "-m", "app", "simulate-charger", "--url", url, "--key", key, "--connectors", "2"]
+    process = start_process(command, dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"), log)
+    try:
+
+        async def both_available() -> bool:
+            detail = await (await client.get(f"/api/stations/{station.id}")).get_json()
+            return [c["live_status"] for c in detail["chargers"]] == ["Available", "Available"]
+
+        await eventually(both_available, timeout=20, what="the simulator's connectors reported")
+        assert await ChargePoint.filter(identity="CP-1", online=True, model="Simulator").exists()
+    finally:
+        stop_process(process)
+    assert "BootNotification: Accepted" in log.read_text()
