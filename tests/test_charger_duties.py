@@ -184,6 +184,9 @@ async def test_the_driver_starts_and_stops_charging_from_the_booking(
         await eventually(lambda: point.connectors[1].transaction_id is not None, what="the charger's transaction")
         assert await ChargingSession.exists(booking_id=booking["booking_id"], stopped_at__isnull=True)
         await point.meter(1, seconds=900)
+        now = await ok(await driver_client.get(path))
+        assert now["charging"] is True
+        assert (now["session"]["energy_kwh"], now["session"]["power_kw"]) == (2.75, 11.0)
         assert (await ok(await driver_client.post(f"{path}/stop")))["status"] == "Accepted"
         await received(point, "RemoteStopTransaction")
         await eventually(

@@ -45,6 +45,7 @@ CAN_RETURN: dict[str, set[int]] = {
     "POST /api/stations/{station_id}/charge-points": {201, 401, 403, 404, 409, 422, 503},
     "POST /api/stations/{station_id}/charge-points/{charge_point_id}/rotate-key": {200, 401, 403, 404, 503},
     "GET /api/stations/{station_id}/charge-points": {200, 401, 403, 404, 503},
+    "GET /api/bookings/{booking_id}/charging": {200, 401, 404, 503},
     "POST /api/bookings/{booking_id}/charging/start": {200, 401, 403, 404, 409, 503},
     "POST /api/bookings/{booking_id}/charging/stop": {200, 401, 403, 404, 409, 503},
 }

@@ -3,11 +3,13 @@ its slot, on its own connector; the command goes to the charger over the charger
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 from quart import Blueprint
 from quart_schema import document_response, security_scheme_blueprint, validate_response
 
-from app import charger_duties
+from app import charger_duties, charging
 from app.auth import authorize
 from app.bookings import get_booking
 from app.errors import Conflict, NotFound
@@ -45,11 +47,45 @@ class ChargingCommand(BaseModel):
     status: str = Field(description="The charger's answer: Accepted.")
 
 
-async def _own_booking_in_slot(booking_id: int) -> Booking:
+class SessionOut(BaseModel):
+    transaction_id: int
+    energy_kwh: float
+    power_kw: float
+    since: datetime
+    elapsed_seconds: int
+    stopped_at: datetime | None
+
+
+class ChargingState(BaseModel):
+    booking_id: int
+    charging: bool = Field(description="Whether a charging session for this booking runs now.")
+    session: SessionOut | None = Field(description="The running session, else the last one, if any.")
+
+
+async def _own_booking(booking_id: int) -> Booking:
     user = await authorize()
     booking = await get_booking(user, booking_id)
     if booking.user_id != user.id:  # type: ignore[attr-defined]
         raise NotFound("Booking not found.")  # operators see bookings, but charge only their own
+    return booking
+
+
+@blueprint.get("/<int:booking_id>/charging")
+@validate_response(ChargingState)
+async def charging_state(booking_id: int) -> ChargingState:
+    """Your booking's charging session: energy (kWh), power (kW) and time since it started."""
+    booking = await _own_booking(booking_id)
+    session = await ChargingSession.filter(booking_id=booking.id).order_by("-id").first()
+    figures = charging.session_figures(session, state().clock.now()) if session is not None else None
+    return ChargingState(
+        booking_id=booking.id,
+        charging=session is not None and session.stopped_at is None,
+        session=SessionOut.model_validate(figures) if figures else None,
+    )
+
+
+async def _own_booking_in_slot(booking_id: int) -> Booking:
+    booking = await _own_booking(booking_id)
     now = state().clock.now()
     if booking.status != BookingStatus.PAID or not booking.slot_start <= now < booking.slot_end:
         raise NotInSlot()

@@ -61,6 +61,7 @@ function receipt(card, b, payment) {
     ["Method", METHOD_LABEL[payment.payment_method] ?? payment.payment_method],
     ["Paid", payment.created_at ? dateTimeText(payment.created_at, zones.get(b.station_id) ?? "UTC") : ""],
     ["Refund", payment.status === "REFUNDED" ? "Refunded to the same method" : ""],
+    ["Energy delivered", b.energy_wh != null ? `${(b.energy_wh / 1000).toFixed(2)} kWh` : ""],
   ].filter(([, v]) => v);
   box.querySelector("dl").replaceChildren(
     ...rows.map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: v, class: k === "Transaction" ? "mono" : null }))),
@@ -99,6 +100,7 @@ function render(items, payments) {
         pay.href = `/stations/${b.station_id}?booking=${id}#booking`;
         pay.setAttribute("aria-label", `Pay for booking ${id}`);
       } else pay.remove();
+      if (b.status === "PAID" || b.energy_wh != null) chargingControls(card, b, id);
       const cancel = card.querySelector(".js-cancel");
       if (CANCELLABLE.has(b.status)) {
         cancel.setAttribute("aria-label", `Cancel booking ${id} at ${link.textContent}`);
@@ -107,6 +109,66 @@ function render(items, payments) {
       return card;
     }),
   );
+}
+
+/** Inside a paid slot: Start charging, or Stop charging and the running session's figures (the
+server checks again: the slot, the booking's own connector, the charger being online). */
+function inSlot(b) {
+  const now = Date.now();
+  return b.status === "PAID" && Date.parse(b.slot_time ?? b.slot_start) <= now && now < Date.parse(b.slot_end);
+}
+
+function elapsedText(seconds) {
+  const m = Math.floor(seconds / 60);
+  return m >= 60 ? `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min` : `${m} min`;
+}
+
+async function chargingControls(card, b, id) {
+  const button = card.querySelector(".js-charge");
+  const line = card.querySelector(".js-charging");
+  let now;
+  try {
+    now = await get(`/api/bookings/${id}/charging`);
+  } catch {
+    return;
+  }
+  if (now.session) {
+    const s = now.session;
+    line.hidden = false;
+    line.textContent = now.charging
+      ? `Charging: ${s.energy_kwh.toFixed(2)} kWh · ${s.power_kw} kW · ${elapsedText(s.elapsed_seconds)}`
+      : `Last session: ${s.energy_kwh.toFixed(2)} kWh in ${elapsedText(s.elapsed_seconds)}`;
+  }
+  if (!inSlot(b)) return;
+  const action = now.charging ? "stop" : "start";
+  button.hidden = false;
+  button.textContent = now.charging ? "Stop charging" : "Start charging";
+  button.setAttribute("aria-label", `${button.textContent} for booking ${id}`);
+  button.onclick = () => charge(card, id, button, action);
+  if (now.charging) refreshSoon();
+}
+
+let refresh = null;
+/** Until the driver's own live channel carries session events, a running session's figures are
+refreshed every 10 s while the page is open. */
+function refreshSoon() {
+  if (refresh) return;
+  refresh = setTimeout(() => {
+    refresh = null;
+    load();
+  }, 10_000);
+}
+
+async function charge(card, id, button, action) {
+  const errorBox = card.querySelector(".js-error");
+  showError(errorBox, "");
+  try {
+    await busy(button, () => post(`/api/bookings/${id}/charging/${action}`), action === "start" ? "Starting…" : "Stopping…");
+    announce(action === "start" ? "The charger accepted: charging starts when your car is plugged in." : "Charging stopped.");
+    await load();
+  } catch (err) {
+    showErrorAndFocus(errorBox, messageOf(err));
+  }
 }
 
 async function cancelBooking(card, id, button) {

@@ -1,5 +1,6 @@
 // Operator pages: station list, create and edit, weekly hours, exceptional periods and chargers.
 import { del, get, messageOf, patch, post, put } from "./api.js";
+import { ChargePointsSection } from "./charge-points.js";
 import { HoursEditor } from "./hours-editor.js";
 import { LiveChannel } from "./live.js";
 import { chargerState, powerText } from "./status.js";
@@ -291,12 +292,14 @@ async function addCharger(event) {
 // -- wiring -----------------------------------------------------------------------------------
 
 let hoursEditor = null;
+let chargePoints = null;
 
 async function reload({ keepHours = true } = {}) {
   station = await get(`/api/stations/${stationId}`);
   setBadge($("#op-badge"), station.is_open);
   renderExceptions();
   renderChargers();
+  await chargePoints?.load(station.chargers);
   if (!keepHours) hoursEditor.set(station.hours);
 }
 
@@ -318,6 +321,8 @@ async function showEdit() {
   $("#hours-form").addEventListener("submit", (e) => saveHours(e, hoursEditor));
   $("#exc-form").addEventListener("submit", addException);
   $("#charger-form").addEventListener("submit", addCharger);
+  chargePoints = new ChargePointsSection(stationId, station.timezone, errorBox, () => reload());
+  await chargePoints.load(station.chargers);
   followStation();
 }
 
