@@ -98,10 +98,13 @@ def _register_blueprints(app: Quart) -> None:
     from app.blueprints import (
         auth,
         bookings,
+        charge_points,
+        charging,
         health,
         insights,
         me,
         metrics,
+        ocpp,
         operator,
         operator_bookings,
         pages,
@@ -117,11 +120,14 @@ def _register_blueprints(app: Quart) -> None:
         auth,
         stations,
         operator,
+        charge_points,
         operator_bookings,
         insights,
         users,
         live_updates,
+        ocpp,
         bookings,
+        charging,
         payments,
         me,
         pages,
@@ -171,6 +177,7 @@ async def stop_services(app_state: AppState) -> None:
 def _start_background_jobs(app_state: AppState) -> None:
     """Without a worker (the embedded default) this process broadcasts transitions and closes out
     stale bookings itself, with the same functions the worker runs."""
+    from app.charger_duties import Duties, DutyRunner, Timing
     from app.closeout import run_close_out
     from app.transitions import TransitionScheduler
 
@@ -179,6 +186,18 @@ def _start_background_jobs(app_state: AppState) -> None:
     if isinstance(app_state.jobs, LocalQueue):
         serve_jobs_here(app_state, app_state.jobs)
         app_state.tasks.supervise("jobs", app_state.jobs.run)
+    duties = DutyRunner(
+        Duties(
+            app_state.chargers,
+            app_state.provider,
+            app_state.bus,
+            Timing.from_settings(app_state.settings),
+            app_state.jobs,
+        ),
+        app_state.clock,
+        app_state.settings.ocpp_heartbeat_seconds,
+    )
+    app_state.tasks.supervise("charger-duties", duties.run)
     app_state.tasks.supervise(
         "close-out", lambda: run_close_out(app_state.clock, bus=app_state.bus, provider=app_state.provider)
     )

@@ -19,6 +19,7 @@ from tortoise.expressions import Q
 
 from app.clock import aware
 from app.db import fetch
+from app.db import instant as instant_of
 from app.models import Booking, BookingStatus, ChargerStatus
 
 
@@ -28,6 +29,32 @@ def holds_charger(status: str, hold_expires_at: datetime | None, now: datetime) 
     if status == BookingStatus.PAID:
         return True
     return status == BookingStatus.CONFIRMED and hold_expires_at is not None and hold_expires_at > now
+
+
+#: What a charger may report that makes it unusable whatever its bookings say (DESIGN §14).
+UNUSABLE_LIVE = frozenset({"Faulted", "Unavailable"})
+
+
+def reports_fault(linked: bool, online: bool, live_status: str | None) -> bool:
+    """A charger linked to a charge point that is offline, or reports Faulted or Unavailable."""
+    return linked and (not online or live_status in UNUSABLE_LIVE)
+
+
+def live_usable(linked: bool, online: bool, live_status: str | None, charging: bool) -> bool:
+    """Whether what the charger itself reports lets a driver use it now: a charger linked to a
+    charge point must be online, not Faulted or Unavailable, and not charging somebody already
+    (with a booking it is busy anyway; without one it is a walk-in's). One without a charge point
+    reports nothing and is judged by its bookings alone."""
+    return not reports_fault(linked, online, live_status) and not (linked and charging)
+
+
+def session_summary(started_at: Any, meter_start: int, meter_last: int | None, power_w: float | None) -> dict[str, Any]:
+    """The running session as a station's screens show it: no driver, no booking."""
+    return {
+        "energy_kwh": round(max(0, (meter_last if meter_last is not None else meter_start) - meter_start) / 1000, 3),
+        "power_kw": round((power_w or 0.0) / 1000, 2),
+        "since": aware(started_at).isoformat() if isinstance(started_at, datetime) else str(started_at),
+    }
 
 
 def blocking(now: datetime) -> Q:
@@ -115,10 +142,14 @@ _BLOCKING_SQL = (
 )
 
 _CHARGERS_NOW = f"""
-SELECT c.id, c.charger_number, c.charger_type, c.power_kw, c.status,
+SELECT c.id, c.charger_number, c.charger_type, c.power_kw, c.status, c.charge_point_id, c.live_status, cp.online,
+       cs.started_at, cs.meter_start, cs.meter_last, cs.power_w,
        EXISTS (SELECT 1 FROM bookings b
                WHERE b.charger_id = c.id AND b.slot_start <= $2 AND b.slot_end > $2 AND {_BLOCKING_SQL}) AS busy
 FROM stations s LEFT JOIN chargers c ON c.station_id = s.id
+LEFT JOIN charge_points cp ON cp.id = c.charge_point_id
+LEFT JOIN charging_sessions cs ON cs.id = (SELECT max(o.id) FROM charging_sessions o
+                                           WHERE o.charger_id = c.id AND o.stopped_at IS NULL)
 WHERE s.id = $1
 ORDER BY c.charger_number"""
 
@@ -131,15 +162,24 @@ async def chargers_now(station_id: int, now: datetime) -> list[dict[str, Any]] |
     rows = await fetch(_CHARGERS_NOW, station_id, now)
     if not rows:
         return None
-    return [
-        {
-            "id": c["id"],
-            "charger_number": c["charger_number"],
-            "charger_type": c["charger_type"],
-            "power_kw": float(c["power_kw"]),
-            "status": str(ChargerStatus(c["status"])),
-            "available_now": c["status"] == ChargerStatus.AVAILABLE and not c["busy"],
-        }
-        for c in rows
-        if c["id"] is not None
-    ]
+    return [charger_now(c) for c in rows if c["id"] is not None]
+
+
+def charger_now(row: dict[str, Any]) -> dict[str, Any]:
+    """A charger of an availability event from its ``_CHARGERS_NOW`` row."""
+    linked = row["charge_point_id"] is not None
+    session = None
+    if row["started_at"] is not None:
+        session = session_summary(instant_of(row["started_at"]), row["meter_start"], row["meter_last"], row["power_w"])
+    usable = live_usable(linked, bool(row["online"]), row["live_status"], session is not None)
+    return {
+        "id": row["id"],
+        "charger_number": row["charger_number"],
+        "charger_type": row["charger_type"],
+        "power_kw": float(row["power_kw"]),
+        "status": str(ChargerStatus(row["status"])),
+        "available_now": row["status"] == ChargerStatus.AVAILABLE and not row["busy"] and usable,
+        "live_status": row["live_status"],
+        "online": bool(row["online"]) if linked else None,
+        "session": session,
+    }

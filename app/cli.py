@@ -122,12 +122,32 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--password", help="omit to be asked for it (or to read it from stdin)")
     user.add_argument("--role", choices=[r.value for r in Role], default=Role.DRIVER.value)
     sub.add_parser("serve", help="migrate, seed when empty, and serve the embedded single-process site")
+    simulator = sub.add_parser("simulate-charger", help="run a simulated OCPP 1.6J charge point against a server")
+    simulator.add_argument("--url", required=True, help="ws://HOST:PORT/ocpp/IDENTITY")
+    simulator.add_argument("--key", required=True, help="the charge point's auth key")
+    simulator.add_argument("--connectors", type=int, default=1, choices=range(1, 11), metavar="N")
+    simulator.add_argument("--meter-seconds", type=float, default=10.0, help="meter value interval while charging")
     return parser
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from app.simulator import simulate
+
+    try:
+        asyncio.run(simulate(args.url, args.key, args.connectors, args.meter_seconds))
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:  # a refused handshake, a server that went away: say so, plainly
+        print(f"Simulated charger stopped: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "simulate-charger":
+        return _simulate(args)  # a client of a server: none of the server's settings apply
     try:
         settings = load_settings()
     except ConfigError as exc:

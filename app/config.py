@@ -62,6 +62,12 @@ class Settings:
     register_limit: Limit = Limit(10, 60)
     #: When set, ``GET /metrics`` wants ``Authorization: Bearer <token>``.
     metrics_token: str | None = None
+    #: OCPP (DESIGN §14): the heartbeat interval charge points are told at boot (offline after
+    #: twice that in silence), how long before a slot its charger is reserved, and how long after
+    #: the slot's start an unstarted booking lets the charger go.
+    ocpp_heartbeat_seconds: int = 300
+    reserve_lead_minutes: int = 10
+    no_show_minutes: int = 15
 
     @property
     def embedded(self) -> bool:
@@ -234,4 +240,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sign_in_limit=_limit(env, "SIGN_IN_LIMIT", Settings.sign_in_limit),
         register_limit=_limit(env, "REGISTER_LIMIT", Settings.register_limit),
         metrics_token=metrics_token,
+        ocpp_heartbeat_seconds=_int(env, "OCPP_HEARTBEAT_SECONDS", 300, 10, 24 * 3600),
+        reserve_lead_minutes=_int(env, "RESERVE_LEAD_MINUTES", 10, 0, 24 * 60),
+        no_show_minutes=_int(env, "NO_SHOW_MINUTES", 15, 1, 24 * 60),
     )

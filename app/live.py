@@ -42,7 +42,17 @@ CLIENT_QUEUE_SIZE = 256
 HUB_QUEUE_SIZE = 16_384
 CLOSE_TOO_SLOW = 1013  # "try again later": reconnect, and the new snapshot catches up
 CLOSE_GONE = 4404  # the station was deleted while the socket was open
-CHARGER_FIELDS = ("id", "charger_number", "charger_type", "power_kw", "status", "available_now")
+CHARGER_FIELDS = (
+    "id",
+    "charger_number",
+    "charger_type",
+    "power_kw",
+    "status",
+    "available_now",
+    "live_status",
+    "online",
+    "session",
+)
 PING: Final = json.dumps({"type": "ping"})
 
 

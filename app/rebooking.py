@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app import history, notifications
-from app.availability import holds_charger
+from app.availability import holds_charger, reports_fault
 from app.db import is_postgres
 from app.hours import Schedule
 from app.models import (
@@ -54,6 +54,7 @@ BROKEN = {
     CancelReason.STATION_INACTIVE: "The station is not taking bookings.",
     CancelReason.STATION_CLOSED: "The slot no longer lies inside the station's opening hours.",
     CancelReason.CHARGER_OUT_OF_SERVICE: "The booked charger is out of service.",
+    CancelReason.CHARGER_FAULT: "The booked charger reports a fault or is offline.",
 }
 
 
@@ -144,8 +145,14 @@ class _Telling:
             booking.slot_start, booking.slot_end, booking.amount_due, booking.currency,
         )  # fmt: skip
 
-    def moved(self, booking: Booking, was: ChargerView, now_on: ChargerView) -> None:
-        why = BROKEN[CancelReason.CHARGER_OUT_OF_SERVICE]
+    def moved(
+        self,
+        booking: Booking,
+        was: ChargerView,
+        now_on: ChargerView,
+        cause: CancelReason = CancelReason.CHARGER_OUT_OF_SERVICE,
+    ) -> None:
+        why = BROKEN[cause]
         detail = f"Moved from charger {was.charger_number} to charger {now_on.charger_number}: {why}"
         self.lines.append((booking.id, history.MOVED, detail, self.now))
         self.notes.append(
@@ -243,3 +250,41 @@ async def refund_pending(provider: PaymentProvider, booking_ids: Iterable[int] |
     return int(
         await Payment.filter(id__in=refunded, status=PaymentStatus.REFUND_PENDING).update(status=PaymentStatus.REFUNDED)
     )
+
+
+async def move_off_faulted_charger(booking_id: int, now: datetime) -> Affected:
+    """A booking about to start on a charger that reports a fault or is offline (DESIGN §14): move
+    it to a usable free charger of the same type, else cancel it (``charger_fault``). Call inside a
+    transaction; the refund follows the commit (``refund_pending``)."""
+    booking = await Booking.filter(id=booking_id).first()
+    if booking is None or not holds_charger(booking.status, booking.hold_expires_at, now):
+        return Affected()
+    (station,) = await load_views([booking.station_id], now)  # type: ignore[attr-defined]
+    current = next(c for c in station.chargers if c.id == booking.charger_id)  # type: ignore[attr-defined]
+    if not reports_fault(current.linked, current.online, current.live_status):
+        return Affected()
+    usable = [
+        c
+        for c in station.chargers
+        if c.status == ChargerStatus.AVAILABLE and not reports_fault(c.linked, c.online, c.live_status)
+    ]
+    live = [
+        b
+        for b in await Booking.filter(
+            station_id=booking.station_id,  # type: ignore[attr-defined]
+            status__in=(BookingStatus.CONFIRMED, BookingStatus.PAID),
+            slot_end__gt=now,
+        )
+        if holds_charger(b.status, b.hold_expires_at, now)
+    ]
+    target = _free_charger(booking, current, usable, live, now)
+    told = _Telling(station, now)
+    if target is not None:
+        await _move(booking, target, now)
+        told.moved(booking, current, target, CancelReason.CHARGER_FAULT)
+        await told.write()
+        return Affected(moved=(booking.id,))
+    await _cancel([booking], CancelReason.CHARGER_FAULT, now)
+    told.cancelled(booking, current.charger_number, CancelReason.CHARGER_FAULT)
+    await told.write()
+    return Affected(cancelled=(booking.id,))

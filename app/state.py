@@ -24,6 +24,7 @@ from app.job_queue import JobQueue, create_queue
 from app.live import Hub
 from app.mail import Mailer, create_mailer
 from app.metrics import Metrics
+from app.ocpp_link import ChargerLink
 from app.payment_provider import PaymentProvider, SimulatedProvider
 from app.ratelimit import Throttle
 from app.tasks import TaskSet
@@ -44,6 +45,11 @@ class Services:
     mailer: Mailer | None
     #: Who charges and refunds; a deployment with a real acquirer swaps in another implementation.
     provider: PaymentProvider = field(default_factory=SimulatedProvider)
+    #: OCPP: the charge point sockets this process holds, and commands to any charge point.
+    chargers: ChargerLink = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.chargers = ChargerLink(self.bus, self.clock, self.settings.ocpp_heartbeat_seconds)
 
     @property
     def mail(self) -> MailContext | None:
@@ -76,6 +82,7 @@ class AppState(Services):
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.directory = StationDirectory(self.bus, self.clock)
         self.hub = Hub(self.bus, self.directory, self.clock, self.tasks)
         self.throttle = Throttle.from_settings(self.settings, self.clock)
@@ -86,6 +93,13 @@ class AppState(Services):
 
         self.metrics.register_gauge(
             "chargeslot_outbox_backlog", "Notifications not yet delivered on all their channels.", outbox_backlog
+        )
+
+        async def charge_points_held() -> float:
+            return len(self.chargers.held)
+
+        self.metrics.register_gauge(
+            "chargeslot_ocpp_charge_points_online", "OCPP charge points connected to this process.", charge_points_held
         )
 
 

@@ -19,11 +19,19 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from app.availability import BookingSpan, load_spans, next_busy_change
+from app.availability import BookingSpan, live_usable, load_spans, next_busy_change, session_summary
 from app.clock import aware
 from app.hours import ExceptionalPeriod as ExceptionalSpec
 from app.hours import HoursSpec, RegularPeriod, Schedule, compile_schedule
-from app.models import Charger, ChargerStatus, ExceptionalPeriod, RegularHours, Station
+from app.models import (
+    ChargePoint,
+    Charger,
+    ChargerStatus,
+    ChargingSession,
+    ExceptionalPeriod,
+    RegularHours,
+    Station,
+)
 from app.money import format_money
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -61,6 +69,18 @@ class ChargerView:
     charger_type: str
     power_kw: float
     status: str
+    #: What its charge point reports (OCPP), for chargers linked to one.
+    linked: bool = False
+    online: bool = False
+    live_status: str | None = None
+    #: The running charging session as the station's screens show it, if one runs.
+    session: dict[str, Any] | None = None
+
+    def usable(self) -> bool:
+        """In service and, for a linked charger, reported usable (``live_usable``)."""
+        return self.status == ChargerStatus.AVAILABLE and live_usable(
+            self.linked, self.online, self.live_status, self.session is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +170,10 @@ class StationView:
                 "charger_type": c.charger_type,
                 "power_kw": c.power_kw,
                 "status": c.status,
-                "available_now": c.status == ChargerStatus.AVAILABLE and c.id not in busy,
+                "available_now": c.usable() and c.id not in busy,
+                "live_status": c.live_status,
+                "online": c.online if c.linked else None,
+                "session": c.session,
             }
             for c in self.chargers
         ]
@@ -203,7 +226,7 @@ class StationView:
             {"kind": kind, "begin": _clock_text(begin), "end": _clock_text(end)}
             for kind, begin, end in schedule.day_exceptions(now)
         ]
-        usable = [c.id for c in self.chargers if c.status == ChargerStatus.AVAILABLE]
+        usable = [c.id for c in self.chargers if c.usable()]
         busy = self.busy_charger_ids(now)
         available = sum(1 for charger_id in usable if charger_id not in busy)
         # Nothing above can change before the next flip, the station's next midnight (today's
@@ -300,9 +323,19 @@ async def _load_chunk(stations: Sequence[dict[str, Any]], now: datetime) -> list
         "id", "station_id", "is_closing", "period_begin", "period_end"
     )
     chargers = await Charger.filter(station_id__in=ids).values(
-        "id", "station_id", "charger_number", "charger_type", "power_kw", "status"
+        "id", "station_id", "charger_number", "charger_type", "power_kw", "status", "charge_point_id", "live_status"
     )
     spans = await load_spans(ids, now)
+    online = dict(await ChargePoint.filter(station_id__in=ids).values_list("id", "online"))
+    sessions = {
+        row["charger_id"]: session_summary(row["started_at"], row["meter_start"], row["meter_last"], row["power_w"])
+        for row in await ChargingSession.filter(charger__station_id__in=ids, stopped_at__isnull=True)
+        .order_by("id")
+        .values("charger_id", "started_at", "meter_start", "meter_last", "power_w")
+    }
+    for charger in chargers:
+        charger["online"] = bool(online.get(charger["charge_point_id"]))
+        charger["session"] = sessions.get(charger["id"])
     with _collector_paused():
         parts: dict[int, dict[str, list[Any]]] = {
             station_id: {"regular": [], "exceptional": [], "chargers": []} for station_id in ids
@@ -326,6 +359,10 @@ def _build_view(row: dict[str, Any], parts: dict[str, list[Any]], bookings: Iter
             charger_type=c["charger_type"],
             power_kw=float(c["power_kw"]),
             status=str(ChargerStatus(c["status"])),
+            linked=c["charge_point_id"] is not None,
+            online=c["online"],
+            live_status=c["live_status"],
+            session=c["session"],
         )
         for c in sorted(parts["chargers"], key=lambda c: c["charger_number"])
     )

@@ -38,10 +38,12 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 TABLES = (
     "notifications",
     "booking_events",
+    "charging_sessions",
     "idempotency_records",
     "payments",
     "bookings",
     "chargers",
+    "charge_points",
     "regular_hours",
     "exceptional_periods",
     "stations",

@@ -43,7 +43,8 @@ from app.auth import CSRF_COOKIE, SESSION_DAYS, csrf_token_for
 from app.clock import Clock, FrozenClock
 from app.config import Settings
 from app.hours import ExceptionalPeriod, HoursSpec, RegularPeriod
-from app.models import Booking, BookingStatus, Charger, Role, Session, Station, StationStatus, User
+from app.models import Booking, BookingStatus, ChargePoint, Charger, Role, Session, Station, StationStatus, User
+from app.simulator import SimulatedChargePoint, connected
 from app.state import state
 from app.stations import ChargerSpec, insert_station
 from tests.conftest import DEFAULT_PASSWORD, ApiClient, Backend
@@ -375,12 +376,13 @@ async def own_redis() -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def live_stack(backend: Backend, redis_url: str, clock: Clock) -> AsyncIterator[Quart]:
+async def live_stack(backend: Backend, redis_url: str, clock: Clock, prefix: str | None = None) -> AsyncIterator[Quart]:
     """A second web process on ``redis_url``, sharing the test database (already initialised):
-    what production runs, with a Redis the test may stop and start."""
+    what production runs, with a Redis the test may stop and start. With ``prefix`` it shares that
+    bus (the test app's, say) instead of one of its own."""
     if not backend.is_postgres:
         pytest.skip("the production pair: PostgreSQL and Redis")
-    settings = replace(backend.settings, redis_url=redis_url, redis_prefix=f"live-{secrets.token_hex(4)}")
+    settings = replace(backend.settings, redis_url=redis_url, redis_prefix=prefix or f"live-{secrets.token_hex(4)}")
     web = create_app(settings, clock=clock)
     app_state = state(web)
     await start_services(app_state)
@@ -643,3 +645,89 @@ def calendar_of(message: EmailMessage) -> Any:
 
     (part,) = [p for p in message.iter_attachments() if p.get_content_type() == "text/calendar"]
     return Calendar.from_ical(part.get_payload(decode=True))
+
+
+# -- serving an app that is running already, over real sockets ------------------------------------
+
+
+class _NoLifespan:
+    """An app whose start-up has run (under ``test_app`` or ``start_services``), as ASGI for Hypercorn,
+    which would otherwise run start-up a second time."""
+
+    def __init__(self, app: Quart) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+@contextlib.asynccontextmanager
+async def served(app: Quart) -> AsyncIterator[str]:
+    """``app`` served by Hypercorn on a free port in this event loop; yields its ``host:port``, for
+    clients that need a real socket (an OCPP charge point, say)."""
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    config = Config()
+    port = free_port()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    stop = asyncio.Event()
+    server = asyncio.ensure_future(serve(_NoLifespan(app), config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    try:
+        await wait_for_port(port)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
+
+
+# -- charge points ---------------------------------------------------------------------------------
+
+
+async def linked_station(connectors: int = 1, **station: Any) -> tuple[Station, ChargePoint, str]:
+    """A station whose first ``connectors`` chargers are the connectors of one charge point
+    ``CP-1``; with the charge point's auth key."""
+    from app import charge_points
+
+    made = await make_station(chargers=max(2, connectors), **station)
+    charge_point, key = await charge_points.create(made.id, "CP-1")
+    for number in range(1, connectors + 1):
+        charger = await Charger.get(station_id=made.id, charger_number=number)
+        await charge_points.link_charger(made.id, charger.id, charge_point.id, number)
+    return made, charge_point, key
+
+
+@contextlib.asynccontextmanager
+async def simulated_charger(
+    address: str, key: str, identity: str = "CP-1", connectors: int = 1
+) -> AsyncIterator[SimulatedChargePoint]:
+    """A charge point made with the ``ocpp`` package, connected to the app served at ``address``."""
+    async with connected(f"ws://{address}/ocpp/{identity}", key, connectors, say=lambda _: None) as point:
+        yield point
+
+
+@contextlib.asynccontextmanager
+async def booted_charger(address: str, **station: Any) -> AsyncIterator[tuple[Station, SimulatedChargePoint]]:
+    """A ``linked_station`` whose charge point is connected to ``address`` and has booted."""
+    made, _, key = await linked_station(**station)
+    async with simulated_charger(address, key) as point:
+        await point.boot()
+        yield made, point
+
+
+async def received(point: SimulatedChargePoint, action: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The fields of the next command of that kind the charge point receives, skipping others."""
+    while True:
+        command = await asyncio.wait_for(point.received.get(), timeout)
+        if command.action == action:
+            return command.fields

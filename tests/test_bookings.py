@@ -51,6 +51,7 @@ async def test_booking_returns_the_contract_shape_and_holds_the_slot(driver_clie
         "created_at": body["created_at"],
         "cancel_reason": None,
         "cancellable": True,
+        "energy_wh": None,
     }
     stored = await Booking.get(id=body["booking_id"])
     assert stored.slot_start == datetime(2026, 12, 2, 6, 30, tzinfo=UTC)

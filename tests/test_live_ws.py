@@ -75,7 +75,8 @@ async def test_a_socket_gets_the_station_snapshot_first(socket: Any, station: St
     assert datetime.fromisoformat(snapshot["next_change_at"]) == DEFAULT_NOW.replace(hour=20)
     assert datetime.fromisoformat(snapshot["server_time"]) == DEFAULT_NOW
     assert [c["charger_number"] for c in snapshot["chargers"]] == [1, 2]
-    # Whole chargers (connector, power): a page draws one it has not seen before from this alone.
+    # Whole chargers (connector, power, what the charger itself reports): a page draws one it has
+    # not seen before from this alone.
     assert set(snapshot["chargers"][0]) == {
         "id",
         "charger_number",
@@ -83,6 +84,9 @@ async def test_a_socket_gets_the_station_snapshot_first(socket: Any, station: St
         "power_kw",
         "status",
         "available_now",
+        "live_status",
+        "online",
+        "session",
     }
     assert snapshot["total_chargers"] == 2
     assert all(c["available_now"] for c in snapshot["chargers"])

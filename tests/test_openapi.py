@@ -29,7 +29,7 @@ CAN_RETURN: dict[str, set[int]] = {
     "POST /api/stations/{station_id}/exceptions": {200, 201, 401, 403, 404, 422, 503},
     "DELETE /api/stations/{station_id}/exceptions/{exception_id}": {200, 204, 401, 403, 404, 422, 503},
     "POST /api/stations/{station_id}/chargers": {201, 401, 403, 404, 422, 503},
-    "PATCH /api/stations/{station_id}/chargers/{charger_id}": {200, 401, 403, 404, 422, 503},
+    "PATCH /api/stations/{station_id}/chargers/{charger_id}": {200, 401, 403, 404, 409, 422, 503},
     "POST /api/bookings": {200, 401, 403, 404, 409, 422, 503},
     "GET /api/bookings": {200, 401, 422, 503},
     "GET /api/bookings/{booking_id}": {200, 401, 404, 503},
@@ -47,6 +47,12 @@ CAN_RETURN: dict[str, set[int]] = {
     "GET /api/operator/insights": {200, 401, 403, 404, 422, 503},
     "GET /api/users": {200, 401, 403, 422, 503},
     "PATCH /api/users/{user_id}": {200, 401, 403, 404, 422, 503},
+    "POST /api/stations/{station_id}/charge-points": {201, 401, 403, 404, 409, 422, 503},
+    "POST /api/stations/{station_id}/charge-points/{charge_point_id}/rotate-key": {200, 401, 403, 404, 503},
+    "GET /api/stations/{station_id}/charge-points": {200, 401, 403, 404, 503},
+    "GET /api/bookings/{booking_id}/charging": {200, 401, 404, 503},
+    "POST /api/bookings/{booking_id}/charging/start": {200, 401, 403, 404, 409, 503},
+    "POST /api/bookings/{booking_id}/charging/stop": {200, 401, 403, 404, 409, 503},
 }
 
 

@@ -329,6 +329,9 @@ async def test_chargers_are_numbered_next_and_can_go_out_of_service(operator_cli
         "power_kw": 50.0,
         "status": "OUT_OF_SERVICE",
         "available_now": False,
+        "live_status": None,
+        "online": None,
+        "session": None,
     }
     assert (await status_of(operator_client, station["id"]))["available_chargers"] == 2
 

@@ -64,6 +64,10 @@ async def test_station_list_items_carry_every_contract_field(client: ApiClient) 
     }
 
 
+#: What a charger without a charge point reports live: nothing (DESIGN §14).
+NOT_LINKED = {"live_status": None, "online": None, "session": None}
+
+
 async def test_station_detail_adds_chargers_hours_and_server_time(client: ApiClient) -> None:
     station_id = await add_station(chargers=("CCS2", "TYPE2"))
     await Charger.filter(station_id=station_id, charger_number=2).update(status=ChargerStatus.OUT_OF_SERVICE)
@@ -78,6 +82,7 @@ async def test_station_detail_adds_chargers_hours_and_server_time(client: ApiCli
             "power_kw": 60.0,
             "status": "AVAILABLE",
             "available_now": True,
+            **NOT_LINKED,
         },
         {
             "id": body["chargers"][1]["id"],
@@ -86,6 +91,7 @@ async def test_station_detail_adds_chargers_hours_and_server_time(client: ApiCli
             "power_kw": 60.0,
             "status": "OUT_OF_SERVICE",
             "available_now": False,
+            **NOT_LINKED,
         },
     ]
     assert body["hours"] == {

@@ -277,5 +277,6 @@ def test_the_worker_settings_are_what_arq_runs() -> None:
         "broadcast_transition",
         "deliver_notifications",
         "send_reminder",
+        "run_charger_duty",
     }
-    assert {job.name for job in WorkerSettings.cron_jobs} == {"cron:close_out", "cron:plan_all"}
+    assert {job.name for job in WorkerSettings.cron_jobs} == {"cron:close_out", "cron:plan_all", "cron:mark_offline"}

@@ -39,7 +39,7 @@ from arq import Retry, cron
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import job_key_prefix, result_key_prefix
 
-from app import closeout, delivery, reminders, transitions
+from app import charger_duties, charging, closeout, delivery, reminders, transitions
 from app.bus import RedisBus
 from app.config import ConfigError, Settings, load_settings
 from app.db import close_db, init_db
@@ -131,14 +131,14 @@ async def plan(
     """Enqueue each station's next transitions unless they are queued or done already; returns how
     many jobs were added."""
     planned = await transitions.upcoming(station_ids, worker.now(), kinds)
+    added = await plan_charger_duties(worker, station_ids)
     if not planned:
-        return 0
+        return added
     # One round trip to skip the (usual) case of jobs that exist; enqueue_job re-checks atomically.
     async with worker.redis.pipeline(transaction=False) as pipe:
         for transition in planned:
             pipe.exists(job_key_prefix + transition.job_id, result_key_prefix + transition.job_id)
         existing = await pipe.execute()
-    added = 0
     for transition, found in zip(planned, existing, strict=True):
         if found:
             continue
@@ -170,6 +170,43 @@ async def broadcast_transition(ctx: dict[str, Any], station_id: int, at: datetim
         raise Retry(defer=ctx.get("job_try", 1)) from exc
     await plan(worker, [station_id], (kind,))
     return sent
+
+
+def charger_duties_of(worker: WorkerServices) -> charger_duties.Duties:
+    services = worker.services
+    timing = charger_duties.Timing.from_settings(services.settings)
+    return charger_duties.Duties(services.chargers, services.provider, worker.bus, timing, services.jobs)
+
+
+async def plan_charger_duties(worker: WorkerServices, station_ids: Collection[int] | None) -> int:
+    """Cancel stale reservations now, and enqueue each booking's charger duties (reserve, no-show,
+    slot end: ``app.charger_duties``) deferred to their instants, once each by their stable ids."""
+    duties = charger_duties_of(worker)
+    await charger_duties.reconcile(station_ids, worker.now(), duties)
+    added = 0
+    for duty in await charger_duties.upcoming(station_ids, worker.now(), duties.timing):
+        job = await worker.redis.enqueue_job(
+            "run_charger_duty",
+            duty.kind,
+            duty.booking_id,
+            duty.charger_id,
+            duty.at,
+            _job_id=duty.job_id,
+            _defer_until=duty.at,
+        )
+        added += job is not None
+    return added
+
+
+async def run_charger_duty(ctx: dict[str, Any], kind: str, booking_id: int, charger_id: int, at: datetime) -> bool:
+    worker = services(ctx)
+    duty = charger_duties.Duty(kind, booking_id, charger_id, at)
+    return await charger_duties.perform(duty, worker.now(), charger_duties_of(worker))
+
+
+async def mark_offline(ctx: dict[str, Any]) -> int:
+    worker = services(ctx)
+    return await charging.mark_offline(worker.now(), worker.services.settings.ocpp_heartbeat_seconds, worker.bus)
 
 
 async def plan_all(ctx: dict[str, Any]) -> int:
@@ -206,9 +243,10 @@ async def close_out(ctx: dict[str, Any]) -> dict[str, int]:
     return {"expired": result.expired, "completed": result.completed, "stations": len(result.station_ids)}
 
 
-FUNCTIONS = [broadcast_transition, deliver_notifications, send_reminder]
+FUNCTIONS = [broadcast_transition, deliver_notifications, send_reminder, run_charger_duty]
 CRON_JOBS = [
     cron(close_out, second={0, 30}, unique=True, timeout=120),
+    cron(mark_offline, second={15, 45}, unique=True, timeout=60),
     cron(plan_all, minute=set(range(0, 60, 10)), second=5, unique=True, timeout=300),
 ]
 

@@ -38,6 +38,7 @@ class UserOut(BaseModel):
     role: str
     is_active: bool
     created_at: datetime
+    id_tag: str | None = Field(None, description="The driver's OCPP idTag: an app token, or printed on an RFID card.")
 
 
 class SignedOut(BaseModel):
@@ -52,6 +53,7 @@ def user_out(user: User) -> UserOut:
         role=user.role.value,
         is_active=user.is_active,
         created_at=user.created_at,
+        id_tag=user.id_tag,
     )
 
 

@@ -131,6 +131,7 @@ class BookingOut(BaseModel):
     cancel_reason: CancelReason | None = Field(
         None, description="Why the system cancelled it (the station closed, the charger went out of service, ...)."
     )
+    energy_wh: int | None = Field(None, description="Energy delivered (Wh), once a charging session completed.")
     cancellable: bool = Field(
         False,
         description="Whether cancelling is allowed now: an unpaid hold, or a paid booking before its slot starts "
@@ -221,6 +222,7 @@ def booking_out(booking: Booking, now: datetime) -> BookingOut:
         user_id=booking.user_id,  # type: ignore[attr-defined]
         created_at=booking.created_at.astimezone(UTC).isoformat(),
         cancel_reason=booking.cancel_reason,
+        energy_wh=booking.energy_wh,
         cancellable=bookings.cancellable(bookings.effective_status(booking, now), booking.slot_start, now),
     )
 

@@ -28,17 +28,18 @@ from quart_schema import (
     validate_response,
 )
 
-from app import stations
+from app import charge_points, charger_duties, stations
 from app.auth import authorize
 from app.blueprints.stations import ChargerNow, ExceptionOut, StationDetail, station_detail, station_or_404
 from app.errors import ValidationFailed, describe
+from app.events import publish_availability, quietly
 from app.hours import HoursSpec, HoursValidationError, validate_timezone
 from app.hours_input import parse_hours
 from app.models import ChargerStatus, Role, StationStatus
 from app.money import format_money, parse_money
 from app.rebooking import Affected
 from app.state import state
-from app.wire import NoContent, PlainStr, parse_date_time, signed_in
+from app.wire import NoContent, PlainStr, Problem, parse_date_time, signed_in
 
 blueprint = Blueprint("operator", __name__, url_prefix="/api/stations")
 
@@ -191,8 +192,12 @@ class ExceptionIn(BaseModel):
 
 
 class ChargerStatusIn(BaseModel):
+    """A status change, a link to a charge point's connector (DESIGN §14), or both."""
+
     model_config = ConfigDict(extra="forbid")
-    status: ChargerStatus
+    status: ChargerStatus | None = None
+    charge_point_id: int | None = Field(None, ge=1, le=2**31 - 1, strict=True)
+    connector_id: int | None = Field(None, ge=1, le=2**31 - 1, strict=True)
 
 
 def _hours(data: HoursIn, loc: tuple[str, ...] = ("body", "hours")) -> HoursSpec:
@@ -336,13 +341,28 @@ async def add_charger(station_id: int, data: ChargerIn) -> tuple[ChargerNow, int
 @validate_querystring(DryRun)
 @validate_request(ChargerStatusIn)
 @validate_response(ChargerChanged)
+@document_response(Problem, 409)
 async def set_charger_status(
     station_id: int, charger_id: int, data: ChargerStatusIn, query_args: DryRun
 ) -> ChargerChanged:
     """Take a charger out of service or bring it back. Its bookings move to a free charger of the
-    same type, else are cancelled and refunded (`affected_bookings`; `?dry_run=true` to ask first)."""
+    same type, else are cancelled and refunded (`affected_bookings`; `?dry_run=true` to ask first).
+    `charge_point_id` + `connector_id` link it to a charge point's connector (both null: unlink);
+    409 `connector_taken` when another charger has that connector."""
     await authorize(*OPERATORS)
-    _, affected = await stations.set_charger_status(station_id, charger_id, data.status, _change(query_args.dry_run))
+    link = data.model_fields_set & {"charge_point_id", "connector_id"}
+    if link and not query_args.dry_run:
+        await charge_points.link_charger(station_id, charger_id, data.charge_point_id, data.connector_id)
+        services = state()
+        await quietly(publish_availability(services.bus, station_id, services.clock.now()))
+    affected = Affected()
+    if data.status is not None:
+        _, affected = await stations.set_charger_status(
+            station_id, charger_id, data.status, _change(query_args.dry_run)
+        )
+        if not query_args.dry_run:
+            in_service = data.status == ChargerStatus.AVAILABLE
+            await charger_duties.change_availability(charger_id, in_service, state().clock.now(), state().chargers)
     now = await _charger_now(station_id, charger_id)
     return ChargerChanged(**now.model_dump(), **_outcome(affected, query_args.dry_run))
 

@@ -106,7 +106,9 @@ async def register() -> str:
 @blueprint.get("/bookings")
 @hide
 async def bookings() -> str:
-    return await _render("bookings.html")
+    user = await current_user()
+    tag = user.id_tag if user is not None else None
+    return await _render("bookings.html", id_tag=tag, id_tag_qr=id_tag_qr_svg(tag) if tag else None)
 
 
 def public_url_for(endpoint: str, **values: Any) -> str:
@@ -122,6 +124,12 @@ def station_qr_svg(url: str) -> Markup:
     """The booking link as an inline SVG: crisp at any size, no image request, no inline style."""
     svg = segno.make(url, error="m").svg_inline(scale=1, border=2, omitsize=True, dark="#0b1320", light="#ffffff")
     return Markup(svg.replace('class="segno"', 'class="qr" role="img" aria-label="QR code: book at this station"', 1))
+
+
+def id_tag_qr_svg(tag: str) -> Markup:
+    """A driver's idTag as a QR code, for chargers and apps that read one instead of an RFID card."""
+    svg = segno.make(tag, error="m").svg_inline(scale=1, border=2, omitsize=True, dark="#0b1320", light="#ffffff")
+    return Markup(svg.replace('class="segno"', 'class="qr qr--tag" role="img" aria-label="QR code of your id tag"', 1))
 
 
 @blueprint.get("/kiosk/<int:station_id>")

@@ -179,6 +179,12 @@ class StationPage(BaseModel):
     offset: int
 
 
+class ChargingNow(BaseModel):
+    energy_kwh: float
+    power_kw: float
+    since: datetime
+
+
 class ChargerNow(BaseModel):
     id: int
     charger_number: int
@@ -186,6 +192,11 @@ class ChargerNow(BaseModel):
     power_kw: float
     status: str
     available_now: bool
+    live_status: str | None = Field(
+        None, description="What the charger last reported over OCPP (e.g. Charging, Faulted)."
+    )
+    online: bool | None = Field(None, description="Whether its charge point is connected; null when not linked to one.")
+    session: ChargingNow | None = Field(None, description="The charging session running on it, if any.")
 
 
 class RegularPeriodOut(BaseModel):

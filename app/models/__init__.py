@@ -1,6 +1,7 @@
 """Tortoise models, one module per table group. Timestamps are UTC; money is integer minor units."""
 
 from app.models.bookings import Booking, BookingStatus, CancelReason
+from app.models.charging import ChargePoint, ChargingSession, LiveStatus
 from app.models.notifications import BookingEvent, Notification, NotificationKind
 from app.models.payments import IdempotencyRecord, Payment, PaymentMethod, PaymentStatus
 from app.models.stations import (
@@ -18,10 +19,13 @@ __all__ = [
     "BookingEvent",
     "BookingStatus",
     "CancelReason",
+    "ChargePoint",
     "Charger",
     "ChargerStatus",
+    "ChargingSession",
     "ExceptionalPeriod",
     "IdempotencyRecord",
+    "LiveStatus",
     "Notification",
     "NotificationKind",
     "Payment",

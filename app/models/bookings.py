@@ -47,6 +47,12 @@ class Booking(Model):
     vehicle_number = fields.CharField(max_length=32, null=True)
     #: Set when the system cancelled the booking; None when the driver did.
     cancel_reason = fields.CharEnumField(CancelReason, max_length=32, null=True)
+    # Energy delivered by the booking's charging sessions (Wh), once one completes.
+    energy_wh = fields.IntField(null=True)
+    # The charger holding a reservation (OCPP ReserveNow) for this booking, until it is cancelled.
+    reserved_charger_id = fields.IntField(null=True)
+    # Set when nobody started charging by slot start + NO_SHOW_MINUTES: the charger was let go.
+    no_show_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -79,7 +79,15 @@ class Charger(Model):
     charger_type = fields.CharField(max_length=32, db_index=True)
     power_kw = fields.FloatField()
     status = fields.CharEnumField(ChargerStatus, max_length=16, default=ChargerStatus.AVAILABLE)
+    # The charge point and connector this charger is (OCPP); None until an operator links it.
+    charge_point: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.ChargePoint", related_name="connectors", on_delete=fields.SET_NULL, null=True
+    )
+    connector_id = fields.IntField(null=True)
+    # What the charger last reported (``LiveStatus``), and when.
+    live_status = fields.CharField(max_length=16, null=True)
+    live_status_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "chargers"
-        unique_together = (("station", "charger_number"),)
+        unique_together = (("station", "charger_number"), ("charge_point", "connector_id"))

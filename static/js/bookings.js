@@ -28,6 +28,11 @@ const EVENT_LABEL = {
   expired: "Hold ran out",
   completed: "Completed",
   reminder_sent: "Reminder",
+  reservation_sent: "Charger reserved",
+  reservation_refused: "Charger refused the reservation",
+  reservation_cancelled: "Reservation released",
+  command_failed: "Charger not reached",
+  no_show: "No-show",
 };
 
 /** Cancelling is offered by the API's own rule (`cancellable`: not for a paid slot that has started). */
@@ -115,6 +120,7 @@ function receipt(card, b, payment) {
     ["Method", METHOD_LABEL[payment.payment_method] ?? payment.payment_method],
     ["Paid", payment.created_at ? dateTimeText(payment.created_at, zones.get(b.station_id) ?? "UTC") : ""],
     ["Refund", { REFUNDED: "Refunded to the same method", REFUND_PENDING: "Refund under way" }[payment.status] ?? ""],
+    ["Energy delivered", b.energy_wh != null ? `${(b.energy_wh / 1000).toFixed(2)} kWh` : ""],
   ].filter(([, v]) => v);
   box.querySelector("dl").replaceChildren(
     ...rows.map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: v, class: k === "Transaction" ? "mono" : null }))),
@@ -168,6 +174,7 @@ function render(items, payments) {
       } else pay.remove();
       if (canCancel(b)) offerCancel(card, b, id, payments.get(id), link.textContent);
       else card.querySelector(".js-cancel").remove();
+      if (b.status === "PAID" || b.energy_wh != null) chargingControls(card, b, id);
       return card;
     }),
   );
@@ -193,6 +200,72 @@ async function showHistory(box, id, stationId) {
     status.textContent = lines.length ? "" : "Nothing recorded yet.";
   } catch (err) {
     status.textContent = `Couldn't load what happened. ${messageOf(err)}`;
+  }
+}
+
+/** Inside a paid slot: Start charging, or Stop charging and the running session's figures (the
+server checks again: the slot, the booking's own connector, the charger being online). */
+function inSlot(b) {
+  const now = Date.now();
+  return b.status === "PAID" && Date.parse(b.slot_time ?? b.slot_start) <= now && now < Date.parse(b.slot_end);
+}
+
+function elapsedText(seconds) {
+  const m = Math.floor(seconds / 60);
+  return m >= 60 ? `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min` : `${m} min`;
+}
+
+async function chargingControls(card, b, id) {
+  const button = card.querySelector(".js-charge");
+  const line = card.querySelector(".js-charging");
+  let now;
+  try {
+    now = await get(`/api/bookings/${id}/charging`);
+  } catch {
+    return;
+  }
+  if (now.session) {
+    const s = now.session;
+    line.hidden = false;
+    line.textContent = now.charging
+      ? `Charging: ${s.energy_kwh.toFixed(2)} kWh · ${s.power_kw} kW · ${elapsedText(s.elapsed_seconds)}`
+      : `Last session: ${s.energy_kwh.toFixed(2)} kWh in ${elapsedText(s.elapsed_seconds)}`;
+  }
+  if (!inSlot(b)) return;
+  const action = now.charging ? "stop" : "start";
+  button.hidden = false;
+  button.textContent = now.charging ? "Stop charging" : "Start charging";
+  button.setAttribute("aria-label", `${button.textContent} for booking ${id}`);
+  button.onclick = () => charge(card, id, button, action);
+}
+
+/** A session event from the driver's live channel (/ws/me): the card's figures follow it; a session
+that starts or stops changes the buttons, so the list is read again. */
+function onSession(event) {
+  const s = event.detail;
+  const card = list.querySelector(`[data-booking-id="${s.booking_id}"]`);
+  if (!card) return;
+  const button = card.querySelector(".js-charge");
+  if (s.stopped_at || (button && !button.hidden && button.textContent === "Start charging")) {
+    load();
+    return;
+  }
+  const line = card.querySelector(".js-charging");
+  line.hidden = false;
+  line.textContent = `Charging: ${Number(s.energy_kwh).toFixed(2)} kWh · ${s.power_kw} kW · ${elapsedText(s.elapsed_seconds)}`;
+}
+
+document.addEventListener("chargeslot:session", onSession);
+
+async function charge(card, id, button, action) {
+  const errorBox = card.querySelector(".js-error");
+  showError(errorBox, "");
+  try {
+    await busy(button, () => post(`/api/bookings/${id}/charging/${action}`), action === "start" ? "Starting…" : "Stopping…");
+    announce(action === "start" ? "The charger accepted: charging starts when your car is plugged in." : "Charging stopped.");
+    await load();
+  } catch (err) {
+    showErrorAndFocus(errorBox, messageOf(err));
   }
 }
 

@@ -6,7 +6,7 @@
 // few seconds says it is offline and greys what it shows, rather than a confident OPEN.
 import { get } from "./api.js";
 import { LiveChannel, POLL_MS, bindIndicator } from "./live.js";
-import { chargerState, mergeChargers, pausedState, powerText } from "./status.js";
+import { chargerState, mergeChargers, pausedState, powerText, sessionText } from "./status.js";
 import { ServerClock, countdownText, localTime, nameZones, todayExceptionsText, todayHoursText, whenText } from "./time.js";
 import { $, announce, el } from "./ui.js";
 
@@ -88,6 +88,7 @@ function renderChargers() {
         el("span", { class: "kiosk-charger__number", text: c.charger_number }),
         el("span", { class: "kiosk-charger__type", text: [c.charger_type, powerText(c.power_kw)].filter(Boolean).join(" · ") }),
         el("span", { class: "kiosk-charger__state", text: state.label }),
+        ...(c.session ? [el("span", { class: "kiosk-charger__session", text: sessionText(c.session) })] : []),
       );
     }),
   );

@@ -92,7 +92,9 @@ function toast(n) {
 }
 
 function onMessage(msg) {
-  if (msg.type === "snapshot") showCount(msg.unread_count);
+  // A charging session's figures, for the page that shows that booking.
+  if (msg.type === "session") document.dispatchEvent(new CustomEvent("chargeslot:session", { detail: msg }));
+  else if (msg.type === "snapshot") showCount(msg.unread_count);
   else if (msg.type === "notification") {
     showCount(msg.unread_count);
     toast(msg);

@@ -1,5 +1,6 @@
 // Operator pages: station list, create and edit, weekly hours, exceptional periods and chargers.
 import { ApiError, del, get, messageOf, patch, post, put } from "./api.js";
+import { ChargePointsSection } from "./charge-points.js";
 import { askToConfirm } from "./confirm.js";
 import { clearFieldErrors, showFieldErrors } from "./field-errors.js";
 import { HoursEditor } from "./hours-editor.js";
@@ -365,12 +366,14 @@ async function addCharger(event) {
 
 let hoursEditor = null;
 let newEditor = null;
+let chargePoints = null;
 
 async function reload({ keepHours = true } = {}) {
   station = await get(`/api/stations/${stationId}`);
   setBadge($("#op-badge"), station.is_open);
   renderExceptions();
   renderChargers();
+  await chargePoints?.load(station.chargers);
   if (!keepHours) hoursEditor.set(station.hours);
 }
 
@@ -392,6 +395,8 @@ async function showEdit() {
   $("#hours-form").addEventListener("submit", (e) => saveHours(e, hoursEditor));
   $("#exc-form").addEventListener("submit", addException);
   $("#charger-form").addEventListener("submit", addCharger);
+  chargePoints = new ChargePointsSection(stationId, station.timezone, errorBox, () => reload());
+  await chargePoints.load(station.chargers);
   followStation();
 }
 

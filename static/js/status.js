@@ -23,13 +23,33 @@ export function pausedState(stationStatus) {
   return PAUSED[stationStatus] ?? PAUSED.INACTIVE;
 }
 
+/** What the charger itself reports over OCPP, when it is linked to a charge point. */
+const LIVE_STATE = {
+  Faulted: { key: "faulted", label: "Faulted" },
+  Unavailable: { key: "faulted", label: "Unavailable" },
+  Charging: { key: "charging", label: "Charging" },
+  SuspendedEV: { key: "charging", label: "Charging" },
+  SuspendedEVSE: { key: "charging", label: "Charging" },
+  Reserved: { key: "reserved", label: "Reserved" },
+};
+
 /** A charger's state as a driver reads it; nothing is "available" while its station is closed. */
 export function chargerState(c, stationOpen = true, paused = null) {
   if (c.status === "OUT_OF_SERVICE") return { key: "out", label: "Out of service" };
   if (paused) return { key: "closed", label: "Not in use" };
   if (!stationOpen) return { key: "closed", label: "Closed" };
+  if (c.online === false) return { key: "offline", label: "Offline" };
+  if (c.session) return LIVE_STATE.Charging;
+  if (LIVE_STATE[c.live_status]) return LIVE_STATE[c.live_status];
   if (c.available_now === false) return { key: "busy", label: "In use" };
   return { key: "free", label: "Available" };
+}
+
+/** "12.4 kWh · 11 kW" for a running charging session (what station screens may show of it). */
+export function sessionText(session) {
+  if (!session) return "";
+  const kwh = Number(session.energy_kwh ?? 0).toFixed(1);
+  return `${kwh} kWh · ${powerText(session.power_kw ?? 0)}`;
 }
 
 /** Merge an availability message (`chargers` with id/status/available_now) into what we hold. */
