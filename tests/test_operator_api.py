@@ -18,7 +18,7 @@ from app.models import Charger, Station
 from app.state import state
 from app.wire import MAX_ID
 from tests.conftest import ApiClient
-from tests.helpers import NEW_STATION
+from tests.helpers import NEW_STATION, problem
 
 
 @contextmanager
@@ -386,3 +386,13 @@ async def test_a_detail_names_the_first_three_wrong_fields_and_counts_the_rest(o
     assert response.status_code == 422
     assert len(body["errors"]) == 5
     assert body["detail"].count(": ") == 3 and body["detail"].endswith("(and 2 more)"), body["detail"]
+
+
+async def test_a_charger_the_station_does_not_have_is_404_also_in_a_dry_run(operator_client: ApiClient) -> None:
+    station = await create(operator_client)
+    for query in ("?dry_run=true", ""):
+        response = await operator_client.patch(
+            f"/api/stations/{station['id']}/chargers/2147483646{query}",
+            json={"charge_point_id": None, "connector_id": None, "status": None},
+        )
+        await problem(response, 404, "not_found")
