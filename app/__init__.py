@@ -17,10 +17,13 @@ from app import live
 from app.auth import SESSION_COOKIE, init_auth
 from app.clock import Clock
 from app.config import Settings, load_settings
+from app.cors import Cors
 from app.db import close_db, init_db
 from app.errors import register_error_handlers
 from app.fast_lane import FastLane
 from app.headers import REQUEST_ID, HeaderPolicy, PolicyHeaders
+from app.job_queue import LocalQueue
+from app.metrics import ROUTE, MeasuredRequests
 from app.state import EXTENSION, AppState, state
 from app.wire import SESSION_SCHEME, ContractOpenAPI, ContractQuart, IdConverter, JsonRequest
 
@@ -84,6 +87,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None, *, 
     asgi_app: Any = app.asgi_app
     if fast_lane:
         asgi_app = FastLane(asgi_app, app_state.directory, app_state.clock)
+    asgi_app = MeasuredRequests(asgi_app, app_state.metrics)
+    if settings.cors_origins:
+        asgi_app = Cors(asgi_app, settings.cors_origins)
     app.asgi_app = PolicyHeaders(asgi_app, HeaderPolicy(hsts=settings.cookie_secure))  # type: ignore[method-assign,assignment]
     return app
 
@@ -94,6 +100,8 @@ def _register_blueprints(app: Quart) -> None:
         bookings,
         health,
         insights,
+        me,
+        metrics,
         operator,
         operator_bookings,
         pages,
@@ -105,6 +113,7 @@ def _register_blueprints(app: Quart) -> None:
 
     for module in (
         health,
+        metrics,
         auth,
         stations,
         operator,
@@ -114,6 +123,7 @@ def _register_blueprints(app: Quart) -> None:
         live_updates,
         bookings,
         payments,
+        me,
         pages,
     ):
         app.register_blueprint(module.blueprint)
@@ -153,6 +163,7 @@ async def start_services(app_state: AppState) -> None:
 
 async def stop_services(app_state: AppState) -> None:
     await app_state.tasks.cancel_all()
+    await app_state.jobs.close()
     await app_state.throttle.close()
     await app_state.bus.close()
 
@@ -165,13 +176,42 @@ def _start_background_jobs(app_state: AppState) -> None:
 
     scheduler = TransitionScheduler(app_state.bus, app_state.clock)
     app_state.tasks.supervise("transition-scheduler", scheduler.run)
+    if isinstance(app_state.jobs, LocalQueue):
+        serve_jobs_here(app_state, app_state.jobs)
+        app_state.tasks.supervise("jobs", app_state.jobs.run)
     app_state.tasks.supervise(
         "close-out", lambda: run_close_out(app_state.clock, bus=app_state.bus, provider=app_state.provider)
     )
 
 
+def serve_jobs_here(services: AppState, queue: LocalQueue) -> None:
+    """The worker's notification jobs, run by this process's own queue (the embedded default),
+    starting with the worker's catch-up."""
+    from app import delivery, reminders
+    from app.job_queue import DELIVER, REMIND
+
+    async def deliver() -> None:
+        await delivery.deliver_pending(services.clock.now(), bus=services.bus, mail=services.mail)
+
+    async def remind(kind: str, booking_id: int, at: Any) -> None:
+        await reminders.fire(kind, booking_id, at, now=services.clock.now(), jobs=queue)
+
+    async def catch_up() -> None:
+        await reminders.plan_all(queue, services.clock.now())
+        await deliver()
+
+    queue.handle(DELIVER, deliver)
+    queue.handle(REMIND, remind)
+    queue.handle("catch_up", catch_up)
+    queue.add("catch_up", job_id="catch-up")
+
+
 def _register_request_hooks(app: Quart) -> None:
     @app.before_request
     async def remember_request_id() -> None:
-        """For error reports to quote; ``PolicyHeaders`` decided it and puts it on the response."""
+        """The request's id for error reports to quote (``PolicyHeaders`` decided it and puts it on
+        the response), and the route template its figures are counted under (``app.metrics``)."""
         g.request_id = request.scope.get(REQUEST_ID, "-")
+        if request.url_rule is not None:
+            scope: dict[str, Any] = request.scope  # type: ignore[assignment]  # ASGI lets us add keys
+            scope[ROUTE] = request.url_rule.rule

@@ -136,6 +136,7 @@ def site_origin(scheme: str, host: str) -> str:
 
 
 async def _set_csrf_cookie(response: Response) -> Response:
+    _hand_token_to_front_end(response)
     if "new_csrf_token" not in g and "clear_csrf" not in g and SESSION_COOKIE not in request.cookies:
         return response  # nobody signed in or out, and no session whose token could be restored
     secure = state().settings.cookie_secure
@@ -156,6 +157,20 @@ async def _set_csrf_cookie(response: Response) -> Response:
             max_age=SESSION_DAYS * 24 * 3600,
         )
     return response
+
+
+def _hand_token_to_front_end(response: Response) -> None:
+    """A front end on another origin listed in ``CORS_ORIGINS`` cannot read this site's
+    ``csrf_token`` cookie, so its signed-in requests get the token in the ``X-CSRF-Token`` response
+    header instead (exposed to it by ``app.cors``), to send back on its changes."""
+    origin = request.headers.get("Origin")
+    if not origin or origin not in state().settings.cors_origins:
+        return
+    token = g.get("new_csrf_token")
+    if token is None and auth_cookie.auth_id and not g.get("clear_csrf"):  # not just signed out
+        token = csrf_token_for(auth_cookie.auth_id)
+    if token is not None:
+        response.headers[CSRF_HEADER] = token
 
 
 def init_auth(app: Quart) -> None:

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from tortoise import timezone
 from tortoise.queryset import QuerySet
 
+from app import history, notifications, reminders
 from app.availability import holds_charger
 from app.booking_search import status_condition
 from app.bus import Bus
@@ -40,7 +41,18 @@ from app.errors import (
 )
 from app.events import publish_availability, quietly
 from app.hours import Schedule, compile_schedule
-from app.models import Booking, BookingStatus, Charger, ChargerStatus, Station, StationStatus, User
+from app.job_queue import JobQueue
+from app.models import (
+    Booking,
+    BookingStatus,
+    Charger,
+    ChargerStatus,
+    Payment,
+    PaymentStatus,
+    Station,
+    StationStatus,
+    User,
+)
 from app.payment_provider import PaymentProvider
 from app.payments import refund_booking
 from app.rebooking import BROKEN, what_breaks
@@ -85,6 +97,7 @@ async def create_booking(
     now: datetime,
     policy: BookingPolicy,
     bus: Bus,
+    jobs: JobQueue | None = None,
 ) -> Booking:
     """Book a charger for ``[slot_time, slot_time + duration)``.
 
@@ -117,6 +130,9 @@ async def create_booking(
     )
     booking = await _insert_with_retry(request)
     await quietly(publish_availability(bus, station.id, now))
+    if jobs is not None:
+        await quietly(notifications.deliver_soon(jobs, f"created:{booking.id}"))
+        await quietly(reminders.plan_booking(jobs, reminders.Planned.of(booking, schedule), now))
     return booking
 
 
@@ -234,6 +250,25 @@ WHERE c.id = $2
        WHERE h.user_id = $1 AND h.status = '{BookingStatus.CONFIRMED}' AND h.hold_expires_at > $10) < $11"""
 
 
+#: The booking's first history line and its ``booking_confirmed`` notification, written by the
+#: insert's own statement on PostgreSQL (``WITH b AS (insert) ...``), so booking costs no extra
+#: statement. ``$10`` is the booking's ``now`` and ``$1`` its user, as in ``_INSERT_HOLD``.
+_CREATED = f"""
+, e AS (INSERT INTO {history.INSERT_COLUMNS} SELECT id, '{history.CREATED}', $12, $10 FROM b)
+, n AS (INSERT INTO {notifications.INSERT_COLUMNS}
+        SELECT $1, $13, id, $14, $15, $16, $10, NULL, $13::varchar || ':' || id || ':' || $17, 0 FROM b)
+SELECT id FROM b"""
+
+
+def _created_notes(request: _Request, charger: Charger, booking_id: int) -> tuple[str, notifications.Note]:
+    slot = notifications.Slot(
+        booking_id, request.user.id, request.station.id, request.station.name, request.station.timezone,
+        charger.charger_number, request.start, request.end, request.amount_due, request.station.currency,
+    )  # fmt: skip
+    detail = f"Held charger {charger.charger_number} until {slot.clock(request.hold_expires_at)} ({slot.timezone})."
+    return detail, notifications.booking_confirmed(slot, request.hold_expires_at, request.now)
+
+
 async def _insert(request: _Request) -> Booking:
     """Four statements on PostgreSQL: BEGIN, lock the user and read, insert, COMMIT.
 
@@ -254,14 +289,25 @@ async def _insert(request: _Request) -> Booking:
                 raise HoldLimitReached()
             charger = _pick_charger(request, await _taken_expiring_lapsed(request, rows))
             created_at = timezone.now()
-            inserted = await fetch(
-                _INSERT_HOLD + (" FOR UPDATE OF c" if lock else "") + " RETURNING id",
+            detail, note = _created_notes(request, charger, 0)
+            params = [
                 user.id, charger.id, request.start, request.end, request.amount_due, request.station.currency,
                 request.hold_expires_at, request.vehicle_number, created_at, now, HOLD_LIMIT,
-                connection=connection,
-            )  # fmt: skip
+            ]  # fmt: skip
+            if lock:
+                inserted = await fetch(
+                    f"WITH b AS ({_INSERT_HOLD} FOR UPDATE OF c RETURNING id){_CREATED}",
+                    *params, detail, note.kind.value, request.station.id, note.title, note.body, now.isoformat(),
+                    connection=connection,
+                )  # fmt: skip
+            else:
+                inserted = await fetch(_INSERT_HOLD + " RETURNING id", *params, connection=connection)
             if not inserted:
                 raise HoldLimitReached()  # a request of the same user's took the last hold meanwhile
+            if not lock:
+                detail, note = _created_notes(request, charger, inserted[0]["id"])
+                await history.record(inserted[0]["id"], history.CREATED, detail, now, connection=connection)
+                await notifications.write([note], connection=connection)
     except Exception as exc:
         # 23P01: the exclusion constraint refused an overlap. 40P01: two inserts of overlapping
         # rows waited on each other and PostgreSQL aborted one of them; either way we lost.
@@ -380,6 +426,15 @@ def effective_status(booking: Booking, now: datetime) -> BookingStatus:
     return BookingStatus(booking.status)
 
 
+async def refund_of(booking_id: int) -> Payment | None:
+    """The payment being (or already) given back for a cancelled booking, if any."""
+    return (
+        await Payment.filter(booking_id=booking_id, status__in=(PaymentStatus.REFUND_PENDING, PaymentStatus.REFUNDED))
+        .order_by("-id")
+        .first()
+    )
+
+
 @dataclass(frozen=True)
 class Quote:
     """What paying a booking costs (``amount_due`` was fixed when it was made), whether it can be
@@ -419,9 +474,17 @@ def cancellable(status: BookingStatus, slot_start: datetime, now: datetime) -> b
     return status == BookingStatus.CONFIRMED or (status == BookingStatus.PAID and now < slot_start)
 
 
-async def cancel_booking(user: User, booking_id: int, *, now: datetime, provider: PaymentProvider, bus: Bus) -> Booking:
+async def cancel_booking(
+    user: User,
+    booking_id: int,
+    *,
+    now: datetime,
+    provider: PaymentProvider,
+    bus: Bus,
+    jobs: JobQueue | None = None,
+) -> Booking:
     """CONFIRMED → CANCELLED; PAID → CANCELLED with a refund, only before the slot starts."""
-    await get_booking(user, booking_id)
+    before = await get_booking(user, booking_id)
     async with write_transaction():
         query = Booking.filter(id=booking_id)
         if is_postgres():
@@ -433,9 +496,18 @@ async def cancel_booking(user: User, booking_id: int, *, now: datetime, provider
             if current == BookingStatus.PAID:
                 raise Conflict("A paid booking can only be cancelled before its slot starts.")
             raise Conflict(f"This booking is {current.value.lower()} and cannot be cancelled.")
+        refund = None
         if current == BookingStatus.PAID:
             await refund_booking(provider, booking)
+            refund = booking.amount_due
         booking.status = BookingStatus.CANCELLED
         await booking.save(update_fields=["status", "updated_at"])
+        slot = notifications.slot_of(before)
+        refunded = f" Refunded {slot.money}." if refund else ""
+        by = "you" if user.id == before.user_id else "an operator"  # type: ignore[attr-defined]
+        await history.record(booking.id, history.CANCELLED, f"Cancelled by {by}.{refunded}", now)
+        await notifications.write([notifications.booking_cancelled(slot, None, refund, now, by=by)])
     await quietly(publish_availability(bus, booking.station_id, now))  # type: ignore[attr-defined]
+    if jobs is not None:
+        await quietly(notifications.deliver_soon(jobs, f"cancel:{booking.id}"))
     return await get_booking(user, booking_id)

@@ -133,6 +133,8 @@ class Bus(ABC):
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
         self._listeners: list[Listener] = []
+        #: Times the connection was lost and made again (``/metrics``); an in-process bus never is.
+        self.reconnects = 0
         #: The epoch of the last sequence number handed out (see the module docstring).
         self.epoch = secrets.token_hex(8)
 
@@ -340,6 +342,7 @@ class RedisBus(Bus):
                 self._connected.set()
                 if self._has_connected_before:
                     log.info("bus reconnected; resynchronising subscribers")
+                    self.reconnects += 1
                     self._resync_all()
                 self._has_connected_before = True
                 backoff = 0.05

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
 
+from app import history
 from app.bus import Bus
 from app.clock import Clock
+from app.db import fetch
 from app.events import publish_availability
 from app.models import Booking, BookingStatus, IdempotencyRecord, Session
 from app.payment_provider import PaymentProvider
@@ -42,12 +45,36 @@ class CloseOut:
     refunded: int = 0
 
 
+#: What a booking's history says when close-out moves it on.
+_EVENTS = {
+    BookingStatus.EXPIRED: (history.EXPIRED, "The hold ran out unpaid."),
+    BookingStatus.COMPLETED: (history.COMPLETED, "The slot ended."),
+}
+
+
+#: The status each close-out move leaves.
+_LEAVES = {BookingStatus.EXPIRED: BookingStatus.CONFIRMED, BookingStatus.COMPLETED: BookingStatus.PAID}
+
+
 async def _move(condition: Q, to: BookingStatus, now: datetime) -> tuple[int, set[int]]:
-    rows = await Booking.filter(condition).distinct().values("station_id")
-    if not rows:
+    """Move the bookings matching ``condition`` (which names the status they leave) to ``to``,
+    with a history line each, in one transaction; (how many, their stations)."""
+    if not await Booking.filter(condition).exists():
         return 0, set()
-    changed = await Booking.filter(condition).update(status=to, updated_at=now)
-    return int(changed), {row["station_id"] for row in rows}
+    async with in_transaction() as connection:
+        ids = await Booking.filter(condition).values_list("id", flat=True)
+        if not ids:
+            return 0, set()
+        marks = ", ".join(f"${n + 4}" for n in range(len(ids)))
+        rows = await fetch(
+            f"UPDATE bookings SET status = $1, updated_at = $2 WHERE status = $3 AND id IN ({marks}) "
+            "RETURNING id, station_id",
+            to.value, now, _LEAVES[to].value, *ids,
+            connection=connection,
+        )  # fmt: skip
+        event, detail = _EVENTS[to]
+        await history.record_many(((row["id"], event, detail, now) for row in rows), connection=connection)
+    return len(rows), {row["station_id"] for row in rows}
 
 
 async def close_out(now: datetime, *, bus: Bus, provider: PaymentProvider) -> CloseOut:

@@ -22,6 +22,17 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Limit:
+    """A throttling limit as configured: at most ``amount`` attempts per ``minutes``."""
+
+    amount: int
+    minutes: int
+
+    def __str__(self) -> str:
+        return f"{self.amount}/{self.minutes}"
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
@@ -38,6 +49,19 @@ class Settings:
     #: The site's external base URL (``https://charge.example``), for links that leave the screen
     #: they are shown on (kiosk QR codes); None = the request's own host.
     public_url: str | None = None
+    #: ``smtp://user:pass@host:port`` (STARTTLS when offered) or ``smtps://`` (implicit TLS); None:
+    #: no mail is sent.
+    smtp_url: str | None = None
+    mail_from: str = "Chargeslot <chargeslot@localhost>"
+    #: Origins of separately hosted front ends that may read the API with credentials (CORS);
+    #: empty = no CORS headers at all.
+    cors_origins: tuple[str, ...] = ()
+    #: Failed sign-ins per account (a client address gets four times as many, across accounts).
+    sign_in_limit: Limit = Limit(5, 15)
+    #: Registrations per client address.
+    register_limit: Limit = Limit(10, 60)
+    #: When set, ``GET /metrics`` wants ``Authorization: Bearer <token>``.
+    metrics_token: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -58,7 +82,7 @@ class Settings:
     def origin_allowed(self, origin: str | None, site: str) -> bool:
         """Requests from the ``site`` origin itself (scheme and host alike) are always allowed;
         others only when listed. An ``http://`` page is another origin than the ``https://`` site."""
-        return not origin or origin == site or origin in self.allowed_origins
+        return not origin or origin == site or origin in self.allowed_origins or origin in self.cors_origins
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -104,6 +128,52 @@ def _public_url(env: Mapping[str, str]) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _smtp_url(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("SMTP_URL") or "").strip()
+    if not raw:
+        return None
+    error = ConfigError("SMTP_URL must look like smtp://user:password@host:port or smtps://host, got a malformed URL")
+    try:
+        parts = urlsplit(raw)
+        _ = parts.port
+    except ValueError:
+        raise error from None
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or parts.path not in ("", "/"):
+        raise error
+    return raw
+
+
+def _mail_from(env: Mapping[str, str]) -> str:
+    raw = (env.get("MAIL_FROM") or "").strip()
+    if not raw:
+        return Settings.mail_from
+    if "@" not in raw or "\n" in raw or "\r" in raw:
+        raise ConfigError(f"MAIL_FROM must be an address such as 'Chargeslot <noreply@example.com>', got {raw!r}")
+    return raw
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in env.get(name, "").split(",") if o.strip())
+    for origin in origins:
+        if "://" not in origin:
+            raise ConfigError(f"{name} entries must look like https://host, got {origin!r}")
+    return origins
+
+
+def _limit(env: Mapping[str, str], name: str, default: Limit) -> Limit:
+    """``N/minutes``: at most N attempts in each window of that many minutes."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    amount, slash, minutes = raw.partition("/")
+    if not (slash and amount.strip().isdigit() and minutes.strip().isdigit()):
+        raise ConfigError(f"{name} must look like N/minutes, e.g. {default}, got {raw!r}")
+    limit = Limit(int(amount), int(minutes))
+    if not (1 <= limit.amount <= 100_000 and 1 <= limit.minutes <= 7 * 24 * 60):
+        raise ConfigError(f"{name} must allow 1 to 100000 attempts per 1 to 10080 minutes, got {raw!r}")
+    return limit
+
+
 def _embedded_secret() -> str:
     """The embedded default keeps a generated key under ./data so sessions survive restarts."""
     path = DATA_DIR / "secret_key"
@@ -140,10 +210,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     elif len(secret_key) < 32:
         raise ConfigError("SECRET_KEY must be at least 32 characters long")
 
-    origins = tuple(o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip())
-    for origin in origins:
-        if "://" not in origin:
-            raise ConfigError(f"ALLOWED_ORIGINS entries must look like https://host, got {origin!r}")
+    metrics_token = env.get("METRICS_TOKEN") or None
+    if metrics_token is not None and len(metrics_token) < 16:
+        raise ConfigError("METRICS_TOKEN must be at least 16 characters long")
 
     return Settings(
         database_url=database_url,
@@ -151,7 +220,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         host=env.get("HOST") or "127.0.0.1",
         port=_int(env, "PORT", 8000, 1, 65535),
         secret_key=secret_key,
-        allowed_origins=origins,
+        allowed_origins=_origins(env, "ALLOWED_ORIGINS"),
         booking_hold_minutes=_int(env, "BOOKING_HOLD_MINUTES", 10, 1, 24 * 60),
         booking_horizon_days=_int(env, "BOOKING_HORIZON_DAYS", 7, 1, 365),
         cookie_secure=_bool(env, "COOKIE_SECURE", not embedded),
@@ -159,4 +228,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_prefix=env.get("REDIS_PREFIX") or "chargeslot",
         run_background_tasks=_bool(env, "RUN_BACKGROUND_TASKS", embedded),
         public_url=_public_url(env),
+        smtp_url=_smtp_url(env),
+        mail_from=_mail_from(env),
+        cors_origins=_origins(env, "CORS_ORIGINS"),
+        sign_in_limit=_limit(env, "SIGN_IN_LIMIT", Settings.sign_in_limit),
+        register_limit=_limit(env, "REGISTER_LIMIT", Settings.register_limit),
+        metrics_token=metrics_token,
     )

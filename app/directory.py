@@ -25,6 +25,7 @@ from typing import Any
 from app.bus import RESYNC, Bus
 from app.clock import Clock
 from app.events import station_of
+from app.station_search import publicly_listed
 from app.station_views import StationView, load_views
 
 #: How long a cached view may be trusted while the bus is disconnected (no invalidations arrive).
@@ -45,6 +46,8 @@ class StationDirectory:
         self._catalogue_ids: list[int] | None = None
         self._catalogue: tuple[StationView, ...] | None = None
         self._stale: set[int] = set()
+        #: ``publicly_listed`` of the catalogue tuple it was made from, remade when that changes.
+        self._listed: tuple[tuple[StationView, ...], tuple[StationView, ...]] | None = None
         self._refreshing: asyncio.Future[None] | None = None
         self._outage_since: float | None = None
         bus.listen(self._handle)
@@ -122,6 +125,16 @@ class StationDirectory:
                 self._refreshing = asyncio.ensure_future(self._refresh())
                 self._refreshing.add_done_callback(self._refresh_done)
             await asyncio.shield(self._refreshing)
+
+    async def listed(self, include_inactive: bool = False) -> tuple[StationView, ...]:
+        """The catalogue as the public list shows it (``INACTIVE`` stations left out), or all of
+        it for an operator who asks."""
+        everything = await self.catalogue()
+        if include_inactive:
+            return everything
+        if self._listed is None or self._listed[0] is not everything:
+            self._listed = (everything, publicly_listed(everything))
+        return self._listed[1]
 
     def _refresh_done(self, done: asyncio.Future[None]) -> None:
         self._refreshing = None

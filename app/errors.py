@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -35,6 +35,8 @@ class DomainError(Exception):
     detail: str = "The request could not be processed."
     #: Seconds to wait before trying again, sent as ``Retry-After``; a ``retry_after`` extra wins.
     retry_after: int | None = None
+    #: Further response headers the status calls for (``WWW-Authenticate`` on a 401).
+    headers: Mapping[str, str] = {}
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail or self.detail)
@@ -47,7 +49,31 @@ class ValidationFailed(DomainError):
     status, code, detail = 422, "validation_error", "The request is not valid."
 
     def __init__(self, errors: list[dict[str, Any]], detail: str | None = None) -> None:
-        super().__init__(detail or (errors[0]["msg"] if len(errors) == 1 else None), errors=errors)
+        if detail is None and len(errors) == 1:
+            detail = errors[0]["msg"]  # said in words already, like the booking checks' refusals
+        super().__init__(detail or describe(errors), errors=errors)
+
+
+#: How many wrong fields the ``detail`` of a validation problem names; ``errors`` has them all.
+NAMED_IN_DETAIL = 3
+
+
+def field_name(loc: list[Any] | tuple[Any, ...]) -> str:
+    """A field as a person reads it: ``hours.regular_hours[2].period_end``, without the "body" or
+    "query" that says where it was sent."""
+    name = ""
+    for part in loc[1:] if loc and loc[0] in ("body", "query") else loc:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}" if name else str(part)
+    return name or "the request"
+
+
+def describe(errors: list[dict[str, Any]]) -> str:
+    """A validation problem's ``detail``: each wrong field named with what is wrong with it, so a
+    client that shows only the detail still tells its user what to fix."""
+    named = [f"{field_name(error['loc'])}: {error['msg']}" for error in errors[:NAMED_IN_DETAIL]]
+    more = len(errors) - NAMED_IN_DETAIL
+    tail = f" (and {more} more)" if more > 0 else ""
+    return ("; ".join(named) + tail) if named else "The request is not valid."
 
 
 class Unauthenticated(DomainError):
@@ -181,7 +207,12 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
 
 
 def pydantic_errors(error: PydanticValidationError, prefix: tuple[str, ...] = ("body",)) -> list[dict[str, Any]]:
-    return [{"loc": [*prefix, *err["loc"]], "msg": err["msg"]} for err in error.errors()]
+    return [{"loc": [*prefix, *err["loc"]], "msg": _plain(err["msg"])} for err in error.errors()]
+
+
+def _plain(message: str) -> str:
+    """pydantic's message for a validator's ValueError, without the "Value error, " it prefixes."""
+    return message.removeprefix("Value error, ")
 
 
 def wants_html() -> bool:
@@ -208,6 +239,7 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(DomainError)
     async def _domain(error: DomainError) -> Response:
         response = problem(error.status, error.code, error.detail, **error.extra)
+        response.headers.update(error.headers)
         retry_after = error.extra.get("retry_after", error.retry_after)
         if retry_after is not None:
             response.headers["Retry-After"] = str(retry_after)
@@ -221,7 +253,7 @@ def register_error_handlers(app: Quart) -> None:
             errors = pydantic_errors(cause, (where,))
         else:
             errors = [{"loc": [where], "msg": "Expected a JSON object."}]
-        return problem(422, "validation_error", "The request is not valid.", errors=errors)
+        return problem(422, "validation_error", describe(errors), errors=errors)
 
     @app.errorhandler(HTTPException)
     async def _http(error: HTTPException) -> Response:

@@ -77,6 +77,14 @@ async def quietly(publishing: Awaitable[object]) -> None:
         log.warning("could not publish a station event after a committed change", exc_info=True)
 
 
+def planned(at: datetime | None, now: datetime) -> dict[str, Any]:
+    """The fields that say an event is a planned transition: its instant, and how late it was
+    published (``app.metrics`` reports that lateness)."""
+    if at is None:
+        return {}
+    return {"planned_at": at.isoformat(), "late_by_ms": round((now - at).total_seconds() * 1000)}
+
+
 async def _publish(bus: Bus, station_id: int, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
     seq = await bus.next_seq(station_channel(station_id))
     message = {"type": type_, "seq": seq, "epoch": bus.epoch, "station_id": station_id, **payload}
@@ -84,7 +92,9 @@ async def _publish(bus: Bus, station_id: int, type_: str, payload: dict[str, Any
     return message
 
 
-async def publish_availability(bus: Bus, station_id: int, now: datetime) -> dict[str, Any] | None:
+async def publish_availability(
+    bus: Bus, station_id: int, now: datetime, planned_at: datetime | None = None
+) -> dict[str, Any] | None:
     """Which chargers are free now: after a booking or charger change commits, and when a booked
     slot starts or ends. Only the chargers and the bookings holding them now are read. Each charger
     comes whole (connector, power), and with the counts, so a page draws a new charger and its
@@ -95,18 +105,21 @@ async def publish_availability(bus: Bus, station_id: int, now: datetime) -> dict
     payload = {
         "chargers": chargers,
         "available_chargers": sum(c["available_now"] for c in chargers),
+        **planned(planned_at, now),
         "total_chargers": len(chargers),
     }
     return await _publish(bus, station_id, AVAILABILITY, payload)
 
 
-async def publish_status(bus: Bus, station_id: int, now: datetime) -> dict[str, Any] | None:
+async def publish_status(
+    bus: Bus, station_id: int, now: datetime, planned_at: datetime | None = None
+) -> dict[str, Any] | None:
     """Whether the station is open: after its hours or status change, and at every open/close
     instant. The view is read fresh from the database, never from a cache."""
     views = await load_views([station_id], now)
     if not views:
         return None
-    return await _publish(bus, station_id, STATUS, status_fields(views[0], now))
+    return await _publish(bus, station_id, STATUS, {**status_fields(views[0], now), **planned(planned_at, now)})
 
 
 async def publish_changed(bus: Bus, station_id: int) -> dict[str, Any]:

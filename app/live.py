@@ -221,7 +221,7 @@ class Hub:
 
     async def serve(self, websocket: Websocket, client: LiveClient, first: dict[str, Any], snapshot: Snapshot) -> None:
         """Send ``first``, then events, heartbeats and fresh snapshots until the socket closes."""
-        incoming = asyncio.ensure_future(_discard_incoming(websocket))
+        incoming = asyncio.ensure_future(discard_incoming(websocket))
         try:
             await websocket.accept()
             await websocket.send(encode(first))
@@ -248,7 +248,7 @@ class Hub:
             incoming.cancel()
 
 
-async def _discard_incoming(websocket: Websocket) -> None:
+async def discard_incoming(websocket: Websocket) -> None:
     """Clients have nothing to say; read and drop whatever they send so it cannot pile up."""
     while True:
         await websocket.receive()

@@ -46,6 +46,7 @@ from typing import Any
 
 from tortoise import timezone
 
+from app import history, notifications
 from app.bus import Bus
 from app.db import fetch, instant, is_postgres, write_transaction
 from app.errors import (
@@ -63,6 +64,7 @@ from app.errors import (
     problem_body,
 )
 from app.events import publish_availability, quietly
+from app.job_queue import JobQueue
 from app.models import (
     Booking,
     BookingStatus,
@@ -181,6 +183,9 @@ class _Attempt:
     bus: Bus
     key: str | None = None
     fingerprint: str | None = None
+    jobs: JobQueue | None = None
+    #: What the receipt says about the slot; known once the booking is read.
+    slot: notifications.Slot | None = None
     #: The key's record and the booking's claim, both leases taken by ``_take_leases``.
     record_id: int | None = None
     claim_id: int | None = None
@@ -206,9 +211,10 @@ async def process_payment(
     now: datetime,
     provider: PaymentProvider,
     bus: Bus,
+    jobs: JobQueue | None = None,
 ) -> Outcome:
     """Pay a booking. Refusals raise ``DomainError``; a replayed refusal comes back as an Outcome."""
-    attempt = _Attempt(user, booking_id, PaymentMethod(payment_method), amount, now, provider, bus)
+    attempt = _Attempt(user, booking_id, PaymentMethod(payment_method), amount, now, provider, bus, jobs=jobs)
     if idempotency_key is not None:
         fingerprint = request_fingerprint(booking_id, attempt.method, amount)
         reference = f"booking-{booking_id}-key-{idempotency_key}"
@@ -331,6 +337,7 @@ def _ensure_payable(booking: Booking, now: datetime) -> None:
 _LOAD = f"""
 SELECT b.id, b.status, b.hold_expires_at, b.amount_due, b.currency, b.station_id, b.slot_start, b.slot_end,
        (SELECT c.status FROM chargers c WHERE c.id = b.charger_id) AS charger_status,
+       (SELECT c.charger_number FROM chargers c WHERE c.id = b.charger_id) AS charger_number,
        (SELECT json_build_object('id', p.id, 'status', p.status, 'transaction_id', p.transaction_id,
                                  'request_fingerprint', p.request_fingerprint)
         FROM payments p WHERE p.user_id = $2 AND p.idempotency_key = $3) AS prior,
@@ -379,8 +386,13 @@ async def _pay(attempt: _Attempt) -> Outcome:
     except BaseException:
         await _release(attempt.claim_id)
         raise
+    station = loaded.station
+    slot = notifications.Slot(
+        booking.id, user.id, station.id, station.name, station.timezone, row["charger_number"], start, end,
+        booking.amount_due, booking.currency,
+    )  # fmt: skip
     # Once the provider may be charging, finish the bookkeeping even if the client goes away.
-    return Outcome(200, await asyncio.shield(_charge_and_record(attempt, booking)))
+    return Outcome(200, await asyncio.shield(_charge_and_record(replace(attempt, slot=slot), booking)))
 
 
 async def _answer_from_prior_payment(attempt: _Attempt, prior: dict[str, Any]) -> Outcome:
@@ -418,7 +430,16 @@ async def _charge_and_record(attempt: _Attempt, booking: Booking) -> Payment:
         raise _declined(payment.id, payment.transaction_id, result.reason)
     # Still taken, but no longer a hold that lapses: caches must stop expecting it to free up.
     await quietly(publish_availability(attempt.bus, booking.station_id, attempt.now))  # type: ignore[attr-defined]
+    if attempt.jobs is not None:
+        await quietly(notifications.deliver_soon(attempt.jobs, f"paid:{booking.id}"))
     return payment
+
+
+def _paid_lines(attempt: _Attempt, transaction_id: str) -> tuple[str, notifications.Note]:
+    """The history line and the receipt of an approved payment."""
+    assert attempt.slot is not None
+    detail = f"Paid {attempt.slot.money} by {attempt.method.value} ({transaction_id})."
+    return detail, notifications.payment_receipt(attempt.slot, transaction_id, attempt.now)
 
 
 async def _record(attempt: _Attempt, booking: Booking, result: ProviderResult) -> Payment | None:
@@ -436,6 +457,10 @@ async def _record(attempt: _Attempt, booking: Booking, result: ProviderResult) -
                 return None
         status = PaymentStatus.SUCCESS if result.approved else PaymentStatus.FAILED
         payment = await _store_payment(attempt, booking, result.transaction_id, status, keyed=True)
+        if result.approved:
+            detail, receipt = _paid_lines(attempt, result.transaction_id)
+            await history.record(booking.id, history.PAID, detail, attempt.now)
+            await notifications.write([receipt])
         if attempt.record_id is not None:
             reply_status, body = _stored_reply(status, payment.id, payment.transaction_id, result.reason)
             await IdempotencyRecord.filter(id=attempt.record_id).update(
@@ -465,6 +490,11 @@ WITH moved AS (
     FROM payment WHERE idempotency_records.id = $12
 ), released AS (
     DELETE FROM idempotency_records WHERE id = $13
+), event AS (
+    INSERT INTO {history.INSERT_COLUMNS} SELECT id, '{history.PAID}', $14, $1 FROM moved
+), receipt AS (
+    INSERT INTO {notifications.INSERT_COLUMNS}
+    SELECT $3, $15, id, $16, $17, $18, $1, $1, $15::varchar || ':' || id || ':' || $19, 0 FROM moved
 )
 SELECT id FROM payment"""
 
@@ -473,11 +503,13 @@ async def _record_approval_in_one_statement(
     attempt: _Attempt, booking: Booking, result: ProviderResult
 ) -> Payment | None:
     created_at = timezone.now()
+    detail, receipt = _paid_lines(attempt, result.transaction_id)
     rows = await fetch(
         _RECORD_APPROVAL,
         attempt.now, booking.id, attempt.user.id, booking.amount_due, booking.currency, attempt.method,
         result.transaction_id, attempt.key, attempt.fingerprint, created_at, attempt.now + IDEMPOTENCY_TTL,
         attempt.record_id, attempt.claim_id,
+        detail, receipt.kind.value, receipt.slot.station_id, receipt.title, receipt.body, attempt.now.isoformat(),
     )  # fmt: skip
     if not rows:
         return None

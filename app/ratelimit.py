@@ -30,7 +30,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 
 from app.clock import Clock
-from app.config import Settings
+from app.config import Limit, Settings
 from app.errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -49,13 +49,28 @@ class Rule:
         return int(self.window.total_seconds())
 
 
-#: Failed sign-ins for one account, from anywhere: the sixth rapid one is refused.
-SIGN_IN_PER_ACCOUNT = Rule("sign-in-account", 5, timedelta(minutes=15))
-#: Failed sign-ins from one client address across accounts. Higher than the per-account rule
-#: because one address may be a whole office or a mobile carrier's NAT.
-SIGN_IN_PER_CLIENT = Rule("sign-in-client", 20, timedelta(minutes=15))
-#: Registrations (successful or not) from one client address; each costs an argon2 hash.
-REGISTER_PER_CLIENT = Rule("register-client", 10, timedelta(hours=1))
+#: A client address may fail this many times the per-account allowance, across accounts: one
+#: address may be a whole office or a mobile carrier's NAT.
+CLIENT_FACTOR = 4
+
+
+def sign_in_rules(limit: Limit) -> tuple[Rule, Rule]:
+    """Failed sign-ins per account from anywhere (``SIGN_IN_LIMIT``, default 5 per 15 minutes: the
+    sixth rapid one is refused) and per client address across accounts (four times that)."""
+    window = timedelta(minutes=limit.minutes)
+    return (
+        Rule("sign-in-account", limit.amount, window),
+        Rule("sign-in-client", CLIENT_FACTOR * limit.amount, window),
+    )
+
+
+def register_rule(limit: Limit) -> Rule:
+    """Registrations (successful or not) from one client address; each costs an argon2 hash."""
+    return Rule("register-client", limit.amount, timedelta(minutes=limit.minutes))
+
+
+SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_CLIENT = sign_in_rules(Settings.sign_in_limit)
+REGISTER_PER_CLIENT = register_rule(Settings.register_limit)
 
 
 def _limits_uri(redis_url: str) -> str:
@@ -72,7 +87,16 @@ def account_key(email: str) -> str:
 class Throttle:
     """Per-process handle on the shared counters."""
 
-    def __init__(self, redis_url: str | None, prefix: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        redis_url: str | None,
+        prefix: str,
+        clock: Clock,
+        sign_in: Limit = Settings.sign_in_limit,
+        register: Limit = Settings.register_limit,
+    ) -> None:
+        self.sign_in_per_account, self.sign_in_per_client = sign_in_rules(sign_in)
+        self.register_per_client = register_rule(register)
         self._redis_url = redis_url
         self._prefix = prefix
         self._clock = clock
@@ -86,7 +110,7 @@ class Throttle:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock) -> Throttle:
-        return cls(settings.redis_url, settings.redis_prefix, clock)
+        return cls(settings.redis_url, settings.redis_prefix, clock, settings.sign_in_limit, settings.register_limit)
 
     def _strategy(self) -> FixedWindowRateLimiter:
         # Built on first use, inside the running event loop the storage belongs to.
@@ -152,19 +176,19 @@ class Throttle:
 
     async def begin_sign_in(self, email: str, client: str) -> None:
         """Count a sign-in attempt against the client and the account before checking it."""
-        await self.hit(SIGN_IN_PER_CLIENT, client)
+        await self.hit(self.sign_in_per_client, client)
         try:
-            await self.hit(SIGN_IN_PER_ACCOUNT, account_key(email))
+            await self.hit(self.sign_in_per_account, account_key(email))
         except RateLimited:
-            await self.give_back(SIGN_IN_PER_CLIENT, client)  # refused unchecked: no guess made
+            await self.give_back(self.sign_in_per_client, client)  # refused unchecked: no guess made
             raise
 
     async def sign_in_succeeded(self, email: str, client: str) -> None:
-        await self.clear(SIGN_IN_PER_ACCOUNT, account_key(email))
-        await self.give_back(SIGN_IN_PER_CLIENT, client)
+        await self.clear(self.sign_in_per_account, account_key(email))
+        await self.give_back(self.sign_in_per_client, client)
 
     async def count_registration(self, client: str) -> None:
-        await self.hit(REGISTER_PER_CLIENT, client)
+        await self.hit(self.register_per_client, client)
 
     def reset(self) -> None:
         """Start again from empty counters in this process; the old keys expire on their own."""

@@ -20,11 +20,13 @@ close-out until it does. Nothing is lost if the process dies in between.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from app import history, notifications
 from app.availability import holds_charger
 from app.db import is_postgres
 from app.hours import Schedule
@@ -39,9 +41,12 @@ from app.models import (
     StationStatus,
 )
 from app.payment_provider import PaymentProvider
-from app.station_views import ChargerView, load_views
+from app.station_views import ChargerView, StationView, load_views
 
 log = logging.getLogger(__name__)
+
+#: Refunds asked of the payment provider at once.
+REFUND_CONCURRENCY = 16
 
 
 #: What a driver is told when a booking can no longer happen, by cause.
@@ -96,7 +101,8 @@ async def settle(station_id: int, now: datetime) -> Affected:
     schedule, chargers = station.schedule, station.chargers
     usable = {c.id: c for c in chargers if c.status == ChargerStatus.AVAILABLE}
     moved: list[int] = []
-    cancelled: list[int] = []
+    cancelled: dict[CancelReason, list[Booking]] = {}
+    told = _Telling(station, now)
     for booking in bookings:
         current = next(c for c in chargers if c.id == booking.charger_id)  # type: ignore[attr-defined]
         reason = what_breaks(station.status, schedule, current.status, booking.slot_start, booking.slot_end, now)
@@ -107,11 +113,57 @@ async def settle(station_id: int, now: datetime) -> Affected:
             target = _free_charger(booking, current, usable.values(), bookings, now)
         if target is not None:
             await _move(booking, target, now)
+            told.moved(booking, current, target)
             moved.append(booking.id)
         else:
-            await _cancel(booking, reason, now)
-            cancelled.append(booking.id)
-    return Affected(tuple(moved), tuple(cancelled))
+            cancelled.setdefault(reason, []).append(booking)
+    for reason, gone in cancelled.items():
+        await _cancel(gone, reason, now)
+        for booking in gone:
+            told.cancelled(booking, current_number(chargers, booking), reason)
+    await told.write()
+    return Affected(tuple(moved), tuple(sorted(b.id for gone in cancelled.values() for b in gone)))
+
+
+def current_number(chargers: Iterable[ChargerView], booking: Booking) -> int:
+    return next(c.charger_number for c in chargers if c.id == booking.charger_id)  # type: ignore[attr-defined]
+
+
+class _Telling:
+    """The history lines and notifications of one settling, written together at its end."""
+
+    def __init__(self, station: StationView, now: datetime) -> None:
+        self.station, self.now = station, now
+        self.lines: list[history.Line] = []
+        self.notes: list[notifications.Note] = []
+
+    def _slot(self, booking: Booking, charger_number: int) -> notifications.Slot:
+        station = self.station
+        return notifications.Slot(
+            booking.id, booking.user_id, station.id, station.name, station.timezone, charger_number,  # type: ignore[attr-defined]
+            booking.slot_start, booking.slot_end, booking.amount_due, booking.currency,
+        )  # fmt: skip
+
+    def moved(self, booking: Booking, was: ChargerView, now_on: ChargerView) -> None:
+        why = BROKEN[CancelReason.CHARGER_OUT_OF_SERVICE]
+        detail = f"Moved from charger {was.charger_number} to charger {now_on.charger_number}: {why}"
+        self.lines.append((booking.id, history.MOVED, detail, self.now))
+        self.notes.append(
+            notifications.booking_moved(self._slot(booking, now_on.charger_number), was.charger_number, self.now)
+        )
+
+    def cancelled(self, booking: Booking, charger_number: int, reason: CancelReason) -> None:
+        slot = self._slot(booking, charger_number)
+        refund = booking.amount_due if booking.was_paid else None  # type: ignore[attr-defined]
+        owed = f" Refund of {slot.money} under way." if refund else ""
+        self.lines.append(
+            (booking.id, history.CANCELLED, f"Cancelled ({reason.value}): {BROKEN[reason]}{owed}", self.now)
+        )
+        self.notes.append(notifications.booking_cancelled(slot, reason, refund, self.now))
+
+    async def write(self) -> None:
+        await history.record_many(self.lines)
+        await notifications.write(self.notes)
 
 
 def _free_charger(
@@ -143,14 +195,18 @@ async def _move(booking: Booking, target: ChargerView, now: datetime) -> None:
     await booking.save(update_fields=["charger_id", "updated_at"])
 
 
-async def _cancel(booking: Booking, reason: CancelReason, now: datetime) -> None:
-    was_paid = booking.status == BookingStatus.PAID
-    booking.status = BookingStatus.CANCELLED
-    booking.cancel_reason = reason
-    booking.updated_at = now
-    await booking.save(update_fields=["status", "cancel_reason", "updated_at"])
-    if was_paid:
-        await Payment.filter(booking_id=booking.id, status=PaymentStatus.SUCCESS).update(
+async def _cancel(bookings: list[Booking], reason: CancelReason, now: datetime) -> None:
+    """Cancel bookings for one reason together (an exceptional closing may hit hundreds)."""
+    paid = [b.id for b in bookings if b.status == BookingStatus.PAID]
+    for booking in bookings:
+        booking.was_paid = booking.status == BookingStatus.PAID  # type: ignore[attr-defined]
+        booking.status = BookingStatus.CANCELLED
+        booking.cancel_reason = reason
+    await Booking.filter(id__in=[b.id for b in bookings]).update(
+        status=BookingStatus.CANCELLED, cancel_reason=reason, updated_at=now
+    )
+    if paid:
+        await Payment.filter(booking_id__in=paid, status=PaymentStatus.SUCCESS).update(
             status=PaymentStatus.REFUND_PENDING
         )
 
@@ -158,21 +214,32 @@ async def _cancel(booking: Booking, reason: CancelReason, now: datetime) -> None
 async def refund_pending(provider: PaymentProvider, booking_ids: Iterable[int] | None = None) -> int:
     """Refund payments owed back (all of them when ``booking_ids`` is None); returns how many went
     through. Each is marked REFUNDED only from REFUND_PENDING, so two processes retrying at once
-    record it once; a real provider dedupes the refund of one transaction itself."""
+    record it once; a real provider dedupes the refund of one transaction itself. The provider is
+    asked for several at once and the outcomes are recorded in one statement: a closing over
+    hundreds of paid slots must not cost hundreds of round trips in the operator's request."""
     owed = Payment.filter(status=PaymentStatus.REFUND_PENDING)
     if booking_ids is not None:
         owed = owed.filter(booking_id__in=list(booking_ids))
-    done = 0
-    for payment in await owed:
-        try:
-            result = await provider.refund(payment.transaction_id, payment.amount)
-        except Exception:
-            log.warning("refund of payment %s failed; it will be retried", payment.id, exc_info=True)
-            continue
+    payments = await owed
+    if not payments:
+        return 0
+    limit = asyncio.Semaphore(REFUND_CONCURRENCY)
+
+    async def refund(payment: Payment) -> int | None:
+        async with limit:
+            try:
+                result = await provider.refund(payment.transaction_id, payment.amount)
+            except Exception:
+                log.warning("refund of payment %s failed; it will be retried", payment.id, exc_info=True)
+                return None
         if not result.approved:
             log.warning("refund of payment %s refused (%s); it will be retried", payment.id, result.reason)
-            continue
-        done += await Payment.filter(id=payment.id, status=PaymentStatus.REFUND_PENDING).update(
-            status=PaymentStatus.REFUNDED
-        )
-    return done
+            return None
+        return payment.id
+
+    refunded = [paid for paid in await asyncio.gather(*(refund(p) for p in payments)) if paid is not None]
+    if not refunded:
+        return 0
+    return int(
+        await Payment.filter(id__in=refunded, status=PaymentStatus.REFUND_PENDING).update(status=PaymentStatus.REFUNDED)
+    )

@@ -8,9 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from app.models import StationStatus
 from app.station_views import StationView
 
 EARTH_RADIUS_KM = 6371.0088
+#: How far ``near`` looks unless the query says otherwise, and the most it may say (DESIGN §16).
+DEFAULT_RADIUS_KM = 50.0
+MAX_RADIUS_KM = 500.0
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class StationFilter:
     text: str | None = None
     charger_type: str | None = None
     near: tuple[float, float] | None = None
+    radius_km: float = DEFAULT_RADIUS_KM
 
     def keeps(self, view: StationView, now: datetime) -> bool:
         if self.city is not None and view.city_key != self.city.casefold():
@@ -42,11 +47,19 @@ def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
 def find_stations(
     views: Sequence[StationView], now: datetime, where: StationFilter, limit: int, offset: int
 ) -> tuple[int, list[tuple[StationView, float | None]]]:
-    """(total matching, the page as (view, km away or None)): in id order, or nearest first."""
+    """(total matching, the page as (view, km away or None)): in id order, or nearest first and at
+    most ``radius_km`` away. ``views`` is what may be listed at all (``publicly_listed``)."""
     unfiltered = where == StationFilter()
     matching = views if unfiltered else [view for view in views if where.keeps(view, now)]
     if where.near is None:
         return len(matching), [(view, None) for view in matching[offset : offset + limit]]
     origin = where.near
-    ranked = sorted((haversine_km(origin, (v.latitude, v.longitude)), v.id, v) for v in matching)
+    distances = ((haversine_km(origin, (v.latitude, v.longitude)), v.id, v) for v in matching)
+    ranked = sorted(entry for entry in distances if entry[0] <= where.radius_km)
     return len(ranked), [(view, km) for km, _, view in ranked[offset : offset + limit]]
+
+
+def publicly_listed(views: Sequence[StationView]) -> tuple[StationView, ...]:
+    """What the public list and search show: every station but the ``INACTIVE`` ones (DESIGN §16);
+    a station under maintenance is still listed, saying so. Operators may ask for all."""
+    return tuple(view for view in views if view.status != StationStatus.INACTIVE)

@@ -24,7 +24,9 @@ from app.db import is_postgres, write_transaction
 from app.errors import NotFound, ValidationFailed
 from app.events import publish_availability, publish_changed, publish_status, quietly
 from app.hours import MAX_EXCEPTIONAL_PERIODS, HoursSpec
+from app.job_queue import JobQueue
 from app.models import Charger, ChargerStatus, ExceptionalPeriod, RegularHours, Station
+from app.notifications import deliver_soon
 from app.payment_provider import PaymentProvider
 from app.rebooking import Affected, refund_pending, settle
 from app.station_views import spec_from_values
@@ -127,6 +129,8 @@ class Change:
     bus: Bus
     provider: PaymentProvider
     dry_run: bool = False
+    #: Where the delivery of the notifications it writes is enqueued (None: left to catch-up).
+    jobs: JobQueue | None = None
 
 
 class _RolledBack(Exception):
@@ -161,6 +165,9 @@ async def _apply(
         if announce is not publish_availability:
             await quietly(publish_availability(change.bus, station_id, change.now))
         await refund_pending(change.provider, affected.cancelled)
+        if change.jobs is not None:
+            cause = f"change:{station_id}:{affected.booking_ids[0]}:{change.now.isoformat()}"
+            await quietly(deliver_soon(change.jobs, cause))
     return result, affected
 
 

@@ -35,6 +35,17 @@ def stop_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
+async def sleep_unless_woken(wake: asyncio.Event, delay: float, sleep: Sleeper = asyncio.sleep) -> None:
+    """Sleep ``delay`` seconds (through ``sleep``, which tests replace), or until ``wake`` is set."""
+    woken = asyncio.ensure_future(wake.wait())
+    timer = asyncio.ensure_future(sleep(delay))
+    try:
+        await asyncio.wait({woken, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        woken.cancel()
+        timer.cancel()
+
+
 class TaskSet:
     def __init__(self, *, sleep: Sleeper = asyncio.sleep) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()

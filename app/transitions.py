@@ -51,7 +51,7 @@ from app.events import (
 from app.hours import Schedule, compile_schedule
 from app.models import ExceptionalPeriod, RegularHours, Station
 from app.station_views import load_views, spec_from_values
-from app.tasks import Sleeper, stop_if_cancelled
+from app.tasks import Sleeper, sleep_unless_woken, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -146,16 +146,19 @@ async def broadcast(station_id: int, at: datetime, *, bus: Bus, now: datetime, k
     if not await _changes_at(station_id, at, kind):
         log.info("%s transition of station %s at %s is no longer one; nothing to publish", kind, station_id, at)
         return False
-    return await announce(station_id, bus=bus, now=now, kind=kind)
+    return await announce(station_id, bus=bus, now=now, kind=kind, planned_at=at)
 
 
-async def announce(station_id: int, *, bus: Bus, now: datetime, kind: str = STATUS) -> bool:
+async def announce(
+    station_id: int, *, bus: Bus, now: datetime, kind: str = STATUS, planned_at: datetime | None = None
+) -> bool:
     """Publish the station's status (or availability) at ``now`` unless that is what was last
-    announced for it; returns whether it was published."""
+    announced for it; returns whether it was published. ``planned_at``: the instant it was
+    planned for, which the event then carries with its lateness."""
     state = await _announced_state(station_id, now, kind)
     if state is None or not await bus.claim(f"{station_channel(station_id)}:{kind}", state):
         return False
-    return await PUBLISH[kind](bus, station_id, now) is not None
+    return await PUBLISH[kind](bus, station_id, now, planned_at) is not None
 
 
 async def _announced_state(station_id: int, now: datetime, kind: str) -> str | None:
@@ -346,13 +349,4 @@ class TransitionScheduler:
                 stop_if_cancelled()
                 log.exception("broadcasting transitions failed; trying again shortly")
                 delay = 1.0
-            await self._sleep_unless_woken(delay)
-
-    async def _sleep_unless_woken(self, delay: float) -> None:
-        woken = asyncio.ensure_future(self._wake.wait())
-        timer = asyncio.ensure_future(self._sleep(delay))
-        try:
-            await asyncio.wait({woken, timer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
-            timer.cancel()
+            await sleep_unless_woken(self._wake, delay, self._sleep)

@@ -22,7 +22,6 @@ Environment: ``BENCH_DATABASE_URL`` (a PostgreSQL server URL, default
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import re
@@ -43,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from quart import Quart  # noqa: E402
 
 from bench.bench_http import drop_database  # noqa: E402
-from bench.common import app_environment, machine, record_section  # noqa: E402
+from bench.common import app_environment, machine, main_recording, migrate  # noqa: E402
 
 SECTION = "## Bookings and payments"
 RACERS = 200
@@ -335,11 +334,7 @@ async def run() -> dict[str, Any]:
     env = app_environment(database_url, redis_url)
     results: dict[str, Any] = {}
     try:
-        migrate = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app", "migrate", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
-        )
-        if await migrate.wait() != 0:
-            raise RuntimeError("python -m app migrate failed")
+        await migrate(env)
         seeded = await seed(env)
         hello = await start_server(str(ROOT / "bench" / "bench_bookings.py") + ":hello_app", env, "/", "POST")
         base = hello.base
@@ -444,13 +439,7 @@ def report(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--record", action="store_true", help="write the results into bench/RESULTS.md")
-    args = parser.parse_args()
-    text = report(asyncio.run(run()))
-    print(text)
-    if args.record:
-        print(f"\nrecorded in {record_section(SECTION, text)}")
+    main_recording(__doc__, SECTION, run, report)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_bookings import create_database, percentile, start_server, stop_server  # noqa: E402
 from bench.bench_http import drop_database  # noqa: E402
-from bench.common import app_environment, machine, record_section  # noqa: E402
+from bench.common import app_environment, machine, migrate, record_section  # noqa: E402
 
 SECTION = "## Operator insights"
 BOOKINGS = 100_000
@@ -201,11 +201,7 @@ async def run() -> dict[str, Any]:
     database_url, name = await create_database(server_url)
     env = app_environment(database_url, redis_url)
     try:
-        migrate = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app", "migrate", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
-        )
-        if await migrate.wait() != 0:
-            raise RuntimeError("python -m app migrate failed")
+        await migrate(env)
         print(f"seeding {BOOKINGS:,} bookings ...", flush=True)
         headers, station_id = await seed(env, database_url)
         web = await start_server("app:create_app()", env, "/healthz")

@@ -8,6 +8,7 @@ import platform
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -48,3 +49,29 @@ def app_environment(database_url: str, redis_url: str) -> dict[str, str]:
         "COOKIE_SECURE": "false",
         "RUN_BACKGROUND_TASKS": "false",
     }
+
+
+async def migrate(env: dict[str, str]) -> None:
+    """``python -m app migrate`` on the benchmark's database, as a deployment runs it."""
+    import asyncio
+    import sys
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "migrate", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    if await process.wait() != 0:
+        raise RuntimeError("python -m app migrate failed")
+
+
+def main_recording(doc: str | None, section: str, run: Any, report: Any) -> None:
+    """A benchmark's command line: run, print the report, and with ``--record`` keep it in RESULTS.md."""
+    import argparse
+    import asyncio
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
+    parser.add_argument("--record", action="store_true", help="write the results into bench/RESULTS.md")
+    args = parser.parse_args()
+    text = report(asyncio.run(run()))
+    print(text)
+    if args.record:
+        print(f"\nrecorded in {record_section(section, text)}")

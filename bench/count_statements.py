@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_bookings import clean_redis, create_database, seed  # noqa: E402
 from bench.bench_http import drop_database  # noqa: E402
-from bench.common import app_environment  # noqa: E402
+from bench.common import app_environment, migrate  # noqa: E402
 
 WARM_UP = 3
 MEASURED = 5
@@ -100,11 +100,7 @@ async def run(verbose: bool) -> dict[str, list[str]]:
     env = app_environment(database_url, redis_url)
     per_request: dict[str, list[str]] = {}
     try:
-        migrate = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app", "migrate", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
-        )
-        if await migrate.wait() != 0:
-            raise RuntimeError("python -m app migrate failed")
+        await migrate(env)
         seeded = await seed(env)
         app = create_app(load_settings(env))
         driver = seeded.payers[0]

@@ -36,6 +36,8 @@ DEFAULT_PASSWORD = "correct-horse-battery"
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TABLES = (
+    "notifications",
+    "booking_events",
     "idempotency_records",
     "payments",
     "bookings",

@@ -25,6 +25,9 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as email_policy
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +57,24 @@ KOLKATA = "Asia/Kolkata"
 #: 12:00 in Kolkata (06:30 UTC) on the suite's day: a slot the Kolkata stations have open.
 SLOT = "2026-12-02T12:00:00"
 PAY = "/api/payments/process"
+
+# -- sites ---------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def another_site(
+    backend: Backend, clock: FrozenClock, *, fast_lane: bool = True, **settings: Any
+) -> AsyncIterator[ApiClient]:
+    """The same site built again, with other ``settings`` or every request going through Quart. It
+    shares the running app's database connections and is never started itself. Its sign-in
+    counters start empty (a generation of their own), even in a Redis other tests counted in."""
+    other = create_app(replace(backend.settings, **settings), clock=clock, fast_lane=fast_lane)
+    state(other).throttle.generation = secrets.randbits(48)
+    try:
+        yield ApiClient(other)
+    finally:
+        await state(other).throttle.close()
+
 
 # -- stations -------------------------------------------------------------------------------------
 
@@ -564,3 +585,61 @@ async def answers(url: str, path: str = "/healthz") -> bool:
             return (await client.get(f"{url}{path}")).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# -- mail -----------------------------------------------------------------------------------------
+
+
+class MailCatcher:
+    """A real SMTP server (aiosmtpd) on a free port that keeps every message it is sent."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"smtp://mailer:secret@127.0.0.1:{self.port}"
+        self.received: list[EmailMessage] = []
+        self._controller: Any = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append(message_from_bytes(envelope.content, policy=email_policy))
+        return "250 Message accepted"
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(
+            self, hostname="127.0.0.1", port=self.port, auth_require_tls=False, authenticator=self._authenticate
+        )
+        self._controller.start()
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+        """Only the credentials in ``url`` sign in."""
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"mailer", b"secret")
+        return AuthResult(success=ok)
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+@contextlib.contextmanager
+def mail_to(app: Quart, url: str, sender: str = "Chargeslot <bookings@charge.example>") -> Iterator[None]:
+    """The app sends notification mail through ``url`` while inside (as with ``SMTP_URL``)."""
+    from app.mail import Mailer
+
+    services = state(app)
+    original, services.mailer = services.mailer, Mailer(url, sender, timeout=2)
+    try:
+        yield
+    finally:
+        services.mailer = original
+
+
+def calendar_of(message: EmailMessage) -> Any:
+    """The calendar entry attached to a mail, parsed back."""
+    from icalendar import Calendar
+
+    (part,) = [p for p in message.iter_attachments() if p.get_content_type() == "text/calendar"]
+    return Calendar.from_ical(part.get_payload(decode=True))

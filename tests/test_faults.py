@@ -1,7 +1,8 @@
 """Faults, with real processes: Redis stopped and started under a running worker and web process,
 a worker killed and restarted, a web process killed. What a user would notice: the board shows a
 transition soon after Redis is back, and hears it once; sign-in guessing is still stopped; the other
-web processes keep serving."""
+web processes keep serving; a notification written while the worker was dead reaches the driver
+once it is back, once."""
 
 from __future__ import annotations
 
@@ -25,13 +26,16 @@ from redis.exceptions import RedisError
 
 from app import events
 from app.bus import RedisBus
-from app.models import Station, User
+from app.hours import HoursSpec
+from app.job_queue import DELIVER, ArqQueue
+from app.models import Notification, Station, User
 from app.stations import write_hours
 from app.transitions import Transition
-from tests.conftest import Backend
+from tests.conftest import ApiClient, Backend
 from tests.helpers import (
     RedisProcess,
     answers,
+    book,
     eventually,
     free_port,
     make_station,
@@ -255,6 +259,34 @@ async def test_a_transition_due_while_the_worker_was_killed_is_announced_once_af
 
 async def _exists(store: aioredis.Redis, key: str) -> bool:
     return bool(await store.exists(key))
+
+
+async def test_a_notification_written_while_the_worker_was_killed_is_delivered_once_after_its_restart(
+    processes: Processes, operator_bus: RedisBus, driver_client: ApiClient, driver: User
+) -> None:
+    first = processes.start("worker", "first")
+    await eventually(lambda: "notifications: " in processes.log("first"), 60, "the first worker starting")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    # Written and its delivery job enqueued, as a web process does, while no worker runs.
+    station = await make_station(hours=HoursSpec(twentyfourseven=True))
+    booked = await book(driver_client, station, "2026-12-02T08:00:00")
+    assert booked.status_code == 200, await booked.get_json()
+    jobs = ArqQueue(processes.redis.url, queue_for(processes.prefix))
+    await jobs.enqueue(DELIVER, job_id="deliver:written-while-down")
+    await jobs.close()
+
+    with operator_bus.subscribe(events.driver_channel(driver.id)) as heard:
+        processes.start("worker", "second")
+        await eventually(lambda: "notifications: 1 sent late" in processes.log("second"), 60, "the restart")
+        event = await asyncio.wait_for(heard.get(), 5)
+        assert (event["type"], event["kind"]) == ("notification", "booking_confirmed")
+        await eventually(lambda: "deliver_notifications" in processes.log("second"), 10, "the queued job")
+        stop_process(processes.started[-1])
+        processes.start("worker", "third")
+        await eventually(lambda: "notifications: 0 sent late" in processes.log("third"), 60, "a second restart")
+        assert heard.queue.empty(), "delivered once"
+    assert await Notification.filter(live_sent_at__isnull=True).count() == 0
 
 
 # -- 3. sequence numbers after Redis lost them ------------------------------------------------------

@@ -50,6 +50,8 @@ async def test_every_table_exists_after_migrating_from_empty(db: Backend) -> Non
         "bookings",
         "payments",
         "idempotency_records",
+        "booking_events",
+        "notifications",
     } <= names
 
 

@@ -345,3 +345,41 @@ async def test_unknown_station_or_charger_is_404(operator_client: ApiClient) -> 
     ):
         response = await operator_client.request(method, path, json=payload)
         assert (response.status_code, (await response.get_json())["code"]) == (404, "not_found"), path
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "named"),
+    [
+        ("", {"timezone": "Mars/Olympus_Mons"}, "timezone: must be an IANA time zone name"),
+        (
+            "/exceptions",
+            {"kind": "closing", "period_begin": "2026-12-10T10:00:00Z", "period_end": "2026-12-10T09:00:00Z"},
+            "period_end: must be after period_begin",
+        ),
+        (
+            "/hours",
+            {"regular_hours": [{"weekday": 9, "period_begin": "08:00", "period_end": "20:00"}]},
+            "regular_hours[0].weekday:",
+        ),
+    ],
+)
+async def test_a_refused_change_names_the_field_and_what_is_wrong_in_its_detail(
+    operator_client: ApiClient, path: str, payload: dict[str, Any], named: str
+) -> None:
+    """Clients that show only the problem's ``detail`` still tell the operator what to fix."""
+    created = await (await operator_client.post("/api/stations", json=NEW_STATION)).get_json()
+    method = {"": "PATCH", "/exceptions": "POST", "/hours": "PUT"}[path]
+    response = await operator_client.request(method, f"/api/stations/{created['id']}{path}", json=payload)
+    body = await response.get_json()
+    assert response.status_code == 422 and body["code"] == "validation_error", body
+    assert body["detail"].startswith(named), body["detail"]
+    assert not any(error["msg"].startswith("Value error") for error in body["errors"])
+
+
+async def test_a_detail_names_the_first_three_wrong_fields_and_counts_the_rest(operator_client: ApiClient) -> None:
+    bad = {"name": "", "city": "", "latitude": 91, "longitude": 181, "currency": "RUPEES"}
+    response = await operator_client.post("/api/stations", json={**NEW_STATION, **bad})
+    body = await response.get_json()
+    assert response.status_code == 422
+    assert len(body["errors"]) == 5
+    assert body["detail"].count(": ") == 3 and body["detail"].endswith("(and 2 more)"), body["detail"]

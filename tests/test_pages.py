@@ -11,7 +11,7 @@ import pytest
 
 from app.config import ConfigError, load_settings
 from app.hours import HoursSpec
-from app.models import Role
+from app.models import Role, StationStatus
 from app.state import state
 from app.stations import ChargerSpec
 from tests import helpers
@@ -236,7 +236,7 @@ async def test_header_shows_who_is_signed_in(client: ApiClient, driver: Any) -> 
 
 async def test_pages_stay_out_of_the_api_document(client: ApiClient) -> None:
     paths = (await (await client.get("/openapi.json")).get_json())["paths"]
-    assert not [p for p in paths if not p.startswith(("/api/", "/ws/", "/healthz", "/readyz"))]
+    assert not [p for p in paths if not p.startswith(("/api/", "/ws/", "/healthz", "/readyz", "/metrics"))]
 
 
 async def test_health_endpoints_are_in_the_api_document(client: ApiClient) -> None:
@@ -307,3 +307,11 @@ async def test_insights_page_has_a_table_for_each_chart(client: ApiClient, opera
     for marker in ('id="in-days-chart"', 'id="in-days-table"', 'id="in-heat-chart"', 'id="in-heat-table"'):
         assert marker in html
     assert html.count("<details") == 2
+
+
+async def test_city_filter_offers_no_city_whose_only_station_is_inactive(client: ApiClient) -> None:
+    await make_station(name="Open Hub", city="Pune")
+    await make_station(name="Retired Hub", city="Nagpur", status=StationStatus.INACTIVE)
+    html = await (await client.get("/")).get_data(as_text=True)
+    assert '<option value="Pune">' in html
+    assert "Nagpur" not in html

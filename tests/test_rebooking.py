@@ -12,7 +12,17 @@ from quart import Quart
 
 from app.closeout import close_out
 from app.hours import HoursSpec
-from app.models import Booking, BookingStatus, Charger, ChargerStatus, Payment, PaymentMethod, PaymentStatus, Station
+from app.models import (
+    Booking,
+    BookingStatus,
+    Charger,
+    ChargerStatus,
+    Notification,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Station,
+)
 from app.payment_provider import ProviderResult, SimulatedProvider
 from app.state import state
 from app.stations import write_hours
@@ -60,6 +70,23 @@ async def booking(client: ApiClient, booking_id: int) -> Any:
     return await (await client.get(f"/api/bookings/{booking_id}")).get_json()
 
 
+async def told(client: ApiClient) -> dict[str, Any]:
+    """The driver's newest notification."""
+    listed = await (await client.get("/api/me/notifications")).get_json()
+    return dict(listed["items"][0])
+
+
+async def told_cancelled(client: ApiClient, booking_id: int, why: str) -> None:
+    """The driver was told of the cancellation, why, and of the refund; the history says so too."""
+    latest = await told(client)
+    assert (latest["kind"], latest["booking_id"]) == ("booking_cancelled", booking_id)
+    assert f"We had to cancel it: {why}." in latest["body"]
+    assert "A full refund of 150.00 INR is on its way." in latest["body"]
+    detail = await booking(client, booking_id)
+    assert detail["history"][-1]["event"] == "cancelled"
+    assert detail["refund"] == {"amount": "150.00", "currency": "INR", "status": "REFUNDED"}
+
+
 async def test_a_booking_on_a_charger_taken_out_of_service_moves_to_a_free_one_of_its_type(
     driver_client: ApiClient, operator_client: ApiClient, station: Station
 ) -> None:
@@ -68,6 +95,10 @@ async def test_a_booking_on_a_charger_taken_out_of_service_moves_to_a_free_one_o
     assert answer["affected_bookings"] == {"moved": 1, "cancelled": 0, "booking_ids": [mine["booking_id"]]}
     now = await booking(driver_client, mine["booking_id"])
     assert (now["status"], now["charger_number"], now["charger_type"]) == ("PAID", 3, "CCS2")
+    latest = await told(driver_client)
+    assert (latest["kind"], latest["title"]) == ("booking_moved", "Your booking moved to charger 3")
+    assert "Charger 1 at Hub is out of service." in latest["body"]
+    assert now["history"][-1]["detail"].startswith("Moved from charger 1 to charger 3")
 
 
 async def test_with_no_free_charger_of_its_type_it_is_cancelled_and_refunded(
@@ -82,6 +113,8 @@ async def test_with_no_free_charger_of_its_type_it_is_cancelled_and_refunded(
     now = await booking(driver_client, mine["booking_id"])
     assert (now["status"], now["cancel_reason"]) == ("CANCELLED", "charger_out_of_service")
     assert (await Payment.get(booking_id=mine["booking_id"])).status == PaymentStatus.REFUNDED
+    why = "your charger is out of service and no other one of its type is free"
+    await told_cancelled(driver_client, mine["booking_id"], why)
 
 
 async def test_an_exceptional_closing_over_the_slot_cancels_and_refunds_it(
@@ -95,6 +128,7 @@ async def test_an_exceptional_closing_over_the_slot_cancels_and_refunds_it(
     now = await booking(driver_client, mine["booking_id"])
     assert (now["status"], now["cancel_reason"]) == ("CANCELLED", "station_closed")
     assert (await Payment.get(booking_id=mine["booking_id"])).status == PaymentStatus.REFUNDED
+    await told_cancelled(driver_client, mine["booking_id"], "the station is now closed during your slot")
 
 
 async def test_new_hours_that_leave_out_the_slot_cancel_it(
@@ -106,6 +140,7 @@ async def test_new_hours_that_leave_out_the_slot_cancel_it(
     )
     assert (await replaced.get_json())["affected_bookings"]["booking_ids"] == [mine["booking_id"]]
     assert (await booking(driver_client, mine["booking_id"]))["cancel_reason"] == "station_closed"
+    await told_cancelled(driver_client, mine["booking_id"], "the station is now closed during your slot")
 
 
 @pytest.mark.parametrize("status", ["INACTIVE", "MAINTENANCE"])
@@ -117,12 +152,14 @@ async def test_a_station_that_stops_taking_bookings_cancels_them(
     assert (await changed.get_json())["affected_bookings"]["cancelled"] == 1
     now = await booking(driver_client, mine["booking_id"])
     assert (now["status"], now["cancel_reason"]) == ("CANCELLED", "station_inactive")
+    await told_cancelled(driver_client, mine["booking_id"], "the station has stopped taking bookings")
 
 
 async def test_a_dry_run_says_what_would_happen_and_changes_nothing(
     driver_client: ApiClient, operator_client: ApiClient, station: Station
 ) -> None:
     mine = await paid_booking(driver_client, station, charger_number=2)  # the only TYPE2
+    before = await Notification.all().count()
     answer = await take_out_of_service(operator_client, station, 2, "?dry_run=true")
     assert answer["dry_run"] is True
     assert answer["affected_bookings"] == {"moved": 0, "cancelled": 1, "booking_ids": [mine["booking_id"]]}
@@ -134,6 +171,11 @@ async def test_a_dry_run_says_what_would_happen_and_changes_nothing(
     preview = await operator_client.post(f"/api/stations/{station.id}/exceptions?dry_run=true", json=closing)
     assert (preview.status_code, (await preview.get_json())["id"]) == (200, None)
     assert not await (await Station.get(id=station.id)).exceptional_periods.all()  # type: ignore[attr-defined]
+    assert await Notification.all().count() == before, "a dry run tells nobody anything"
+    assert [line["event"] for line in (await booking(driver_client, mine["booking_id"]))["history"]] == [
+        "created",
+        "paid",
+    ]
 
 
 async def test_an_unpaid_hold_is_cancelled_without_a_refund(
@@ -146,6 +188,8 @@ async def test_an_unpaid_hold_is_cancelled_without_a_refund(
     await operator_client.patch(f"/api/stations/{station.id}", json={"status": "INACTIVE"})
     assert (await Booking.get(id=held["booking_id"])).status == BookingStatus.CANCELLED
     assert not await Payment.filter(booking_id=held["booking_id"]).exists()
+    latest = await told(driver_client)
+    assert latest["kind"] == "booking_cancelled" and "It was not paid, so nothing is owed." in latest["body"]
 
 
 class FlakyRefunds(SimulatedProvider):

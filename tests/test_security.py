@@ -17,7 +17,7 @@ from quart.testing import WebsocketResponseError
 from app import create_app, passwords
 from app.auth import check_websocket_origin
 from app.clock import FrozenClock
-from app.config import Settings
+from app.config import Limit, Settings
 from app.errors import RateLimited, register_error_handlers
 from app.models import User
 from app.ratelimit import SIGN_IN_PER_ACCOUNT, Throttle, account_key
@@ -289,3 +289,29 @@ async def test_cross_origin_websocket_handshake_is_refused(live_app: Quart, orig
         async with live_app.test_client().websocket("/ws/echo", headers={"Origin": origin}) as ws:
             await ws.receive()
     assert refused.value.response.status_code == 403
+
+
+async def test_a_configured_sign_in_limit_is_the_one_enforced(
+    client: ApiClient, backend: Backend, clock: FrozenClock, driver: User
+) -> None:
+    async with helpers.another_site(backend, clock, sign_in_limit=Limit(2, 1)) as site:
+        for _ in range(2):
+            assert (await helpers.login(site, driver.email, WRONG, ip="198.51.100.7")).status_code == 401
+        refused = await helpers.login(site, driver.email, ip="198.51.100.7")
+        assert refused.status_code == 429
+        assert 0 < int(refused.headers["Retry-After"]) <= 60
+        clock.advance(timedelta(minutes=1))
+        assert (await helpers.login(site, driver.email, ip="198.51.100.7")).status_code == 200
+
+
+async def test_a_configured_registration_limit_is_the_one_enforced(
+    client: ApiClient, backend: Backend, clock: FrozenClock
+) -> None:
+    client_address = {"scope_base": {"client": ("198.51.100.8", 1)}}
+    async with helpers.another_site(backend, clock, register_limit=Limit(1, 5)) as site:
+        first = {"email": "first@example.com", "username": "first", "password": "amber-lantern-meadow-7"}
+        assert (await site.post("/api/auth/register", json=first, **client_address)).status_code == 201
+        second = {"email": "second@example.com", "username": "second", "password": "amber-lantern-meadow-7"}
+        refused = await site.post("/api/auth/register", json=second, **client_address)
+        assert refused.status_code == 429
+        assert 0 < int(refused.headers["Retry-After"]) <= 300

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,10 +16,11 @@ from app.bus import RedisBus
 from app.clock import FrozenClock
 from app.directory import StationDirectory
 from app.hours import HoursSpec, RegularPeriod
-from app.models import BookingStatus, Charger, ChargerStatus
+from app.models import BookingStatus, Charger, ChargerStatus, Station
+from app.models import StationStatus as StationState
 from app.state import state
-from tests.conftest import ApiClient, Backend
-from tests.helpers import add_station, daily, insert_booking
+from tests.conftest import DEFAULT_PASSWORD, ApiClient, Backend
+from tests.helpers import add_station, another_site, daily, insert_booking
 
 #: DEFAULT_NOW is 10:30 in Kolkata and 06:00 in Berlin, on a Wednesday.
 IST_1030 = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
@@ -235,15 +235,8 @@ def answer(response: Any) -> tuple[int, dict[str, str]]:
     return response.status_code, {name.lower(): value for name, value in response.headers.items() if name != "Date"}
 
 
-@contextlib.asynccontextmanager
-async def site_without_fast_lane(backend: Backend, clock: FrozenClock) -> AsyncIterator[ApiClient]:
-    """The same site with every request going through Quart. It shares the running app's database
-    connections and is never started itself."""
-    plain = create_app(backend.settings, clock=clock, fast_lane=False)
-    try:
-        yield ApiClient(plain)
-    finally:
-        await state(plain).throttle.close()
+def site_without_fast_lane(backend: Backend, clock: FrozenClock) -> contextlib.AbstractAsyncContextManager[ApiClient]:
+    return another_site(backend, clock, fast_lane=False)
 
 
 @pytest.mark.parametrize(
@@ -256,6 +249,7 @@ async def site_without_fast_lane(backend: Backend, clock: FrozenClock) -> AsyncI
         "q=connaught",
         "charger_type=TYPE2&city=Pune&open_now=true",
         "near=18.52,73.85&limit=2",
+        "near=18.52,73.85&radius_km=500",
         "q=&city=&offset=10",
     ],
 )
@@ -307,9 +301,9 @@ async def test_list_filters(client: ApiClient) -> None:
 
 async def test_near_sorts_by_distance_and_adds_it(client: ApiClient) -> None:
     s = await seed_list()
-    page = await json_of(client, "/api/stations?near=18.52,73.85&limit=2")  # central Pune
+    page = await json_of(client, "/api/stations?near=18.52,73.85&radius_km=500&limit=2")  # central Pune
     assert [item["id"] for item in page["items"]] == [s["pune"], s["mumbai"]]
-    assert page["total"] == 4
+    assert page["total"] == 2, "Chennai and Delhi are farther than 500 km"
     assert 40 < page["items"][0]["distance_km"] < 60
     assert 110 < page["items"][1]["distance_km"] < 130
     assert "distance_km" not in (await json_of(client, "/api/stations"))["items"][0]
@@ -327,6 +321,63 @@ async def test_pagination_reports_the_total(client: ApiClient) -> None:
     assert (await json_of(client, "/api/stations?offset=10"))["items"] == []
 
 
+async def test_near_looks_50_km_around_unless_told_otherwise(client: ApiClient) -> None:
+    s = await seed_list()
+    assert await ids(client, "near=18.76,73.45") == [s["pune"]]  # 5 km from Lonavala, Mumbai is 85 km off
+    assert await ids(client, "near=18.76,73.45&radius_km=100") == [s["pune"], s["mumbai"]]
+    assert await ids(client, "near=18.76,73.45&radius_km=2") == []
+    page = await json_of(client, "/api/stations?near=28.6,77.2&radius_km=500")
+    assert [item["id"] for item in page["items"]] == [s["delhi"]] and page["total"] == 1
+
+
+@pytest.mark.parametrize("lane", [True, False], ids=["fast-lane", "quart"])
+async def test_inactive_stations_are_left_out_of_the_public_list_and_search(
+    client: ApiClient, backend: Backend, clock: FrozenClock, lane: bool
+) -> None:
+    s = await seed_list()
+    await Station.filter(id=s["pune"]).update(status=StationState.INACTIVE)
+    await Station.filter(id=s["delhi"]).update(status=StationState.MAINTENANCE)
+    visible = [s["mumbai"], s["night"], s["delhi"]]
+    async with site_without_fast_lane(backend, clock) as route_client:
+        reader = client if lane else route_client
+        assert [item["id"] for item in (await json_of(reader, "/api/stations"))["items"]] == visible
+        assert (await json_of(reader, "/api/stations"))["total"] == 3
+        assert [i["id"] for i in (await json_of(reader, "/api/stations?city=Pune"))["items"]] == []
+        assert [i["id"] for i in (await json_of(reader, "/api/stations?q=lonavala"))["items"]] == []
+        near = await json_of(reader, "/api/stations?near=18.52,73.85&radius_km=500")
+        assert [item["id"] for item in near["items"]] == [s["mumbai"]], "Pune is nearer but inactive"
+        assert [i["id"] for i in (await json_of(reader, "/api/stations?open_now=true"))["items"]] == [
+            s["mumbai"],
+            s["delhi"],
+        ]
+
+
+async def test_operators_see_inactive_stations_when_they_ask(client: ApiClient, operator) -> None:
+    s = await seed_list()
+    await Station.filter(id=s["pune"]).update(status=StationState.INACTIVE)
+    assert await ids(client, "") == [s["mumbai"], s["night"], s["delhi"]]
+    await client.sign_in(operator)
+    page = await json_of(client, "/api/stations?include_inactive=true")
+    assert [(item["id"], item["status"]) for item in page["items"]] == [
+        (s["mumbai"], "ACTIVE"),
+        (s["pune"], "INACTIVE"),
+        (s["night"], "ACTIVE"),
+        (s["delhi"], "ACTIVE"),
+    ]
+    assert await ids(client, "include_inactive=true&city=pune") == [s["pune"]]
+    assert await ids(client, "") == [s["mumbai"], s["night"], s["delhi"]], "only when asked"
+
+
+async def test_drivers_and_visitors_asking_for_inactive_stations_are_refused(client: ApiClient, driver) -> None:
+    await add_station()
+    signed_out = await json_of(client, "/api/stations?include_inactive=true", 401)
+    assert signed_out["code"] == "unauthenticated"
+    await client.sign_in(driver)
+    refused = await json_of(client, "/api/stations?include_inactive=true", 403)
+    assert refused["code"] == "forbidden"
+    assert len((await json_of(client, "/api/stations?include_inactive=false"))["items"]) == 1
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -337,6 +388,10 @@ async def test_pagination_reports_the_total(client: ApiClient) -> None:
         ("near=18.5", "near"),
         ("near=91,10", "near"),
         ("near=north,south", "near"),
+        ("near=18.5,73.8&radius_km=501", "radius_km"),
+        ("near=18.5,73.8&radius_km=0", "radius_km"),
+        ("radius_km=far", "radius_km"),
+        ("include_inactive=maybe", "include_inactive"),
         ("limit=5&limit=6", "limit"),
         ("city[]=Pune", "city"),
     ],
@@ -484,8 +539,7 @@ async def test_operator_change_reaches_a_second_app_instance_through_redis(
         pytest.skip("needs Redis: the embedded bus lives inside one process")
     from quart import Quart
 
-    from app import create_app, start_services, stop_services
-    from app.state import state
+    from app import start_services, stop_services
 
     station_id = await add_station()
     second: Quart = create_app(backend.settings, clock=clock)  # not started: the ORM is already up
@@ -549,3 +603,78 @@ async def test_station_endpoints_are_in_the_openapi_document(client: ApiClient) 
     assert {p["name"] for p in available["parameters"] if p["in"] == "query"} == {"slot_time", "duration_minutes"}
     listing = paths["/api/stations"]["get"]
     assert {p["name"] for p in listing["parameters"] if p["in"] == "query"} >= {"open_now", "city", "q", "near"}
+
+
+FRONT_END = "https://app.example.com"
+
+
+def cors_headers(response: Any) -> list[str]:
+    return [name for name, _ in response.headers.items() if name.lower().startswith("access-control-")]
+
+
+@pytest.mark.parametrize("path", ["/api/stations", "/api/stations/{id}/status", "/api/stations/{id}"])
+async def test_a_listed_front_end_may_read_the_api_with_credentials(
+    client: ApiClient, backend: Backend, clock: FrozenClock, path: str
+) -> None:
+    station_id = await add_station()
+    url = path.format(id=station_id)
+    async with another_site(backend, clock, cors_origins=(FRONT_END,)) as site:
+        await site.get(url)  # warm: the status and list then come from the fast lane
+        response = await site.get(url, headers={"Origin": FRONT_END})
+        assert response.status_code == 200
+        assert response.headers["Access-Control-Allow-Origin"] == FRONT_END
+        assert response.headers["Access-Control-Allow-Credentials"] == "true"
+        assert "Origin" in response.headers["Vary"]
+        assert "X-Request-ID" in response.headers["Access-Control-Expose-Headers"]
+        stranger = await site.get(url, headers={"Origin": "https://evil.example"})
+        assert stranger.status_code == 200
+        assert not cors_headers(stranger)
+
+
+async def test_a_preflight_from_a_listed_front_end_is_answered_and_others_are_not(
+    client: ApiClient, backend: Backend, clock: FrozenClock
+) -> None:
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-csrf-token"}
+    async with another_site(backend, clock, cors_origins=(FRONT_END, "http://localhost:5173")) as site:
+        answer_ = await site.request("OPTIONS", "/api/bookings", headers={"Origin": FRONT_END, **preflight})
+        assert answer_.status_code == 204
+        assert answer_.headers["Access-Control-Allow-Origin"] == FRONT_END
+        assert answer_.headers["Access-Control-Allow-Credentials"] == "true"
+        assert "POST" in answer_.headers["Access-Control-Allow-Methods"]
+        assert "X-CSRF-Token" in answer_.headers["Access-Control-Allow-Headers"]
+        refused = await site.request(
+            "OPTIONS", "/api/bookings", headers={"Origin": "https://evil.example", **preflight}
+        )
+        assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+async def test_without_cors_origins_no_response_has_cors_headers(client: ApiClient) -> None:
+    station_id = await add_station()
+    for path in ("/api/stations", f"/api/stations/{station_id}", f"/api/stations/{station_id}/status", "/"):
+        response = await client.get(path, headers={"Origin": FRONT_END})
+        assert not cors_headers(response), path
+    preflight = await client.request(
+        "OPTIONS", "/api/bookings", headers={"Origin": FRONT_END, "Access-Control-Request-Method": "POST"}
+    )
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+
+
+async def test_a_listed_front_end_may_sign_in_with_its_origin(
+    client: ApiClient, backend: Backend, clock: FrozenClock, driver
+) -> None:
+    body = {"email": driver.email, "password": DEFAULT_PASSWORD}
+    refused = await client.post("/api/auth/login", json=body, headers={"Origin": FRONT_END})
+    assert refused.status_code == 403
+    async with another_site(backend, clock, cors_origins=(FRONT_END,)) as site:
+        response = await site.post("/api/auth/login", json=body, headers={"Origin": FRONT_END})
+        assert response.status_code == 200
+        assert response.headers["Access-Control-Allow-Origin"] == FRONT_END
+        token = response.headers["X-CSRF-Token"]  # the front end cannot read the site's cookie
+        assert "X-CSRF-Token" in response.headers["Access-Control-Expose-Headers"]
+        me = await site.get("/api/auth/me", headers={"Origin": FRONT_END})
+        assert me.headers["X-CSRF-Token"] == token
+        assert "X-CSRF-Token" not in (await site.get("/api/auth/me")).headers, "only for the listed origin"
+        without = await site.raw.post("/api/auth/logout", headers={"Origin": FRONT_END})
+        assert without.status_code == 403
+        out = await site.raw.post("/api/auth/logout", headers={"Origin": FRONT_END, "X-CSRF-Token": token})
+        assert out.status_code == 200

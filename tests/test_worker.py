@@ -273,5 +273,9 @@ def test_the_worker_settings_are_what_arq_runs() -> None:
     from workers import WorkerSettings
 
     assert WorkerSettings.poll_delay <= 0.1
-    assert {f.__name__ for f in WorkerSettings.functions} == {"broadcast_transition"}
+    assert {f.__name__ for f in WorkerSettings.functions} == {
+        "broadcast_transition",
+        "deliver_notifications",
+        "send_reminder",
+    }
     assert {job.name for job in WorkerSettings.cron_jobs} == {"cron:close_out", "cron:plan_all"}

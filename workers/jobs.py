@@ -1,4 +1,5 @@
-"""The arq worker's jobs: thin wiring of app/transitions.py and app/closeout.py to arq.
+"""The arq worker's jobs: thin wiring of app/transitions.py, app/closeout.py, app/delivery.py and
+app/reminders.py to arq.
 
 - Start-up: catch up (announce every station's status, and the availability of those with a
   booking under way, where they differ from what was last announced; however many workers start
@@ -16,6 +17,10 @@
 - ``close_out`` runs at :00 and :30 of every minute, once across all workers (cron ``unique``).
 - After a Redis outage (``workers.resilient``) ``reconnected`` catches up and re-plans every
   station, as at start: Redis may have come back empty, and transitions came due meanwhile.
+- Notifications: ``deliver_notifications`` is enqueued by whatever wrote some, right after its
+  commit; ``send_reminder`` jobs are deferred to their instants (``remind:{kind}:{booking}:{at}``).
+  At start, after an outage and with ``plan_all``, every worker sends what was written but not
+  sent and plans every live booking's reminders (``app.delivery``, ``app.reminders``).
 
 Jobs may run twice (arq retries, a worker dies mid-job); all of them are idempotent.
 """
@@ -34,11 +39,12 @@ from arq import Retry, cron
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import job_key_prefix, result_key_prefix
 
-from app import closeout, transitions
+from app import closeout, delivery, reminders, transitions
 from app.bus import RedisBus
 from app.config import ConfigError, Settings, load_settings
 from app.db import close_db, init_db
 from app.events import STATUS
+from app.job_queue import queue_for
 from app.state import Services
 
 log = logging.getLogger(__name__)
@@ -84,6 +90,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     await worker.bus.wait_connected(5)
     ctx[CONTEXT] = worker
     await _catch_up(worker)
+    await _catch_up_notifications(worker)
     # The follower plans every station once it has subscribed (so no change can fall between),
     # then follows changes; jobs are only picked up after the plan exists.
     planned = asyncio.Event()
@@ -99,6 +106,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     if worker is None:
         return
     await worker.services.tasks.cancel_all()
+    await worker.services.jobs.close()
     await worker.bus.close()
     if worker.owns_db:
         await close_db()
@@ -108,6 +116,8 @@ async def reconnected(ctx: dict[str, Any]) -> None:
     worker = services(ctx)
     await _catch_up(worker)
     await plan(worker, None)
+    # Delivery jobs enqueued during the outage were lost, and Redis may have lost the reminders.
+    await _catch_up_notifications(worker)
 
 
 async def _catch_up(worker: WorkerServices) -> None:
@@ -163,7 +173,31 @@ async def broadcast_transition(ctx: dict[str, Any], station_id: int, at: datetim
 
 
 async def plan_all(ctx: dict[str, Any]) -> int:
-    return await plan(services(ctx), None)
+    worker = services(ctx)
+    await _catch_up_notifications(worker)
+    return await plan(worker, None)
+
+
+async def _catch_up_notifications(worker: WorkerServices) -> None:
+    """Send what was written but not sent (a worker died mid-way, or none was running), and plan
+    every live booking's reminders: both idempotent, so every worker may do it as it starts."""
+    sent = await delivery.deliver_pending(worker.now(), bus=worker.bus, mail=worker.services.mail)
+    planned = await reminders.plan_all(worker.services.jobs, worker.now())
+    log.info("notifications: %d sent late, %d reminders planned", sent, planned)
+
+
+async def deliver_notifications(ctx: dict[str, Any]) -> int:
+    """Enqueued right after a change that wrote notifications commits (``app.job_queue``)."""
+    worker = services(ctx)
+    return await delivery.deliver_pending(worker.now(), bus=worker.bus, mail=worker.services.mail)
+
+
+async def send_reminder(ctx: dict[str, Any], kind: str, booking_id: int, at: datetime) -> bool:
+    worker = services(ctx)
+    early = (at - worker.now()).total_seconds()
+    if 0 < early < 1:
+        await asyncio.sleep(early)
+    return await reminders.fire(kind, booking_id, at, now=worker.now(), jobs=worker.services.jobs)
 
 
 async def close_out(ctx: dict[str, Any]) -> dict[str, int]:
@@ -172,16 +206,11 @@ async def close_out(ctx: dict[str, Any]) -> dict[str, int]:
     return {"expired": result.expired, "completed": result.completed, "stations": len(result.station_ids)}
 
 
-FUNCTIONS = [broadcast_transition]
+FUNCTIONS = [broadcast_transition, deliver_notifications, send_reminder]
 CRON_JOBS = [
     cron(close_out, second={0, 30}, unique=True, timeout=120),
     cron(plan_all, minute=set(range(0, 60, 10)), second=5, unique=True, timeout=300),
 ]
-
-
-def queue_for(prefix: str) -> str:
-    """Jobs live in a queue named after the deployment's Redis prefix, like its bus channels."""
-    return f"{prefix}:queue"
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:

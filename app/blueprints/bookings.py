@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from datetime import date as LocalDate
-from typing import Annotated
+from typing import Annotated, ClassVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator
-from quart import Blueprint
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StrictInt, field_validator
+from quart import Blueprint, Response
 from quart_schema import (
     document_response,
     security_scheme_blueprint,
@@ -17,10 +18,13 @@ from quart_schema import (
     validate_response,
 )
 
-from app import bookings
+from app import bookings, history
 from app.auth import authorize
+from app.blueprints.pages import public_url_for
 from app.clock import supported_year
-from app.errors import Forbidden
+from app.delivery import calendar_entry, changes_of
+from app.errors import Forbidden, NotFound
+from app.ics import PUBLISH, booking_ics
 from app.models import Booking, BookingStatus, CancelReason, Charger, Station, User
 from app.money import format_money
 from app.state import state
@@ -134,6 +138,31 @@ class BookingOut(BaseModel):
     )
 
 
+class Refund(BaseModel):
+    amount: str = Field(description="Decimal string in major units: the full amount paid.")
+    currency: str
+    status: str = Field(description="`REFUND_PENDING` until the payment provider confirms it, then `REFUNDED`.")
+
+
+class HistoryLine(BaseModel):
+    at: str
+    event: str = Field(
+        description="created, paid, moved, cancelled, expired, completed, reminder_sent, reservation_sent, ..."
+    )
+    detail: str
+
+
+class BookingDetail(BookingOut):
+    refund: Refund | None = Field(description="The refund of a cancelled paid booking; null when none is owed.")
+    history: list[HistoryLine] = Field(description="What happened to the booking, oldest first.")
+
+
+class BookingCalendar(RootModel[str]):
+    """An iCalendar file (RFC 5545) with the booking as one event."""
+
+    media_type: ClassVar[str] = "text/calendar"
+
+
 class BookingQuery(BaseModel):
     station_id: Id | None = None
     status: BookingStatus | None = None
@@ -231,6 +260,7 @@ async def create_booking(data: BookingIn) -> BookingOut:
         now=services.clock.now(),
         policy=services.policy,
         bus=services.bus,
+        jobs=services.jobs,
     )
     return _out(booking)
 
@@ -254,11 +284,46 @@ async def list_bookings(query_args: BookingQuery) -> list[BookingOut]:
 
 
 @blueprint.get("/<int:booking_id>")
-@validate_response(BookingOut)
-async def get_booking(booking_id: int) -> BookingOut:
-    """One booking. Somebody else's booking is a 404."""
+@validate_response(BookingDetail)
+async def get_booking(booking_id: int) -> BookingDetail:
+    """One booking, with its history and, if it was cancelled after being paid, its refund.
+    Somebody else's booking is a 404."""
     user = await authorize()
-    return _out(await bookings.get_booking(user, booking_id))
+    booking = await bookings.get_booking(user, booking_id)
+    refund = await bookings.refund_of(booking_id)
+    lines = await history.history_of(booking_id)
+    return BookingDetail(
+        **_out(booking).model_dump(),
+        refund=Refund(amount=format_money(refund.amount), currency=refund.currency, status=refund.status)
+        if refund is not None
+        else None,
+        history=[
+            HistoryLine(at=_instant(line["at"]) or "", event=line["event"], detail=line["detail"]) for line in lines
+        ],
+    )
+
+
+@blueprint.get("/<int:booking_id>/calendar.ics")
+@document_response(BookingCalendar, 200)
+@document_response(Problem, 404)
+async def calendar(booking_id: int) -> Response:
+    """The booking as an iCalendar file (RFC 5545) for "Add to calendar": times in the station's
+    zone, a UID that stays the booking's, STATUS:CANCELLED once it is cancelled."""
+    user = await authorize()
+    booking = await bookings.get_booking(user, booking_id)
+    if booking.user_id != user.id:  # type: ignore[attr-defined]
+        raise NotFound("Booking not found.")  # operators see bookings, but a calendar entry is the driver's
+    link = public_url_for("pages.bookings")
+    changes = (await changes_of([booking_id])).get(booking_id, 0)
+    body = booking_ics(
+        calendar_entry(booking, changes, link),
+        method=PUBLISH,
+        stamp=state().clock.now(),
+        host=urlsplit(link).hostname or "chargeslot",
+    )
+    response = Response(body, content_type="text/calendar; charset=utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="booking-{booking_id}.ics"'
+    return response
 
 
 @blueprint.get("/<int:booking_id>/quote")
@@ -290,6 +355,6 @@ async def cancel(booking_id: int) -> BookingOut:
     user = await authorize()
     services = state()
     cancelled = await bookings.cancel_booking(
-        user, booking_id, now=services.clock.now(), provider=services.provider, bus=services.bus
+        user, booking_id, now=services.clock.now(), provider=services.provider, bus=services.bus, jobs=services.jobs
     )
     return _out(cancelled)

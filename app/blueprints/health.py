@@ -24,7 +24,9 @@ class Readiness(BaseModel):
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, str] = Field(
-        description='"database": "ok" or "unavailable: <reason>"; "bus": "ok", "embedded" or "unavailable".'
+        description='"database": "ok" or "unavailable: <reason>"; "bus": "ok", "embedded" or "unavailable"; '
+        '"mail": "ok", "failing" or "disabled" (no SMTP_URL), which never makes the process unready: '
+        "mail that cannot go now is sent later."
     )
 
 
@@ -51,4 +53,6 @@ async def readyz() -> tuple[Response, int]:
     for name, reason in sorted(app_state.tasks.down.items()):
         checks[f"task:{name}"] = f"unavailable: {reason}"
     ready = all(value in ("ok", "embedded") for value in checks.values())
+    mailer = app_state.mailer
+    checks["mail"] = "disabled" if mailer is None else ("ok" if await mailer.healthy() else "failing")
     return jsonify({"status": "ready" if ready else "unavailable", "checks": checks}), 200 if ready else 503

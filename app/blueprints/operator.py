@@ -31,7 +31,7 @@ from quart_schema import (
 from app import stations
 from app.auth import authorize
 from app.blueprints.stations import ChargerNow, ExceptionOut, StationDetail, station_detail, station_or_404
-from app.errors import ValidationFailed
+from app.errors import ValidationFailed, describe
 from app.hours import HoursSpec, HoursValidationError, validate_timezone
 from app.hours_input import parse_hours
 from app.models import ChargerStatus, Role, StationStatus
@@ -199,7 +199,7 @@ def _hours(data: HoursIn, loc: tuple[str, ...] = ("body", "hours")) -> HoursSpec
     try:
         return parse_hours(data.model_dump(exclude_unset=True), loc_prefix=loc)
     except HoursValidationError as error:
-        raise ValidationFailed(error.errors) from None
+        raise ValidationFailed(error.errors, describe(error.errors)) from None
 
 
 def _columns(data: BaseModel, names: set[str]) -> dict[str, Any]:
@@ -213,7 +213,7 @@ def _columns(data: BaseModel, names: set[str]) -> dict[str, Any]:
 def _change(dry_run: bool = False) -> stations.Change:
     """What the domain needs to carry out, announce and settle the change it commits."""
     services = state()
-    return stations.Change(services.clock.now(), services.bus, services.provider, dry_run)
+    return stations.Change(services.clock.now(), services.bus, services.provider, dry_run, services.jobs)
 
 
 def _outcome(affected: Affected, dry_run: bool) -> dict[str, Any]:
@@ -259,7 +259,8 @@ async def update_station(station_id: int, data: StationPatch, query_args: DryRun
     sent = data.model_fields_set
     nulls = sorted(name for name in sent if getattr(data, name) is None)
     if nulls:
-        raise ValidationFailed([{"loc": ["body", name], "msg": "may not be null"} for name in nulls])
+        errors = [{"loc": ["body", name], "msg": "may not be null"} for name in nulls]
+        raise ValidationFailed(errors, describe(errors))
     hours = _hours(data.hours) if data.hours is not None else None
     changes = _columns(data, sent - {"hours"})
     affected = await stations.update_station(station_id, changes, hours, _change(query_args.dry_run))

@@ -74,7 +74,7 @@ def _is_operator(user: User | None) -> bool:
 @blueprint.get("/")
 @hide
 async def home() -> str:
-    stations = await state().directory.catalogue()
+    stations = await state().directory.listed()  # the filters offer what the public list can show
     cities = sorted({view.city for view in stations}, key=str.casefold)
     # Offer the types as stored (upper case); the views' own set is case-folded for filtering.
     stored = {charger.charger_type.upper() for view in stations for charger in view.chargers}

@@ -194,6 +194,7 @@ async def process(data: PaymentIn) -> Response | tuple[PaymentOut, int, dict[str
         now=services.clock.now(),
         provider=services.provider,
         bus=services.bus,
+        jobs=services.jobs,
     )
     headers = {REPLAYED_HEADER: "true"} if outcome.replayed else {}
     if outcome.payment is not None:

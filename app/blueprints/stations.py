@@ -18,17 +18,19 @@ from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_response, validate_querystring, validate_response
 from quart_schema.validation import QuerystringValidationError
 
+from app.auth import authorize
 from app.availability import busy_charger_ids
 from app.bookings import BookingPolicy, amount_for, check_slot
 from app.clock import station_instant
+from app.directory import StationDirectory
 from app.errors import NotFound, ValidationFailed
-from app.models import ChargerStatus
+from app.models import ChargerStatus, Role
 from app.models import StationStatus as StationState
 from app.money import format_money
 from app.state import state
-from app.station_search import StationFilter, find_stations
+from app.station_search import DEFAULT_RADIUS_KM, MAX_RADIUS_KM, StationFilter, find_stations
 from app.station_views import StationView, encode_json
-from app.wire import parse_date_time
+from app.wire import Problem, parse_date_time
 
 blueprint = Blueprint("stations", __name__, url_prefix="/api/stations")
 
@@ -46,6 +48,16 @@ class StationsQuery(BaseModel):
     q: str | None = Field(None, max_length=200, description="Text in the name or address.")
     charger_type: str | None = Field(None, max_length=32, description="Has a charger of this type, e.g. CCS2.")
     near: str | None = Field(None, description="`lat,lon`: nearest first, adds `distance_km`.")
+    radius_km: float = Field(
+        DEFAULT_RADIUS_KM,
+        gt=0,
+        le=MAX_RADIUS_KM,
+        description=f"With `near`: only stations this many km away or closer (at most {MAX_RADIUS_KM:g}).",
+    )
+    include_inactive: bool = Field(
+        False,
+        description="Also list `INACTIVE` stations; operators only (401 signed out, 403 for a driver).",
+    )
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0)
 
@@ -72,6 +84,7 @@ class StationsQuery(BaseModel):
             text=self.q,
             charger_type=self.charger_type,
             near=parse_point(self.near) if self.near else None,
+            radius_km=self.radius_km,
         )
 
 
@@ -97,6 +110,12 @@ def read_stations_query(query_string: bytes) -> StationsQuery:
         return StationsQuery.model_validate(arguments)
     except ValidationError as error:
         raise QuerystringValidationError(error) from error
+
+
+async def list_page(directory: StationDirectory, now: datetime, query: StationsQuery) -> bytes:
+    """The list's body for the route and the fast lane alike: who may see inactive stations is
+    checked before either calls this."""
+    return station_page(await directory.listed(query.include_inactive), now, query)
 
 
 def station_page(views: Sequence[StationView], now: datetime, query: StationsQuery) -> bytes:
@@ -259,11 +278,15 @@ async def station_or_404(station_id: int) -> StationView:
 @blueprint.get("")
 @document_querystring(StationsQuery)
 @document_response(StationPage)
+@document_response(Problem, 401)
+@document_response(Problem, 403)
 async def list_stations() -> Response:
-    """Stations with whether each is open now; filter, search, sort by distance, paginate."""
+    """Stations with whether each is open now; filter, search, sort by distance, paginate.
+    `INACTIVE` stations are not listed, except to operators asking with `include_inactive=true`."""
     query = read_stations_query(request.query_string)
-    views = await state().directory.catalogue()
-    return json_response(station_page(views, state().clock.now(), query))
+    if query.include_inactive:
+        await authorize(Role.OPERATOR, Role.ADMIN)
+    return json_response(await list_page(state().directory, state().clock.now(), query))
 
 
 @blueprint.get("/<int:station_id>")

@@ -14,6 +14,21 @@ const STATUS_LABEL = {
   EXPIRED: "Expired",
 };
 const CANCELLABLE = new Set(["CONFIRMED", "PAID"]);
+const WHY = {
+  station_closed: "Cancelled for you: the station is closed during this slot.",
+  station_inactive: "Cancelled for you: the station stopped taking bookings.",
+  charger_out_of_service: "Cancelled for you: the charger is out of service and no other one of its type was free.",
+  charger_fault: "Cancelled for you: the charger reported a fault and no other one of its type was free.",
+};
+const EVENT_LABEL = {
+  created: "Booked",
+  paid: "Paid",
+  moved: "Moved",
+  cancelled: "Cancelled",
+  expired: "Hold ran out",
+  completed: "Completed",
+  reminder_sent: "Reminder",
+};
 
 /** Cancelling is offered by the API's own rule (`cancellable`: not for a paid slot that has started). */
 function canCancel(b) {
@@ -99,7 +114,7 @@ function receipt(card, b, payment) {
     ["Amount", money(payment.amount ?? b.amount_due, payment.currency ?? b.currency)],
     ["Method", METHOD_LABEL[payment.payment_method] ?? payment.payment_method],
     ["Paid", payment.created_at ? dateTimeText(payment.created_at, zones.get(b.station_id) ?? "UTC") : ""],
-    ["Refund", payment.status === "REFUNDED" ? "Refunded to the same method" : ""],
+    ["Refund", { REFUNDED: "Refunded to the same method", REFUND_PENDING: "Refund under way" }[payment.status] ?? ""],
   ].filter(([, v]) => v);
   box.querySelector("dl").replaceChildren(
     ...rows.map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: v, class: k === "Transaction" ? "mono" : null }))),
@@ -134,6 +149,18 @@ function render(items, payments) {
         hold.textContent = `Held for you until ${until}. Pay before then or the slot is released.`;
       } else hold.remove();
       receipt(card, b, payments.get(id));
+      const why = card.querySelector(".js-why");
+      if (b.status === "CANCELLED" && WHY[b.cancel_reason]) {
+        why.textContent = WHY[b.cancel_reason];
+        why.hidden = false;
+      }
+      const history = card.querySelector(".js-history");
+      history.addEventListener("toggle", () => history.open && showHistory(history, id, b.station_id), { once: false });
+      const calendar = card.querySelector(".js-calendar");
+      if (CANCELLABLE.has(b.status)) {
+        calendar.href = `/api/bookings/${id}/calendar.ics`;
+        calendar.setAttribute("aria-label", `Add to calendar: booking ${id}`);
+      } else calendar.remove();
       const pay = card.querySelector(".js-pay");
       if (b.status === "CONFIRMED") {
         pay.href = `/stations/${b.station_id}?booking=${id}#booking`;
@@ -144,6 +171,29 @@ function render(items, payments) {
       return card;
     }),
   );
+}
+
+/** The booking's history, read when its "What happened" is opened. */
+async function showHistory(box, id, stationId) {
+  const status = box.querySelector(".js-history-state");
+  const tz = zones.get(stationId) ?? "UTC";
+  status.hidden = false;
+  status.textContent = "Loading…";
+  try {
+    const detail = await get(`/api/bookings/${id}`);
+    const lines = detail.history.map((line) =>
+      el("li", {}, el("strong", { text: `${EVENT_LABEL[line.event] ?? line.event} · ${dateTimeText(line.at, tz)}` }), ` ${line.detail}`),
+    );
+    if (detail.refund) {
+      const state = detail.refund.status === "REFUNDED" ? "refunded" : "refund under way";
+      lines.push(el("li", {}, el("strong", { text: "Refund" }), ` ${money(detail.refund.amount, detail.refund.currency)}: ${state}`));
+    }
+    box.querySelector("ol").replaceChildren(...lines);
+    status.hidden = lines.length > 0;
+    status.textContent = lines.length ? "" : "Nothing recorded yet.";
+  } catch (err) {
+    status.textContent = `Couldn't load what happened. ${messageOf(err)}`;
+  }
 }
 
 async function cancelBooking(card, id, button) {
@@ -183,6 +233,9 @@ async function load() {
 }
 
 if (list) {
+  document.addEventListener("chargeslot:notification", (event) => {
+    if (event.detail?.booking_id) load();
+  });
   stationZones().then((map) => {
     zones = map;
     return load();

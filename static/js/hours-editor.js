@@ -78,6 +78,13 @@ export class HoursEditor {
     return { twentyfourseven: this.toggle.checked, regular_hours: this.toggle.checked ? [] : this.rows() };
   }
 
+  /** The control of the `index`th weekly period (as `value()` lists them) that `field` names. */
+  inputFor(index, field) {
+    const row = this.body.querySelectorAll("tr")[Number(index)];
+    const cls = { weekday: ".js-day", period_begin: ".js-begin", period_end: ".js-end" }[field];
+    return row && cls ? row.querySelector(cls) : null;
+  }
+
   firstInvalid() {
     return Array.from(this.body.querySelectorAll("input")).find((i) => !i.value) ?? null;
   }

@@ -2,6 +2,7 @@
 // deactivate or reactivate accounts; operators only look. Nobody gets controls on their own row,
 // since the API refuses to let anyone lock themselves out anyway.
 import { get, messageOf, patch } from "./api.js";
+import { askToConfirm } from "./confirm.js";
 import { onFilterChange, onPage, pageText, readFilters, writeFilters } from "./console.js";
 import { $, announce, busy, el, setState, showError } from "./ui.js";
 
@@ -30,6 +31,16 @@ let applied = null; // the filters of the list on screen (or loading)
 
 const joined = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", year: "numeric" });
 
+/** What a role change gives or takes away, asked before it is made. */
+function roleQuestion(u, wanted) {
+  const what = {
+    driver: "They lose the operator console and can only book and pay for themselves.",
+    operator: "They can change every station, its hours and chargers, and see every booking.",
+    admin: "They can also change other people's roles and deactivate accounts.",
+  }[wanted];
+  return `Make ${u.email} ${ROLE_LABEL[wanted].toLowerCase()} instead of ${ROLE_LABEL[u.role].toLowerCase()}? ${what ?? ""}`.trim();
+}
+
 function roleControl(u) {
   const id = `us-role-${u.id}`;
   const select = el("select", { id, class: "select--small", "aria-label": `Role of ${u.email}` }, ...ROLES.map(([value, label]) => el("option", { value, text: label, selected: value === u.role })));
@@ -37,6 +48,13 @@ function roleControl(u) {
     const wanted = select.value;
     showError(errorBox, "");
     select.disabled = true;
+    const go = await askToConfirm(select, roleQuestion(u, wanted), { yes: `Make ${ROLE_LABEL[wanted].toLowerCase()}`, no: "Keep as is", danger: false });
+    if (!go) {
+      select.value = u.role;
+      select.disabled = false;
+      select.focus();
+      return;
+    }
     try {
       await patch(`/api/users/${u.id}`, { role: wanted });
       u.role = wanted;

@@ -1,5 +1,7 @@
 // Operator pages: station list, create and edit, weekly hours, exceptional periods and chargers.
-import { del, get, messageOf, patch, post, put } from "./api.js";
+import { ApiError, del, get, messageOf, patch, post, put } from "./api.js";
+import { askToConfirm } from "./confirm.js";
+import { clearFieldErrors, showFieldErrors } from "./field-errors.js";
 import { HoursEditor } from "./hours-editor.js";
 import { LiveChannel } from "./live.js";
 import { chargerState, powerText } from "./status.js";
@@ -22,16 +24,80 @@ function flash(id, text) {
   }, 4000);
 }
 
-async function guarded(button, work, busyText = "Saving…") {
+/** Run `work` with `button` busy; on failure say why, above and (for `form`) next to each field. */
+async function guarded(button, work, busyText = "Saving…", form = null) {
   showError(errorBox, "");
+  if (form) clearFieldErrors(form);
   try {
     return await busy(button, work, busyText);
   } catch (err) {
-    showError(errorBox, messageOf(err));
-    errorBox.scrollIntoView({ block: "nearest" });
+    report(err, form);
     return undefined;
   }
 }
+
+function report(err, form) {
+  showError(errorBox, messageOf(err));
+  const marked = form && err instanceof ApiError ? showFieldErrors(form, err.errors, fieldFinder(form)) : [];
+  if (marked.length) marked[0].focus();
+  else errorBox.scrollIntoView({ block: "nearest" });
+}
+
+/** The input a problem's field path names: a weekly period's row in the hours editor, else the
+ * form's control of that name (`timezone`, `period_end`, …). */
+function fieldFinder(form) {
+  return (path) => {
+    const at = path.indexOf("regular_hours");
+    const editor = form.contains(hoursEditor?.root) ? hoursEditor : form.contains(newEditor?.root) ? newEditor : null;
+    if (at >= 0 && editor) return editor.inputFor(path[at + 1], path[at + 2]);
+    const name = [...path].reverse().find((part) => typeof part === "string");
+    const input = name ? form.elements.namedItem(name) : null;
+    return input instanceof HTMLElement ? input : null;
+  };
+}
+
+function bookingCount(n) {
+  return `${n} booking${n === 1 ? "" : "s"}`;
+}
+
+/** "This affects 3 bookings: 2 will be moved, 1 cancelled and refunded." */
+function consequences({ moved, cancelled }) {
+  return `This affects ${bookingCount(moved + cancelled)}: ${moved} will be moved, ${cancelled} cancelled and refunded.`;
+}
+
+/** What a change did to bookings, for the line that confirms it; "" when it touched none. */
+function outcome(affected) {
+  if (!affected || affected.moved + affected.cancelled === 0) return "";
+  const parts = [];
+  if (affected.moved) parts.push(`${bookingCount(affected.moved)} moved to another charger`);
+  if (affected.cancelled) parts.push(`${bookingCount(affected.cancelled)} cancelled and refunded`);
+  return ` ${parts.join(", ")}; the drivers see it on their bookings.`;
+}
+
+/**
+ * A change that may make booked slots impossible (DESIGN §13). It is sent first with
+ * `?dry_run=true`, which changes nothing; when bookings would be moved or cancelled the operator is
+ * told how many and must confirm before the real request is sent. `send(dryRun)` makes the request.
+ * Returns the real answer and what it did to bookings, or undefined when cancelled or refused.
+ */
+async function changeWithConsequences(button, send, { busyText = "Saving…", form = null, anchor = button } = {}) {
+  const preview = await guarded(button, () => send(true), "Checking…", form);
+  if (preview === undefined) return undefined;
+  const affected = preview?.affected_bookings;
+  if (affected && affected.moved + affected.cancelled > 0) {
+    const go = await askToConfirm(anchor, consequences(affected), { yes: "Confirm change", no: "Cancel" });
+    if (!go) {
+      announce("Nothing was changed.");
+      button.focus();
+      return undefined;
+    }
+  }
+  const done = await guarded(button, () => send(false), busyText, form);
+  if (done === undefined) return undefined;
+  return { done, affected: done?.affected_bookings ?? affected };
+}
+
+const dry = (path, dryRun) => (dryRun ? `${path}?dry_run=true` : path);
 
 // -- list -------------------------------------------------------------------------------------
 
@@ -39,7 +105,7 @@ async function showList() {
   const table = $("#op-stations");
   const stateBox = $("#op-state");
   try {
-    const data = await get("/api/stations?limit=200");
+    const data = await get("/api/stations?limit=200&include_inactive=true");
     const items = Array.isArray(data) ? data : data.items ?? [];
     if (!items.length) {
       setState(stateBox, "empty", "No stations yet. Create the first one.");
@@ -149,13 +215,13 @@ async function saveDetails(event, hoursEditor) {
     body.hours = hoursEditor.value();
     const count = Number($("#new-count").value || 0);
     body.chargers = Array.from({ length: count }, () => ({ charger_type: $("#new-type").value, power_kw: Number($("#new-power").value) }));
-    const created = await guarded(button, () => post("/api/stations", body), "Creating…");
+    const created = await guarded(button, () => post("/api/stations", body), "Creating…", form);
     if (created) window.location.assign(`/operator/stations/${created.id ?? created.station_id}`);
     return;
   }
-  const saved = await guarded(button, () => patch(`/api/stations/${stationId}`, body));
+  const saved = await changeWithConsequences(button, (dryRun) => patch(dry(`/api/stations/${stationId}`, dryRun), body), { form, anchor: form.querySelector(".actions") });
   if (saved) {
-    flash("#station-saved", "Details saved.");
+    flash("#station-saved", `Details saved.${outcome(saved.affected)}`);
     await reload();
   }
 }
@@ -185,9 +251,10 @@ function renderExceptions() {
 }
 
 async function removeException(p, button) {
-  const done = await guarded(button, () => del(`/api/stations/${stationId}/exceptions/${p.id}`), "Removing…");
-  if (done !== undefined) {
-    flash("#exc-saved", "Removed.");
+  const path = `/api/stations/${stationId}/exceptions/${p.id}`;
+  const removed = await changeWithConsequences(button, (dryRun) => del(dry(path, dryRun)), { busyText: "Removing…", anchor: button.closest("li") });
+  if (removed) {
+    flash("#exc-saved", `Removed.${outcome(removed.affected)}`);
     await reload();
   }
 }
@@ -207,10 +274,12 @@ async function addException(event) {
     period_begin: zonedToInstant($("#exc-begin").value, tz).toISOString(),
     period_end: zonedToInstant($("#exc-end").value, tz).toISOString(),
   };
-  const done = await guarded(form.querySelector("button[type=submit]"), () => post(`/api/stations/${stationId}/exceptions`, body), "Adding…");
-  if (done !== undefined) {
+  const button = form.querySelector("button[type=submit]");
+  const path = `/api/stations/${stationId}/exceptions`;
+  const added = await changeWithConsequences(button, (dryRun) => post(dry(path, dryRun), body), { busyText: "Adding…", form, anchor: form.querySelector(".actions") });
+  if (added) {
     form.reset();
-    flash("#exc-saved", "Added.");
+    flash("#exc-saved", `Added.${outcome(added.affected)}`);
     await reload();
   }
 }
@@ -230,9 +299,11 @@ async function saveHours(event, editor) {
     exceptional_openings: strip(station.hours?.exceptional_openings),
     exceptional_closings: strip(station.hours?.exceptional_closings),
   };
-  const done = await guarded(form.querySelector("button[type=submit]"), () => put(`/api/stations/${stationId}/hours`, body));
-  if (done !== undefined) {
-    flash("#hours-saved", "Hours saved. Drivers and kiosks see the change now.");
+  const button = form.querySelector("button[type=submit]");
+  const path = `/api/stations/${stationId}/hours`;
+  const saved = await changeWithConsequences(button, (dryRun) => put(dry(path, dryRun), body), { form, anchor: form.querySelector(".actions") });
+  if (saved) {
+    flash("#hours-saved", `Hours saved. Drivers and kiosks see the change now.${outcome(saved.affected)}`);
     await reload({ keepHours: false });
   }
 }
@@ -253,13 +324,15 @@ function renderChargers() {
         type: "button",
         class: `button button--small ${out ? "" : "button--ghost"}`,
         text: out ? "Return to service" : "Take out of service",
+        // The accessible name starts with the visible words (WCAG 2.5.3), then says which charger.
         "aria-label": `${out ? "Return to service" : "Take out of service"}: charger ${c.charger_number}`,
       });
       toggle.addEventListener("click", async () => {
         const next = out ? "AVAILABLE" : "OUT_OF_SERVICE";
-        const done = await guarded(toggle, () => patch(`/api/stations/${stationId}/chargers/${c.id}`, { status: next }));
-        if (done !== undefined) {
-          flash("#ch-saved", `Charger ${c.charger_number} ${out ? "is back in service" : "is out of service"}.`);
+        const path = `/api/stations/${stationId}/chargers/${c.id}`;
+        const changed = await changeWithConsequences(toggle, (dryRun) => patch(dry(path, dryRun), { status: next }), { anchor: $("#op-chargers").closest(".table-wrap") });
+        if (changed) {
+          flash("#ch-saved", `Charger ${c.charger_number} ${out ? "is back in service" : "is out of service"}.${outcome(changed.affected)}`);
           await reload();
         }
       });
@@ -281,7 +354,7 @@ async function addCharger(event) {
   event.preventDefault();
   const form = event.currentTarget;
   const body = { charger_type: $("#ch-type").value, power_kw: Number($("#ch-power").value) };
-  const done = await guarded(form.querySelector("button[type=submit]"), () => post(`/api/stations/${stationId}/chargers`, body), "Adding…");
+  const done = await guarded(form.querySelector("button[type=submit]"), () => post(`/api/stations/${stationId}/chargers`, body), "Adding…", form);
   if (done !== undefined) {
     flash("#ch-saved", "Charger added.");
     await reload();
@@ -291,6 +364,7 @@ async function addCharger(event) {
 // -- wiring -----------------------------------------------------------------------------------
 
 let hoursEditor = null;
+let newEditor = null;
 
 async function reload({ keepHours = true } = {}) {
   station = await get(`/api/stations/${stationId}`);
@@ -341,6 +415,7 @@ function followStation() {
 function showNew() {
   fillTimezones();
   const editor = new HoursEditor($("#hours-editor-new"));
+  newEditor = editor;
   editor.set({ twentyfourseven: false, regular_hours: Array.from({ length: 7 }, (_, i) => ({ weekday: i + 1, period_begin: "08:00", period_end: "20:00" })) });
   $("#st-status").value = "ACTIVE";
   $("#st-tz").value = Intl.DateTimeFormat().resolvedOptions().timeZone;
