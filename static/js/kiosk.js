@@ -43,6 +43,7 @@ function renderState() {
   state.textContent = paused ? paused.badge.toUpperCase() : open ? "OPEN" : "CLOSED";
   const hours = $("#kiosk-hours");
   hours.textContent = paused ? "Not taking bookings" : hoursLine();
+  $("#kiosk-qr-title").textContent = paused ? "Station details" : "Book a slot"; // no booking to invite to
   hours.hidden = !paused && view.isOpen && !view.nextChangeAt && !view.exceptionsToday.length; // 24/7 says it already
   tick();
 }

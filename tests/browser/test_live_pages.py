@@ -86,6 +86,7 @@ async def assert_under_maintenance(home: Any, driver: Any, kiosk: Any, name: str
     shown = kiosk.get_by_text(re.compile(r"^(OPEN|CLOSED)$|chargers? free|Closes|Opens")).filter(visible=True)
     await expect(shown).to_have_count(0)
     await expect(kiosk.locator(".kiosk-charger__state")).to_have_text(["Not in use", "Not in use"])
+    await expect(kiosk.locator("#kiosk-qr-title")).to_have_text("Station details")
     state = await kiosk.locator("#kiosk-state").bounding_box()
     panel = await kiosk.locator(".kiosk__status").bounding_box()
     assert state["x"] + state["width"] <= panel["x"] + panel["width"], "the state runs out of its panel"
