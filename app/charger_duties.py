@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from ocpp.v16 import call
 
 from app import charging, history, notifications
+from app.availability import reports_fault
 from app.bus import Bus
 from app.clock import Clock
 from app.config import Settings
@@ -41,7 +42,7 @@ from app.job_queue import JobQueue
 from app.models import Booking, BookingStatus, ChargePoint, Charger, ChargingSession, User
 from app.ocpp_link import ChargerLink, ChargerOffline, CommandFailed
 from app.payment_provider import PaymentProvider
-from app.rebooking import move_off_faulted_charger, refund_pending
+from app.rebooking import Affected, move_off_faulted_charger, refund_pending
 from app.tasks import Sleeper, sleep_unless_woken, stop_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,15 @@ async def _target(charger_id: int) -> tuple[str, int] | None:
     return str(identity), int(charger.connector_id or 0)
 
 
+async def _reports_fault(charger_id: int) -> bool:
+    """A cheap look before the move-or-cancel transaction, which reads the whole station."""
+    row = await Charger.filter(id=charger_id).values("charge_point_id", "live_status", "charge_point__online")
+    if not row:
+        return False
+    linked = row[0]["charge_point_id"] is not None
+    return reports_fault(linked, bool(row[0]["charge_point__online"]), row[0]["live_status"])
+
+
 async def command(link: ChargerLink, charger_id: int, message: object, booking_id: int, now: datetime) -> dict | None:
     """Send a command to a charger for a booking; a failure goes into the booking's history."""
     target = await _target(charger_id)
@@ -161,8 +171,11 @@ async def _reserve(booking: Booking, now: datetime, duties: Duties) -> bool:
         return False
     if booking.reserved_charger_id == booking.charger_id:  # type: ignore[attr-defined]
         return False
-    async with write_transaction():
-        affected = await move_off_faulted_charger(booking.id, now)
+    if await _reports_fault(booking.charger_id):  # type: ignore[attr-defined]
+        async with write_transaction():
+            affected = await move_off_faulted_charger(booking.id, now)
+    else:
+        affected = Affected()
     if affected.booking_ids:
         await refund_pending(duties.provider, affected.cancelled)
         if duties.jobs is not None:

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 #: How often the worker looks for due jobs: small, so a transition goes out well within 1 s.
 POLL_DELAY = 0.05
 MAX_TRIES = 5
+#: Jobs run at once: many bookings may start at the same minute, and each reservation mostly waits on
+#: its charger's answer, so arq's default of 10 would queue them behind each other.
+MAX_JOBS = 50
 CONTEXT = "chargeslot"
 
 
@@ -265,6 +268,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "on_shutdown": shutdown,
         "poll_delay": POLL_DELAY,
         "max_tries": MAX_TRIES,
+        "max_jobs": MAX_JOBS,
         "ctx": {"settings": settings},
     }
 
@@ -283,3 +287,4 @@ class WorkerSettings:
     on_shutdown = shutdown
     poll_delay = POLL_DELAY
     max_tries = MAX_TRIES
+    max_jobs = MAX_JOBS
