@@ -731,3 +731,11 @@ async def received(point: SimulatedChargePoint, action: str, timeout: float = 10
         command = await asyncio.wait_for(point.received.get(), timeout)
         if command.action == action:
             return command.fields
+
+
+def simulator_process(url: str, key: str, log: Path, meter_seconds: float = 1.0) -> subprocess.Popen[bytes]:
+    """``chargeslot simulate-charger`` as a process of its own, connected to ``url``
+    (``ws://host:port/ocpp/ID``), printing everything it sends and receives to ``log``."""
+    command = [sys.executable, "-m", "app", "simulate-charger", "--url", url, "--key", key]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    return start_process([*command, "--meter-seconds", str(meter_seconds)], env, log)
