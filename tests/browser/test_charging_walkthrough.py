@@ -104,8 +104,11 @@ async def test_driver_reserves_starts_and_stops_a_simulated_charger_from_my_book
         await eventually(lambda: reserve in log.read_text(), 10, "ReserveNow at the charger")
         line = next(x for x in log.read_text().splitlines() if x.startswith(reserve))
         assert f"'id_tag': '{id_tag}'" in line and f"'reservation_id': {booking_id}" in line, line
+        expiry = slot + timedelta(minutes=15)  # NO_SHOW_MINUTES after the start
+        assert f"'expiry_date': '{expiry.strftime('%Y-%m-%dT%H:%M:%SZ')}'" in line, line
         await expect(charger_tile).to_contain_text("Reserved", timeout=LIVE)
         await expect(charger_tile).to_have_attribute("data-state", re.compile("reserved"))
+        await screenshot(kiosk, "charging-kiosk-reserved", full_page=False)
 
         await page.goto("/bookings")
         await page.evaluate("window.stillTheSamePage = true")

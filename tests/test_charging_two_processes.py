@@ -57,7 +57,8 @@ async def test_a_driver_on_one_web_process_charges_at_a_charger_held_by_another(
 
         # The worker plans ReserveNow (the slot starts within RESERVE_LEAD_MINUTES: at once) and
         # web process A, which holds the charger's socket, sends it.
-        reserve = f"'id_tag': '{driver.id_tag}', 'reservation_id': {booking_id}}}"
+        expiry = (slot + timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")  # NO_SHOW_MINUTES after the start
+        reserve = f"'expiry_date': '{expiry}', 'id_tag': '{driver.id_tag}', 'reservation_id': {booking_id}}}"
         await eventually(lambda: reserve in log.read_text(), 10, "ReserveNow at the charger")
 
         cookies = "; ".join(f"{name}={value}" for name, value in b.cookies.items())
