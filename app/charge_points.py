@@ -8,6 +8,7 @@ leaked database does not let anyone pose as a charger.
 from __future__ import annotations
 
 import secrets
+import string
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,8 +18,10 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import ChargePoint, Charger, Station
 from app.passwords import hash_password, verify_password
 
-#: 32 URL-safe characters: inside OCPP's 16-40 for an AuthorizationKey, and easy to paste.
-KEY_BYTES = 24
+#: 32 letters and digits (190 bits): inside OCPP's 16-40 for an AuthorizationKey, easy to paste, and
+#: never starting with "-", which a command line (``simulate-charger --key KEY``) takes for an option.
+KEY_LENGTH = 32
+KEY_ALPHABET = string.ascii_letters + string.digits
 
 
 class ChargePointExists(Conflict):
@@ -30,7 +33,7 @@ class ConnectorTaken(Conflict):
 
 
 def new_auth_key() -> str:
-    return secrets.token_urlsafe(KEY_BYTES)
+    return "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_LENGTH))
 
 
 async def create(station_id: int, identity: str) -> tuple[ChargePoint, str]:

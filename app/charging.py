@@ -187,7 +187,8 @@ async def metered(
     now: datetime,
     bus: Bus,
 ) -> None:
-    """MeterValues: the running session's energy and power, told to its driver."""
+    """MeterValues: the running session's energy and power, told to its driver and to the
+    station's screens (whose charger tiles show the running session's figures)."""
     energy, power = readings(meter_value)
     sessions = ChargingSession.filter(stopped_at__isnull=True)
     if transaction_id:
@@ -206,6 +207,8 @@ async def metered(
         session.power_w = power
     await session.save(update_fields=["meter_last", "power_w"])
     await _tell_driver(bus, session, now)
+    station_id = await Charger.get(id=session.charger_id).values_list("station_id", flat=True)  # type: ignore[attr-defined]
+    await _publish_station(bus, int(station_id), now)  # type: ignore[call-overload]
 
 
 def session_figures(session: ChargingSession, now: datetime) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from http.cookiejar import CookieJar
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -266,6 +267,39 @@ async def private_redis() -> AsyncIterator[str]:
 
     async with own_redis() as url:
         yield url
+
+
+# -- production processes (the Procfile's commands) on PostgreSQL and a Redis of the test's own ------
+
+
+@pytest.fixture
+def production(db: Backend) -> Backend:
+    if not db.is_postgres:
+        pytest.skip("the production processes: PostgreSQL and Redis")
+    return db
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Any]:
+    """A redis-server of the test's own (``helpers.RedisProcess``), which the test may stop."""
+    from tests.helpers import RedisProcess
+
+    server = RedisProcess()
+    await server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def processes(production: Backend, redis: Any, tmp_path: Path) -> Iterator[Any]:
+    """``helpers.Processes`` on the test's database and Redis, all stopped at the end."""
+    from tests.helpers import Processes
+
+    running = Processes(production, redis, tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop_all()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None] | None:

@@ -589,6 +589,43 @@ async def answers(url: str, path: str = "/healthz") -> bool:
         return False
 
 
+class Processes:
+    """A test's production processes (the Procfile's commands), each logging to a file; all stopped at the end."""
+
+    def __init__(self, backend: Backend, redis: RedisProcess, logs: Path) -> None:
+        self.backend = backend
+        self.redis = redis
+        self.logs = logs
+        self.prefix = f"procs-{secrets.token_hex(4)}"
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, kind: str, name: str, **env: str) -> subprocess.Popen[bytes]:
+        environment = process_env(self.backend.settings, self.redis.url, self.prefix, **env)
+        process = start_process(procfile_command(kind), environment, self.logs / f"{name}.log")
+        self.started.append(process)
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    async def web(self, name: str, **env: str) -> str:
+        """A web process that is up and ready (database and bus); returns its URL."""
+        port = free_port()
+        process = self.start("web", name, PORT=str(port), **env)
+        url = f"http://127.0.0.1:{port}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not await answers(url, "/readyz"):
+            assert process.poll() is None, self.log(name)[-3000:]
+            assert loop.time() < deadline, f"{name} not ready:\n{self.log(name)[-3000:]}"
+            await asyncio.sleep(0.1)
+        return url
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            stop_process(process)
+
+
 # -- mail -----------------------------------------------------------------------------------------
 
 
@@ -731,3 +768,11 @@ async def received(point: SimulatedChargePoint, action: str, timeout: float = 10
         command = await asyncio.wait_for(point.received.get(), timeout)
         if command.action == action:
             return command.fields
+
+
+def simulator_process(url: str, key: str, log: Path, meter_seconds: float = 1.0) -> subprocess.Popen[bytes]:
+    """``chargeslot simulate-charger`` as a process of its own, connected to ``url``
+    (``ws://host:port/ocpp/ID``), printing everything it sends and receives to ``log``."""
+    command = [sys.executable, "-m", "app", "simulate-charger", "--url", url, "--key", key]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    return start_process([*command, "--meter-seconds", str(meter_seconds)], env, log)

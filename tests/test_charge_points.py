@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app import charge_points
+from app.cli import build_parser
 from app.models import Charger
 from tests.conftest import ApiClient, Backend
 from tests.helpers import ROOT, make_station, ok, problem
@@ -76,6 +77,14 @@ async def test_operator_creates_a_charge_point_and_sees_its_key_only_once(operat
     (item,) = listed["items"]
     assert item["id"] == created["id"] and item["online"] is False and item["connectors"] == []
     assert "auth_key" not in item and created["auth_key"] not in json.dumps(listed)
+
+
+def test_every_new_key_can_be_given_to_the_simulate_charger_command_as_shown() -> None:
+    parser = build_parser()
+    for _ in range(500):  # a key starting with "-" would be taken for an option (1 in 64 once)
+        key = charge_points.new_auth_key()
+        args = parser.parse_args(["simulate-charger", "--url", "ws://127.0.0.1:8000/ocpp/CP-1", "--key", key])
+        assert args.key == key and 16 <= len(key) <= 40
 
 
 async def test_rotating_the_key_makes_the_old_one_useless(operator_client: ApiClient) -> None:

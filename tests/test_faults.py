@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,18 +30,15 @@ from app.job_queue import DELIVER, ArqQueue
 from app.models import Notification, Station, User
 from app.stations import write_hours
 from app.transitions import Transition
-from tests.conftest import ApiClient, Backend
+from tests.conftest import ApiClient
 from tests.helpers import (
+    Processes,
     RedisProcess,
     answers,
     book,
     eventually,
-    free_port,
     make_station,
     open_until,
-    process_env,
-    procfile_command,
-    start_process,
     stop_process,
 )
 from workers.jobs import queue_for
@@ -52,67 +48,6 @@ from workers.jobs import queue_for
 OUTAGE = 6.0
 #: How soon after Redis is back a transition missed meanwhile must reach a connected board.
 DELIVERY = 2.0
-
-
-@pytest.fixture
-def production(db: Backend) -> Backend:
-    if not db.is_postgres:
-        pytest.skip("the production processes: PostgreSQL and Redis")
-    return db
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[RedisProcess]:
-    server = RedisProcess()
-    await server.start()
-    yield server
-    server.stop()
-
-
-class Processes:
-    """The test's processes (the Procfile's commands), each logging to a file; all stopped at the end."""
-
-    def __init__(self, backend: Backend, redis: RedisProcess, logs: Path) -> None:
-        self.backend = backend
-        self.redis = redis
-        self.logs = logs
-        self.prefix = f"faults-{secrets.token_hex(4)}"
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def start(self, kind: str, name: str, **env: str) -> subprocess.Popen[bytes]:
-        environment = process_env(self.backend.settings, self.redis.url, self.prefix, **env)
-        process = start_process(procfile_command(kind), environment, self.logs / f"{name}.log")
-        self.started.append(process)
-        return process
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")
-
-    async def web(self, name: str) -> str:
-        """A web process that is up and ready (database and bus); returns its URL."""
-        port = free_port()
-        process = self.start("web", name, PORT=str(port))
-        url = f"http://127.0.0.1:{port}"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while not await answers(url, "/readyz"):
-            assert process.poll() is None, self.log(name)[-3000:]
-            assert loop.time() < deadline, f"{name} not ready:\n{self.log(name)[-3000:]}"
-            await asyncio.sleep(0.1)
-        return url
-
-    def stop_all(self) -> None:
-        for process in self.started:
-            stop_process(process)
-
-
-@pytest.fixture
-def processes(production: Backend, redis: RedisProcess, tmp_path: Path) -> Iterator[Processes]:
-    running = Processes(production, redis, tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop_all()
 
 
 @pytest.fixture

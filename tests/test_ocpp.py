@@ -149,6 +149,24 @@ async def test_meter_values_reach_the_booked_driver_alone_and_the_stop_records_e
     assert (await Booking.get(id=booking.id)).energy_wh == 1833
 
 
+async def test_meter_values_keep_the_station_screens_figures_of_the_running_session_current(
+    server: str, app: Quart, client, make_user
+) -> None:
+    walk_in: User = await make_user(Role.DRIVER)
+    async with booted_charger(server) as (station, point):
+        await point.status(1, "Available")
+        with state(app).bus.subscribe(f"station:{station.id}") as events:
+            await point.start_transaction(1, walk_in.id_tag)
+            while (await next_event(events, "availability"))["chargers"][0]["live_status"] != "Charging":
+                pass
+            await point.meter(1, seconds=600)  # 10 minutes at 11 kW
+            event = await next_event(events, "availability")
+        session = event["chargers"][0]["session"]
+        assert (session["energy_kwh"], session["power_kw"]) == (1.833, 11.0)
+        detail = await (await client.get(f"/api/stations/{station.id}")).get_json()
+        assert detail["chargers"][0]["session"]["energy_kwh"] == 1.833
+
+
 async def test_a_second_connection_of_the_same_identity_replaces_the_first(server: str, app: Quart) -> None:
     _, _, key = await linked_station()
     async with simulated_charger(server, key) as first:

@@ -285,12 +285,30 @@ async function cancelBooking(card, id, button) {
   }
 }
 
+let boundaryTimer;
+
+/** Start charging (and Cancel) hang on the slot having started or ended, which no event announces:
+the list is read again at the next start or end of a paid slot, so a page left open shows the
+button when the slot begins. */
+function reloadAtNextBoundary(items) {
+  clearTimeout(boundaryTimer);
+  const now = Date.now();
+  const instants = items
+    .filter((b) => b.status === "PAID")
+    .flatMap((b) => [Date.parse(b.slot_time ?? b.slot_start), Date.parse(b.slot_end)])
+    .filter((t) => t > now);
+  if (!instants.length) return;
+  const SIX_HOURS = 6 * 3600 * 1000; // far timers are re-armed by the read they cause
+  boundaryTimer = setTimeout(load, Math.min(Math.min(...instants) - now + 250, SIX_HOURS));
+}
+
 async function load() {
   try {
     const [data, payments] = await Promise.all([get("/api/bookings?limit=200"), paymentsByBooking()]);
     // Operators are shown everyone's bookings by the API; this page is the signed-in person's own.
     const items = (Array.isArray(data) ? data : data.items ?? []).filter((b) => !me || b.user_id === undefined || b.user_id === me);
     render(items, payments);
+    reloadAtNextBoundary(items);
     if (items.length) setState(stateBox, "ready");
     else {
       stateBox.dataset.state = "empty";
