@@ -31,7 +31,7 @@ from quart_schema import (
 from app import charge_points, charger_duties, stations
 from app.auth import authorize
 from app.blueprints.stations import ChargerNow, ExceptionOut, StationDetail, station_detail, station_or_404
-from app.errors import NotFound, ValidationFailed
+from app.errors import ValidationFailed
 from app.events import publish_availability, quietly
 from app.hours import HoursSpec, HoursValidationError, validate_timezone
 from app.hours_input import parse_hours
@@ -368,7 +368,5 @@ async def set_charger_status(
 
 async def _charger_now(station_id: int, charger_id: int) -> ChargerNow:
     view = await station_or_404(station_id)
-    found = [c for c in view.chargers_now(state().clock.now()) if c["id"] == charger_id]
-    if not found:
-        raise NotFound("Charger not found.")
-    return ChargerNow.model_validate(found[0])
+    (charger,) = (c for c in view.chargers_now(state().clock.now()) if c["id"] == charger_id)
+    return ChargerNow.model_validate(charger)

@@ -33,7 +33,7 @@ async def test_operator_adds_a_charge_point_and_the_kiosk_shows_what_the_charger
     key = (await page.locator("#cp-key code").inner_text()).strip()
     row = page.locator(f'tr[data-charge-point="{identity}"]')
     await expect(row).to_contain_text("Offline")
-    await page.get_by_label("Charger to link").select_option(label="Charger 1 (CCS2)")
+    await page.get_by_label("Charger", exact=True).select_option(label="Charger 1 (CCS2)")
     await page.get_by_role("button", name="Link charger").click()
     await expect(row).to_contain_text("1 → charger 1")
 
