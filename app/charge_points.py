@@ -113,11 +113,16 @@ async def list_for_station(station_id: int, now: datetime, heartbeat_seconds: in
     ]
 
 
-async def link_charger(station_id: int, charger_id: int, charge_point_id: int | None, connector_id: int | None) -> None:
-    """Link a charger to a connector of a charge point of the same station (both None: unlink)."""
+async def charger_of(station_id: int, charger_id: int) -> Charger:
     charger = await Charger.filter(id=charger_id, station_id=station_id).first()
     if charger is None:
         raise NotFound("Charger not found.")
+    return charger
+
+
+async def link_charger(station_id: int, charger_id: int, charge_point_id: int | None, connector_id: int | None) -> None:
+    """Link a charger to a connector of a charge point of the same station (both None: unlink)."""
+    charger = await charger_of(station_id, charger_id)
     if (charge_point_id is None) != (connector_id is None):
         msg = "charge_point_id and connector_id go together: both set, or both null to unlink"
         raise ValidationFailed([{"loc": ["body", "connector_id"], "msg": msg}])

@@ -350,6 +350,7 @@ async def set_charger_status(
     `charge_point_id` + `connector_id` link it to a charge point's connector (both null: unlink);
     409 `connector_taken` when another charger has that connector."""
     await authorize(*OPERATORS)
+    await charge_points.charger_of(station_id, charger_id)  # 404 first, whatever the body asks
     link = data.model_fields_set & {"charge_point_id", "connector_id"}
     if link and not query_args.dry_run:
         await charge_points.link_charger(station_id, charger_id, data.charge_point_id, data.connector_id)
