@@ -368,12 +368,19 @@ async def count_statements() -> dict[str, int]:
 
 
 async def clean_redis(url: str, prefix: str) -> None:
-    """Drop the per-station event counters the run left under its prefix."""
+    """Drop the per-station event counters the run left under its prefix, and the jobs it queued
+    (nothing runs them): arq keeps a job under its id outside any prefix, and a later run whose
+    fresh database hands out the same booking ids would find it and enqueue nothing."""
     import redis.asyncio as aioredis
+    from arq.constants import job_key_prefix
+
+    from app.job_queue import queue_for
 
     client = aioredis.from_url(url)
     try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+        queued = await client.zrange(queue_for(prefix), 0, -1)
+        keys = [job_key_prefix.encode() + job_id for job_id in queued]
+        keys += [key async for key in client.scan_iter(match=f"{prefix}:*")]
         if keys:
             await client.delete(*keys)
     finally:
