@@ -131,8 +131,9 @@ async def create_booking(
     booking = await _insert_with_retry(request)
     await quietly(publish_availability(bus, station.id, now))
     if jobs is not None:
-        await quietly(notifications.deliver_soon(jobs, f"created:{booking.id}"))
-        await quietly(reminders.plan_booking(jobs, reminders.Planned.of(booking, schedule), now))
+        # Delivery and reminders in one round trip to the queue (see app.job_queue).
+        planned = reminders.reminder_jobs(reminders.Planned.of(booking, schedule), now)
+        await quietly(jobs.enqueue_all([notifications.delivery_job(f"created:{booking.id}"), *planned]))
     return booking
 
 

@@ -6,6 +6,11 @@ instant. In the embedded default the same jobs run in this process (``LocalQueue
 injected clock's instants, so tests drive them without waiting. Enqueueing never fails the change
 that asked for it: the change is committed and the worker's catch-up finds what a lost job would
 have done.
+
+A request enqueues all its jobs at once (``enqueue_all``): a booking's delivery and its reminders
+are one Redis round trip (``_ENQUEUE_ALL``), where arq's own ``enqueue_job`` takes three per job
+(WATCH, EXISTS, MULTI/EXEC). Measured with ``bench/count_statements.py``, which counts Redis round
+trips per request too: a booking went from 14 to 3, a payment from 5 to 3.
 """
 
 from __future__ import annotations
@@ -13,12 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms, to_unix_ms
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from app.clock import Clock
@@ -37,13 +46,43 @@ def queue_for(prefix: str) -> str:
     return f"{prefix}:queue"
 
 
+@dataclass(frozen=True)
+class Job:
+    """Job ``name`` with ``args``, to run at ``at`` (else now), once per ``job_id``."""
+
+    name: str
+    args: tuple[Any, ...]
+    job_id: str
+    at: datetime | None = None
+
+
 class JobQueue(ABC):
-    @abstractmethod
     async def enqueue(self, name: str, *args: Any, job_id: str, at: datetime | None = None) -> None:
         """Run job ``name`` with ``args`` (at ``at``, else now) unless ``job_id`` exists already."""
+        await self.enqueue_all([Job(name, args, job_id, at)])
+
+    @abstractmethod
+    async def enqueue_all(self, jobs: Sequence[Job]) -> None:
+        """``enqueue`` each of ``jobs``, in one go."""
 
     async def close(self) -> None:
         return None
+
+
+#: arq's ``enqueue_job`` for many jobs in one round trip, atomic as its WATCH/MULTI is: a job whose
+#: id is queued or has a result already is left alone. KEYS: the queue, then each job's key and
+#: result key; ARGV: each job's id, serialized job, score (ms) and expiry (ms).
+_ENQUEUE_ALL = """
+local added = 0
+for i = 0, #ARGV / 4 - 1 do
+  if redis.call('EXISTS', KEYS[2 + 2 * i], KEYS[3 + 2 * i]) == 0 then
+    redis.call('PSETEX', KEYS[2 + 2 * i], ARGV[4 + 4 * i], ARGV[2 + 4 * i])
+    redis.call('ZADD', KEYS[1], ARGV[3 + 4 * i], ARGV[1 + 4 * i])
+    added = added + 1
+  end
+end
+return added
+"""
 
 
 class ArqQueue(JobQueue):
@@ -55,19 +94,39 @@ class ArqQueue(JobQueue):
         self._queue_name = queue_name
         self._redis = redis
         self._owns = redis is None
+        self._script: AsyncScript | None = None
 
     async def _pool(self) -> ArqRedis:
         if self._redis is None:
             self._redis = await create_pool(self._settings, default_queue_name=self._queue_name)
         return self._redis
 
-    async def enqueue(self, name: str, *args: Any, job_id: str, at: datetime | None = None) -> None:
+    async def enqueue_all(self, jobs: Sequence[Job]) -> None:
+        if not jobs:
+            return
         try:
             async with asyncio.timeout(ENQUEUE_TIMEOUT):
                 redis = await self._pool()
-                await redis.enqueue_job(name, *args, _job_id=job_id, _defer_until=at, _queue_name=self._queue_name)
+                if self._script is None:
+                    self._script = redis.register_script(_ENQUEUE_ALL)
+                keys, args = self._script_arguments(redis, jobs)
+                await self._script(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("could not enqueue %s (%s): %s; the worker's catch-up will do it", name, job_id, exc)
+            names = ", ".join(f"{job.name} ({job.job_id})" for job in jobs)
+            log.warning("could not enqueue %s: %s; the worker's catch-up will do it", names, exc)
+
+    def _script_arguments(self, redis: ArqRedis, jobs: Sequence[Job]) -> tuple[list[Any], list[Any]]:
+        """What ``enqueue_job`` would write for each job: arq's serialized job, its score (when it
+        is due) and its key's lifetime (until a day after it is due, arq's default)."""
+        enqueued_ms = timestamp_ms()
+        keys: list[Any] = [self._queue_name]
+        args: list[Any] = []
+        for job in jobs:
+            score = to_unix_ms(job.at) if job.at is not None else enqueued_ms
+            payload = serialize_job(job.name, job.args, {}, None, enqueued_ms, serializer=redis.job_serializer)
+            keys += [job_key_prefix + job.job_id, result_key_prefix + job.job_id]
+            args += [job.job_id, payload, score, max(1, score - enqueued_ms + redis.expires_extra_ms)]
+        return keys, args
 
     async def close(self) -> None:
         if self._owns and self._redis is not None:
@@ -102,8 +161,9 @@ class LocalQueue(JobQueue):
     def pending(self) -> dict[str, datetime | None]:
         return {job_id: at for job_id, (at, _, _) in self._pending.items()}
 
-    async def enqueue(self, name: str, *args: Any, job_id: str, at: datetime | None = None) -> None:
-        self.add(name, *args, job_id=job_id, at=at)
+    async def enqueue_all(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            self.add(job.name, *job.args, job_id=job.job_id, at=job.at)
 
     def add(self, name: str, *args: Any, job_id: str, at: datetime | None = None) -> None:
         """``enqueue``, for code that cannot wait (start-up wiring)."""

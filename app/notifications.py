@@ -22,7 +22,7 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from app.db import fetch, instant
-from app.job_queue import DELIVER, JobQueue
+from app.job_queue import DELIVER, Job, JobQueue
 from app.models import Booking, CancelReason, Charger, Notification, NotificationKind, Station
 from app.money import format_money
 
@@ -155,9 +155,14 @@ async def write(notes: Iterable[Note], *, connection: BaseDBAsyncClient | None =
     return written
 
 
+def delivery_job(cause: str) -> Job:
+    """A delivery pass, now (``cause`` names the job): enqueued after the commit that wrote
+    notifications."""
+    return Job(DELIVER, (), f"deliver:{cause}")
+
+
 async def deliver_soon(jobs: JobQueue, cause: str) -> None:
-    """After the commit that wrote notifications: a delivery pass, now (``cause`` names the job)."""
-    await jobs.enqueue(DELIVER, job_id=f"deliver:{cause}")
+    await jobs.enqueue_all([delivery_job(cause)])
 
 
 # -- what drivers are told -------------------------------------------------------------------------

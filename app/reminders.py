@@ -26,7 +26,7 @@ from tortoise.transactions import in_transaction
 
 from app import history, notifications
 from app.hours import Schedule
-from app.job_queue import REMIND, JobQueue
+from app.job_queue import REMIND, Job, JobQueue
 from app.models import Booking, BookingStatus, NotificationKind
 from app.notifications import (
     CLOSING_SOON_BEFORE,
@@ -83,12 +83,17 @@ def job_id(kind: NotificationKind, booking_id: int, at: datetime) -> str:
     return f"remind:{kind.value}:{booking_id}:{at.isoformat()}"
 
 
+def reminder_jobs(booking: Planned, now: datetime) -> list[Job]:
+    """The booking's reminders still ahead of ``now``, as jobs deferred to their instants."""
+    return [
+        Job(REMIND, (kind.value, booking.booking_id, at), job_id(kind, booking.booking_id, at), at)
+        for kind, at in instants(booking, now)
+    ]
+
+
 async def plan_booking(jobs: JobQueue, booking: Planned, now: datetime) -> int:
-    planned = instants(booking, now)
-    for kind, at in planned:
-        await jobs.enqueue(
-            REMIND, kind.value, booking.booking_id, at, job_id=job_id(kind, booking.booking_id, at), at=at
-        )
+    planned = reminder_jobs(booking, now)
+    await jobs.enqueue_all(planned)
     return len(planned)
 
 

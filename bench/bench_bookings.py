@@ -13,7 +13,9 @@ What it does, on a fresh PostgreSQL database (dropped afterwards) and its own Re
    succeed, the other 199 must get 409, and an audit query must find no overlapping active
    bookings. (b) 50 drivers at once, each ``ROUNDS`` times in a row: book a slot of their own and
    pay it; every request must succeed. The hello-world reference runs the same 50-client loop of
-   two requests per round trip, just before, so the p99 comparison is like for like.
+   two requests per round trip, just before, so the p99 comparison is like for like. Each side's
+   server CPU time per round trip is recorded too, and the Redis round trips that
+   ``count_statements.py`` counts.
 
 Environment: ``BENCH_DATABASE_URL`` (a PostgreSQL server URL, default
 ``postgres://postgres@127.0.0.1:5432/test``; a database of its own is created on that server) and
@@ -76,6 +78,14 @@ EARLIER = (
     "test suites running): 21 round trips/s, p99 7224 ms against a reference of 59 round trips/s and p99 2556 ms "
     "(0.35x throughput, 2.83x p99). With the reference itself starved to a fifth of its quiet figure, these "
     "ratios swing between runs by more than the targets' margins: they need a quiet machine to settle.",
+    "- before a request's jobs went to the queue in one Redis round trip and the session was read in one raw "
+    "statement (2026-12-02 11:33 UTC, load average 22 on 2 cores): 22 round trips/s, p99 3642 ms against a "
+    "reference of 66 round trips/s and p99 1986 ms (0.34x throughput, 1.83x p99); Redis round trips per round "
+    "trip 19 (book 14: four arq enqueues of three each, the event's sequence number and its publish; pay 5). "
+    "Runs of the code before and after, alternated on the same machine at load average 3 to 4 "
+    "(`bench_bookings.py`'s load, 10 rounds after a warm-up): before 45 and 41 round trips/s against 179 and "
+    "189 (0.25x, 0.22x), server CPU 8.6 and 8.0 ms per round trip; after 71 and 64 against 149 and 155 (0.48x, "
+    "0.41x), server CPU 5.6 and 6.2 ms.",
 )
 
 OVERLAPS = """
@@ -254,8 +264,26 @@ async def race(base: str, seeded: Seeded, slot: datetime) -> dict[str, Any]:
     return {"elapsed_s": elapsed, "statuses": statuses}
 
 
-async def round_trips(base: str, clients: int, trip: Any) -> dict[str, Any]:
-    """``clients`` concurrent loops of ``ROUNDS`` round trips each: throughput, p50/p99, errors."""
+def server_cpu_s(server: Server) -> float:
+    """CPU time (user + system) the server's processes have used so far. Hypercorn's worker is a
+    child of the process started. It moves less than throughput with what else the machine runs
+    (though runs still differ by up to a fifth), so it compares the app with the reference on a busy
+    machine too."""
+    total, pids = 0.0, [server.process.pid]
+    while pids:
+        pid = pids.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            pids += [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            continue  # gone meanwhile
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def round_trips(base: str, clients: int, trip: Any, server: Server | None = None) -> dict[str, Any]:
+    """``clients`` concurrent loops of ``ROUNDS`` round trips each: throughput, p50/p99, errors, and
+    the ``server``'s CPU time per round trip."""
     import httpx
 
     latencies: list[float] = []
@@ -274,10 +302,13 @@ async def round_trips(base: str, clients: int, trip: Any) -> dict[str, Any]:
                 if error:
                     errors.append(error)
 
+        cpu = server_cpu_s(server) if server else 0.0
         started = time.perf_counter()
         await asyncio.gather(*(loop(n) for n in range(clients)))
         elapsed = time.perf_counter() - started
+        cpu = server_cpu_s(server) - cpu if server else 0.0
     return {
+        "cpu_ms": cpu * 1000 / len(latencies),
         "round_trips": len(latencies),
         "throughput": len(latencies) / elapsed,
         "p50_ms": percentile(latencies, 50) * 1000,
@@ -340,7 +371,7 @@ async def run() -> dict[str, Any]:
         base = hello.base
         try:
             await round_trips(base, USERS, hello_trip())  # warm-up
-            results["hello"] = await round_trips(base, USERS, hello_trip())
+            results["hello"] = await round_trips(base, USERS, hello_trip(), hello)
         finally:
             stop_server(hello)
         web = await start_server("app:create_app()", env, "/healthz")
@@ -349,31 +380,43 @@ async def run() -> dict[str, Any]:
             soon = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
             results["race"] = await race(base, seeded, soon)
             results["race"]["overlaps"] = await audit(database_url)
-            results["pay"] = await round_trips(base, USERS, booking_trip(seeded, soon))
+            results["pay"] = await round_trips(base, USERS, booking_trip(seeded, soon), web)
             results["pay"]["overlaps"] = await audit(database_url)
         finally:
             stop_server(web)
     finally:
         await drop_database(server_url, name)
         await clean_redis(redis_url, env["REDIS_PREFIX"])
-    results["statements"] = await count_statements()
+    results["statements"], results["redis"] = await count_statements()
     return results
 
 
-async def count_statements() -> dict[str, int]:
-    """Statements per booking and per payment, as ``bench/count_statements.py`` counts them."""
+async def count_statements() -> tuple[dict[str, int], dict[str, int]]:
+    """Statements and Redis round trips per booking and per payment, as ``bench/count_statements.py``
+    counts them."""
     from bench import count_statements
 
-    return {request: len(sent) for request, sent in (await count_statements.run(verbose=False)).items()}
+    redis: dict[str, list[str]] = {}
+    statements = await count_statements.run(verbose=False, redis=redis)
+    return {request: len(sent) for request, sent in statements.items()}, {
+        request: len(sent) for request, sent in redis.items()
+    }
 
 
 async def clean_redis(url: str, prefix: str) -> None:
-    """Drop the per-station event counters the run left under its prefix."""
+    """Drop the per-station event counters the run left under its prefix, and the jobs it queued
+    (nothing runs them): arq keeps a job under its id outside any prefix, and a later run whose
+    fresh database hands out the same booking ids would find it and enqueue nothing."""
     import redis.asyncio as aioredis
+    from arq.constants import job_key_prefix
+
+    from app.job_queue import queue_for
 
     client = aioredis.from_url(url)
     try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+        queued = await client.zrange(queue_for(prefix), 0, -1)
+        keys = [job_key_prefix.encode() + job_id for job_id in queued]
+        keys += [key async for key in client.scan_iter(match=f"{prefix}:*")]
         if keys:
             await client.delete(*keys)
     finally:
@@ -410,18 +453,22 @@ def report(results: dict[str, Any]) -> str:
         "(round trip = `POST /api/bookings` + `POST /api/payments/process` with an Idempotency-Key); the "
         "reference does two `POST /` to the hello-world per round trip:",
         "",
-        "| | round trips | errors | round trips/s | p50 (ms) | p99 (ms) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| | round trips | errors | round trips/s | p50 (ms) | p99 (ms) | server CPU per round trip (ms) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
         f"| hello-world reference | {hello['round_trips']} | {hello['errors']} | {hello['throughput']:.0f} "
-        f"| {hello['p50_ms']:.1f} | {hello['p99_ms']:.1f} |",
+        f"| {hello['p50_ms']:.1f} | {hello['p99_ms']:.1f} | {hello['cpu_ms']:.2f} |",
         f"| book + pay | {pay['round_trips']} | {pay['errors']} | {pay['throughput']:.0f} "
-        f"| {pay['p50_ms']:.1f} | {pay['p99_ms']:.1f} |",
+        f"| {pay['p50_ms']:.1f} | {pay['p99_ms']:.1f} | {pay['cpu_ms']:.2f} |",
         "",
         f"- errors: {pay['errors']}, overlaps afterwards: {pay['overlaps']}; target 0 errors: "
         f"**{'met' if pay_ok else 'NOT met'}**",
         f"- SQL statements per round trip: {sent} (book {statements['book']}, pay {statements['pay']}, "
         "as `python bench/count_statements.py` counts them, BEGIN and COMMIT included); "
-        f"target <= {TARGET}: **{'met' if sent <= TARGET else 'NOT met'}**",
+        f"target <= {TARGET}: **{'met' if sent <= TARGET else 'NOT met'}**; Redis round trips: "
+        f"{sum(results['redis'].values())} (book {results['redis']['book']}, pay {results['redis']['pay']})",
+        f"- server CPU per round trip {pay['cpu_ms'] / hello['cpu_ms']:.1f}x the reference's (its CPU time over the "
+        "run; it moves less with the machine's load than the ratios below, though still by up to a fifth between "
+        "runs)",
         f"- throughput {throughput:.2f}x the reference's, target >= {MIN_THROUGHPUT}x: "
         f"**{'met' if throughput >= MIN_THROUGHPUT else 'NOT met'}**; p99 {p99:.2f}x the reference's, "
         f"target <= {MAX_P99}x: **{'met' if p99 <= MAX_P99 else 'NOT met'}** (a round trip also publishes "

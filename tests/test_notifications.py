@@ -4,10 +4,11 @@ open pages over /ws/me (once, and never to anyone else) and the timed reminders.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from arq import Worker
 from quart import Quart
 
 from app import delivery, reminders
@@ -265,6 +266,10 @@ async def all_sent_live() -> bool:
     return not await Notification.filter(live_sent_at__isnull=True).exists()
 
 
+async def no_job_due(worker: Worker) -> bool:
+    return not await worker.pool.zcount(worker.queue_name, "-inf", datetime.now(UTC).timestamp() * 1000)
+
+
 async def test_two_workers_deliver_each_notification_once(
     db: Backend, private_redis: str, clock: Any, driver: User
 ) -> None:
@@ -285,6 +290,9 @@ async def test_two_workers_deliver_each_notification_once(
                     await booked_and_paid(client, station, (now + timedelta(hours=hours)).isoformat())
                 await eventually(all_sent_live, 10, "every delivery")
                 await eventually(lambda: heard.queue.qsize() >= 10, 5, "ten events arriving")
+                # A delivery job that found its notification sent by the other worker's may still be
+                # finishing: closing a worker cancels what it runs. Jobs leave the queue when done.
+                await eventually(lambda: no_job_due(workers[0]), 5, "the workers' jobs finishing")
             finally:
                 for worker, task in zip(workers, running, strict=True):
                     await worker.close()
