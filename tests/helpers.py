@@ -469,6 +469,23 @@ async def sign_in(page: Any, credentials: dict[str, str], next_path: str = "/") 
     await page.wait_for_url(lambda url: urlsplit(url).path == urlsplit(next_path).path)
 
 
+def kwh_shown(text: str) -> float:
+    """The energy a page shows ("… 1.23 kWh …") as a number."""
+    found = re.search(r"([\d.]+) kWh", text)
+    assert found, f"no energy shown: {text!r}"
+    return float(found.group(1))
+
+
+async def energy_rises(figures: Any, seconds: float = 10) -> None:
+    """The energy shown in ``figures`` (a locator) goes up while the page stays open."""
+    first = kwh_shown(await figures.inner_text())
+
+    async def rose() -> bool:
+        return kwh_shown(await figures.inner_text()) > first
+
+    await eventually(rose, seconds, "the energy rising on the page")
+
+
 async def screenshot(page: Any, name: str, full_page: bool = True) -> None:
     """Keep a picture of the page under test-artifacts/, for reading after a run."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 // My bookings: status, slot in station time, amount, cancel, receipt.
 import { get, messageOf, post } from "./api.js";
+import { boundaryReloader, chargingControls, followSessions } from "./charging.js";
 import { METHOD_LABEL } from "./status.js";
 import { dateTimeText, money, slotText, zoneNameWithId } from "./time.js";
 import { $, announce, busy, clone, el, setState, showError, showErrorAndFocus } from "./ui.js";
@@ -174,7 +175,7 @@ function render(items, payments) {
       } else pay.remove();
       if (canCancel(b)) offerCancel(card, b, id, payments.get(id), link.textContent);
       else card.querySelector(".js-cancel").remove();
-      if (b.status === "PAID" || b.energy_wh != null) chargingControls(card, b, id);
+      if (b.status === "PAID" || b.energy_wh != null) chargingControls(card, b, id, load);
       return card;
     }),
   );
@@ -203,71 +204,7 @@ async function showHistory(box, id, stationId) {
   }
 }
 
-/** Inside a paid slot: Start charging, or Stop charging and the running session's figures (the
-server checks again: the slot, the booking's own connector, the charger being online). */
-function inSlot(b) {
-  const now = Date.now();
-  return b.status === "PAID" && Date.parse(b.slot_time ?? b.slot_start) <= now && now < Date.parse(b.slot_end);
-}
-
-function elapsedText(seconds) {
-  const m = Math.floor(seconds / 60);
-  return m >= 60 ? `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min` : `${m} min`;
-}
-
-async function chargingControls(card, b, id) {
-  const button = card.querySelector(".js-charge");
-  const line = card.querySelector(".js-charging");
-  let now;
-  try {
-    now = await get(`/api/bookings/${id}/charging`);
-  } catch {
-    return;
-  }
-  if (now.session) {
-    const s = now.session;
-    line.hidden = false;
-    line.textContent = now.charging
-      ? `Charging: ${s.energy_kwh.toFixed(2)} kWh · ${s.power_kw} kW · ${elapsedText(s.elapsed_seconds)}`
-      : `Last session: ${s.energy_kwh.toFixed(2)} kWh in ${elapsedText(s.elapsed_seconds)}`;
-  }
-  if (!inSlot(b)) return;
-  const action = now.charging ? "stop" : "start";
-  button.hidden = false;
-  button.textContent = now.charging ? "Stop charging" : "Start charging";
-  button.setAttribute("aria-label", `${button.textContent} for booking ${id}`);
-  button.onclick = () => charge(card, id, button, action);
-}
-
-/** A session event from the driver's live channel (/ws/me): the card's figures follow it; a session
-that starts or stops changes the buttons, so the list is read again. */
-function onSession(event) {
-  const s = event.detail;
-  const card = list.querySelector(`[data-booking-id="${s.booking_id}"]`);
-  if (!card) return;
-  const button = card.querySelector(".js-charge");
-  if (s.stopped_at || (button && !button.hidden && button.textContent === "Start charging")) {
-    load();
-    return;
-  }
-  const line = card.querySelector(".js-charging");
-  line.hidden = false;
-  line.textContent = `Charging: ${Number(s.energy_kwh).toFixed(2)} kWh · ${s.power_kw} kW · ${elapsedText(s.elapsed_seconds)}`;
-}
-
-document.addEventListener("chargeslot:session", onSession);
-
-async function charge(card, id, button, action) {
-  const errorBox = card.querySelector(".js-error");
-  showError(errorBox, "");
-  try {
-    await busy(button, () => post(`/api/bookings/${id}/charging/${action}`), action === "start" ? "Starting…" : "Stopping…");
-    announce(action === "start" ? "The charger accepted: charging starts when your car is plugged in." : "Charging stopped.");
-    await load();
-  } catch (err) {
-    showErrorAndFocus(errorBox, messageOf(err));
-  }
-}
+followSessions((bookingId) => list.querySelector(`[data-booking-id="${bookingId}"]`), () => load());
 
 async function cancelBooking(card, id, button) {
   const errorBox = card.querySelector(".js-error");
@@ -285,22 +222,7 @@ async function cancelBooking(card, id, button) {
   }
 }
 
-let boundaryTimer;
-
-/** Start charging (and Cancel) hang on the slot having started or ended, which no event announces:
-the list is read again at the next start or end of a paid slot, so a page left open shows the
-button when the slot begins. */
-function reloadAtNextBoundary(items) {
-  clearTimeout(boundaryTimer);
-  const now = Date.now();
-  const instants = items
-    .filter((b) => b.status === "PAID")
-    .flatMap((b) => [Date.parse(b.slot_time ?? b.slot_start), Date.parse(b.slot_end)])
-    .filter((t) => t > now);
-  if (!instants.length) return;
-  const SIX_HOURS = 6 * 3600 * 1000; // far timers are re-armed by the read they cause
-  boundaryTimer = setTimeout(load, Math.min(Math.min(...instants) - now + 250, SIX_HOURS));
-}
+const reloadAtNextBoundary = boundaryReloader(() => load());
 
 async function load() {
   try {

@@ -29,6 +29,18 @@ export class ChargePointsSection {
     this.render(chargers);
   }
 
+  /** An availability event's chargers carry their charge point's `online` and the connector's
+  `live_status`: when one differs from the list shown, the list is read again, so Online/Offline
+  follows the charger without a reload. */
+  async follow(eventChargers, chargers) {
+    const shown = new Map(this.points.flatMap((p) => p.connectors.map((c) => [c.charger_id, { online: p.online, live: c.live_status }])));
+    const changed = eventChargers.some((c) => {
+      const was = shown.get(c.id);
+      return was && typeof c.online === "boolean" && (c.online !== was.online || (c.live_status ?? null) !== (was.live ?? null));
+    });
+    if (changed) await this.load(chargers);
+  }
+
   showKey(answer, what) {
     const box = $("#cp-key");
     box.hidden = false;

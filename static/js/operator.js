@@ -410,6 +410,7 @@ function followStation() {
         const now = new Map(msg.chargers.map((c) => [c.id, c]));
         station.chargers = (station.chargers ?? []).map((c) => ({ ...c, ...(now.get(c.id) ?? {}) }));
         renderChargers();
+        chargePoints?.follow(msg.chargers, station.chargers);
       }
     },
     onGap: () => reload().catch(() => {}),

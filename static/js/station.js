@@ -2,8 +2,9 @@
 import { get, messageOf } from "./api.js";
 import { LiveChannel, bindIndicator } from "./live.js";
 import { BookingFlow } from "./booking.js";
+import { boundaryReloader, chargingControls, followSessions, inSlot } from "./charging.js";
 import { chargerState, mergeChargers, nextChangeText, pausedState, powerText } from "./status.js";
-import { ServerClock, clockText, money, nameZones, todayText, zoneParts } from "./time.js";
+import { ServerClock, clockText, money, nameZones, slotText, todayText, zoneParts } from "./time.js";
 import { $, announce, el, setBadge, setState } from "./ui.js";
 
 const main = $("#main");
@@ -22,6 +23,33 @@ const view = {
 };
 
 const flow = main.dataset.signedIn === "true" ? new BookingFlow({ stationId, tz, clock, onClosed: refreshStatus }) : null;
+
+// "Your booking": the signed-in driver's paid booking here whose slot is running, with the
+// charging controls My bookings has.
+const panel = $("#my-booking");
+const me = Number(main.dataset.userId || 0);
+const panelAtBoundary = boundaryReloader(() => loadMyBooking());
+
+async function loadMyBooking() {
+  let items;
+  try {
+    const data = await get(`/api/bookings?station_id=${stationId}&status=PAID&limit=200`);
+    // Operators are shown everyone's bookings: the panel is the signed-in person's own.
+    items = (Array.isArray(data) ? data : data.items ?? []).filter((b) => b.user_id === undefined || b.user_id === me);
+  } catch {
+    return;
+  }
+  panelAtBoundary(items);
+  const b = items.find((x) => inSlot(x));
+  panel.hidden = !b;
+  panel.dataset.bookingId = b ? String(b.booking_id ?? b.id) : "";
+  if (!b) return;
+  const where = [b.charger_number ? `Charger #${b.charger_number}` : "", b.charger_type].filter(Boolean).join(" ");
+  panel.querySelector(".js-slot").textContent = [slotText(b.slot_time ?? b.slot_start, b.slot_end, tz), where].filter(Boolean).join(" · ");
+  panel.querySelector(".js-charging").hidden = true;
+  panel.querySelector(".js-charge").hidden = true;
+  await chargingControls(panel, b, panel.dataset.bookingId, loadMyBooking);
+}
 
 function renderHead() {
   const s = view.station;
@@ -210,6 +238,11 @@ async function start() {
   });
   bindIndicator($("#conn"), channel);
   channel.start();
+  if (panel) {
+    followSessions((bookingId) => (panel.dataset.bookingId === String(bookingId) ? panel : null), loadMyBooking);
+    document.addEventListener("chargeslot:notification", (event) => event.detail?.booking_id && loadMyBooking());
+    loadMyBooking();
+  }
   await flow?.start();
   revealBookingIfAsked();
 }

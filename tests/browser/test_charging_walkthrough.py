@@ -20,6 +20,7 @@ from playwright.async_api import expect
 from tests.browser.conftest import OPERATOR, Api
 from tests.helpers import (
     create_station,
+    energy_rises,
     eventually,
     screenshot,
     sign_in,
@@ -32,12 +33,6 @@ pytestmark = pytest.mark.browser
 LIVE = 8_000  # ms
 #: How far ahead of "now" the driver's slot starts: enough to book and pay in the browser first.
 LEAD = timedelta(seconds=20)
-
-
-def kwh_shown(text: str) -> float:
-    found = re.search(r"([\d.]+) kWh", text)
-    assert found, f"no energy on the card: {text!r}"
-    return float(found.group(1))
 
 
 async def test_driver_reserves_starts_and_stops_a_simulated_charger_from_my_bookings(
@@ -122,12 +117,7 @@ async def test_driver_reserves_starts_and_stops_a_simulated_charger_from_my_book
         assert f"<- RemoteStartTransaction {{'id_tag': '{id_tag}', 'connector_id': 1}}" in log.read_text()
         figures = card.locator(".js-charging")
         await expect(figures).to_contain_text(re.compile(r"Charging: [\d.]+ kWh · 11 kW"), timeout=LIVE)
-        first = kwh_shown(await figures.inner_text())
-
-        async def energy_rose() -> bool:
-            return kwh_shown(await figures.inner_text()) > first
-
-        await eventually(energy_rose, 10, "the energy rising on the page")
+        await energy_rises(figures)
         await expect(charger_tile).to_contain_text("Charging", timeout=LIVE)
         await expect(charger_tile).to_contain_text("kWh · 11 kW", timeout=LIVE)  # the meter's figures too
         assert await page.evaluate("window.stillTheSamePage === true"), "the figures came with a reload"
