@@ -47,7 +47,11 @@ async def _refused(server: str, identity: str, headers: dict[str, str], subproto
             additional_headers=headers,  # type: ignore[arg-type]
         ):
             pass
-    return refused.value.response.status_code
+    response = refused.value.response
+    if response.status_code == 401:
+        # A charge point is told which credentials to send (RFC 7235).
+        assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
+    return response.status_code
 
 
 async def test_handshake_is_refused_without_the_subprotocol_or_with_wrong_credentials(server: str) -> None:

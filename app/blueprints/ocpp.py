@@ -30,6 +30,12 @@ class SubprotocolRequired(DomainError):
     detail = "Offer the ocpp1.6 WebSocket subprotocol."
 
 
+class ChargePointUnauthenticated(Unauthenticated):
+    detail = "Unknown charge point or wrong key."
+    #: RFC 7235: a 401 names the scheme the client should answer with.
+    headers = {"WWW-Authenticate": 'Basic realm="Chargeslot charge points", charset="UTF-8"'}
+
+
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     scheme, _, encoded = (header or "").partition(" ")
     if scheme.lower() != "basic":
@@ -65,7 +71,7 @@ async def charge_point_socket(identity: str) -> None:
     if credentials is not None and credentials[0] == identity:
         row = await charge_points.authenticate(identity, credentials[1])
     if row is None:
-        raise Unauthenticated("Unknown charge point or wrong key.")
+        raise ChargePointUnauthenticated()
     await websocket.accept(subprotocol=SUBPROTOCOL)
     link = state().chargers
     session = await link.attach(row, _QuartSocket(websocket._get_current_object()))  # type: ignore[attr-defined]
