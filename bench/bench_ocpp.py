@@ -46,22 +46,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.bus import RedisBus  # noqa: E402
-from app.db import close_db, init_db  # noqa: E402
 from app.events import publish_availability  # noqa: E402
 from app.hours import HoursSpec  # noqa: E402
 from app.models import Booking, BookingStatus, ChargePoint, Charger, Role, User  # noqa: E402
 from app.passwords import hash_password  # noqa: E402
 from app.simulator import SimulatedChargePoint, connected  # noqa: E402
 from app.stations import ChargerSpec, insert_station  # noqa: E402
-from bench.bench_http import create_database, drop_database  # noqa: E402
 from bench.bench_ws import (  # noqa: E402
-    Stack,
-    clean_redis,
+    fresh_stack,
     percentile,
     raise_fd_limit,
     rss_kib,
     start_processes,
-    stop_processes,
     wait_ready,
 )
 from bench.common import machine, record_section  # noqa: E402
@@ -314,43 +310,21 @@ def record(result: Result) -> None:
 
 
 async def run(args: argparse.Namespace) -> Result:
-    base_url = args.database_url.replace("postgresql://", "postgres://", 1)
-    db_url, db_name = await create_database(base_url, 0)
-    prefix = f"bench-ocpp-{secrets.token_hex(4)}"
-    env = {
-        "DATABASE_URL": db_url,
-        "REDIS_URL": args.redis_url,
-        "REDIS_PREFIX": prefix,
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "RUN_BACKGROUND_TASKS": "false",
-    }
-    stack = Stack(db_url, db_name, args.redis_url, prefix, env)
-    await init_db(stack.settings())
-    bus = RedisBus(args.redis_url, prefix)
-    await bus.start()
-    try:
+    async with fresh_stack(args, "ocpp") as (stack, bus):
         chargers = await seed(args.charge_points)
         start_processes(stack)
-        try:
-            await wait_ready(stack, bus)
-            before = rss_kib(stack.server.pid)
-            began = time.perf_counter()
-            fleet = await open_charge_points(stack.port, args.charge_points)
-            points = fleet.points
-            connect_seconds = time.perf_counter() - began
-            await asyncio.sleep(2)
-            after = rss_kib(stack.server.pid)
-            print(f"{len(points)} charge points held in {connect_seconds:.1f} s")
-            status_ms, heartbeat_ms = await measure_status(points, chargers, stack.port, args.samples)
-            late = await measure_reservations(points, chargers, bus, args.bookings)
-            await fleet.close()
-        finally:
-            stop_processes(stack)
-            await clean_redis(bus, prefix)
-    finally:
-        await bus.close()
-        await close_db()
-        await drop_database(base_url, db_name)
+        await wait_ready(stack, bus)
+        before = rss_kib(stack.server.pid)
+        began = time.perf_counter()
+        fleet = await open_charge_points(stack.port, args.charge_points)
+        points = fleet.points
+        connect_seconds = time.perf_counter() - began
+        await asyncio.sleep(2)
+        after = rss_kib(stack.server.pid)
+        print(f"{len(points)} charge points held in {connect_seconds:.1f} s")
+        status_ms, heartbeat_ms = await measure_status(points, chargers, stack.port, args.samples)
+        late = await measure_reservations(points, chargers, bus, args.bookings)
+        await fleet.close()
     return Result(
         args.charge_points,
         len(points),

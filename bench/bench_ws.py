@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,7 +56,8 @@ from app.db import close_db, init_db  # noqa: E402
 from app.directory import StationDirectory  # noqa: E402
 from app.events import publish_status  # noqa: E402
 from app.hours import HoursSpec  # noqa: E402
-from app.stations import ChargerSpec, add_exception, insert_station  # noqa: E402
+from app.payment_provider import SimulatedProvider  # noqa: E402
+from app.stations import Change, ChargerSpec, add_exception, insert_station  # noqa: E402
 from bench.bench_http import create_database, drop_database, free_port  # noqa: E402
 from bench.common import machine, record_section  # noqa: E402
 from workers.jobs import queue_for  # noqa: E402
@@ -145,6 +148,34 @@ async def wait_ready(stack: Stack, bus: RedisBus, timeout: float = 60) -> None:
             return
         await asyncio.sleep(0.2)
     raise RuntimeError(f"web process or worker not ready within {timeout}s")
+
+
+@contextlib.asynccontextmanager
+async def fresh_stack(args: argparse.Namespace, name: str) -> AsyncIterator[tuple[Stack, RedisBus]]:
+    """A new migrated database, a Redis prefix of its own and this process's bus on it, for a run to
+    seed and then ``start_processes``; afterwards the processes are stopped and everything is dropped."""
+    base_url = args.database_url.replace("postgresql://", "postgres://", 1)
+    db_url, db_name = await create_database(base_url, 0)
+    prefix = f"bench-{name}-{secrets.token_hex(4)}"
+    env = {
+        "DATABASE_URL": db_url,
+        "REDIS_URL": args.redis_url,
+        "REDIS_PREFIX": prefix,
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "RUN_BACKGROUND_TASKS": "false",
+    }
+    stack = Stack(db_url, db_name, args.redis_url, prefix, env)
+    await init_db(stack.settings())
+    bus = RedisBus(args.redis_url, prefix)
+    await bus.start()
+    try:
+        yield stack, bus
+    finally:
+        stop_processes(stack)
+        await clean_redis(bus, prefix)
+        await bus.close()
+        await close_db()
+        await drop_database(base_url, db_name)
 
 
 async def clean_redis(bus: RedisBus, prefix: str) -> None:
@@ -285,7 +316,8 @@ async def measure_transition(
     try:
         instant = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=lead + 1)
         # What POST /api/stations/{id}/exceptions does: store the closing, then announce the status.
-        await add_exception(station_id, closing=True, begin=instant, end=instant + timedelta(hours=1))
+        change = Change(datetime.now(UTC), bus, SimulatedProvider())
+        await add_exception(station_id, closing=True, begin=instant, end=instant + timedelta(hours=1), change=change)
         await publish_status(bus, station_id, datetime.now(UTC))
 
         def closings(listener: Listener) -> list[float]:
@@ -355,23 +387,8 @@ def record(idle: IdleResult, fan_out: FanOutResult, args: argparse.Namespace) ->
 
 
 async def run(args: argparse.Namespace) -> tuple[IdleResult, FanOutResult]:
-    base_url = args.database_url.replace("postgresql://", "postgres://", 1)
-    db_url, db_name = await create_database(base_url, 0)  # migrated, no stations
-    prefix = f"bench-ws-{secrets.token_hex(4)}"
-    env = {
-        "DATABASE_URL": db_url,
-        "REDIS_URL": args.redis_url,
-        "REDIS_PREFIX": prefix,
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "RUN_BACKGROUND_TASKS": "false",
-    }
-    stack = Stack(db_url, db_name, args.redis_url, prefix, env)
-    settings = stack.settings()
-    await init_db(settings)
-    bus = RedisBus(args.redis_url, prefix)
-    await bus.start()
-    directory = StationDirectory(bus, SystemClock())
-    try:
+    async with fresh_stack(args, "ws") as (stack, bus):
+        directory = StationDirectory(bus, SystemClock())
         station = await insert_station(
             name="Bench Hub",
             location="1 Benchmark Road",
@@ -385,18 +402,10 @@ async def run(args: argparse.Namespace) -> tuple[IdleResult, FanOutResult]:
             chargers=[ChargerSpec("CCS2", 60)] * 4,
         )
         start_processes(stack)
-        try:
-            await wait_ready(stack, bus)
-            print(f"web process pid {stack.server.pid} on port {stack.port}; worker ready")
-            idle = await measure_idle(stack, station.id, args.idle, bus, directory)
-            fan_out = await measure_transition(stack, station.id, args.clients, args.lead, bus, directory)
-        finally:
-            stop_processes(stack)
-            await clean_redis(bus, prefix)
-    finally:
-        await bus.close()
-        await close_db()
-        await drop_database(base_url, db_name)
+        await wait_ready(stack, bus)
+        print(f"web process pid {stack.server.pid} on port {stack.port}; worker ready")
+        idle = await measure_idle(stack, station.id, args.idle, bus, directory)
+        fan_out = await measure_transition(stack, station.id, args.clients, args.lead, bus, directory)
     return idle, fan_out
 
 
